@@ -1,0 +1,17 @@
+# The two commands of the README's quick start, plus their building blocks.
+.PHONY: demo test setup install fmt
+
+demo: setup
+	scripts/demo.sh
+
+test: setup
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+install: setup
+	scripts/install.sh
+
+fmt:
+	cargo fmt --all

@@ -1,0 +1,142 @@
+//! Registered claim validation (RFC 7519 §4.1): types first, then values (checklist E7–E20).
+
+use crate::error::TokenError;
+use crate::json::Json;
+
+/// Largest NumericDate accepted: 9999-12-31 23:59:59 UTC.
+pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
+/// Default clock leeway in seconds.
+pub const DEFAULT_LEEWAY: i64 = 30;
+
+/// How claims are checked.
+#[derive(Debug, Clone)]
+pub struct Validation<'a> {
+    /// The current time, Unix seconds.
+    pub now: i64,
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds (non-negative).
+    pub leeway: i64,
+    /// If set, `aud` must be this string or an array containing it. If not set, a token that
+    /// carries `aud` is rejected (RFC 7519 §4.1.3: the recipient must identify itself).
+    pub audience: Option<&'a str>,
+    /// If set, `iss` must be exactly this string.
+    pub issuer: Option<&'a str>,
+    /// Claims that must be present (by default `exp`).
+    pub required: &'a [String],
+    /// If set, `exp` may be at most this many seconds after `now` (checklist E12).
+    pub max_lifetime: Option<i64>,
+}
+
+impl<'a> Validation<'a> {
+    pub fn new(now: i64, required: &'a [String]) -> Validation<'a> {
+        Validation { now, leeway: DEFAULT_LEEWAY, audience: None, issuer: None, required, max_lifetime: None }
+    }
+}
+
+/// The time claims of a verified token, kept to re-check expiry at every access.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TimeClaims {
+    pub exp: Option<f64>,
+    pub nbf: Option<f64>,
+}
+
+impl TimeClaims {
+    /// Re-checks `exp` and `nbf` against `now` (used when a cached verification is reused).
+    pub fn check(&self, now: i64, leeway: i64) -> Result<(), TokenError> {
+        let leeway = leeway.max(0) as f64;
+        let now = now as f64;
+        if let Some(exp) = self.exp {
+            if exp <= now - leeway {
+                return Err(TokenError::Expired { exp: exp.floor() as i64 });
+            }
+        }
+        if let Some(nbf) = self.nbf {
+            if nbf > now + leeway {
+                return Err(TokenError::NotYetValid { claim: "nbf", at: nbf.floor() as i64 });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A NumericDate: a JSON number, finite, from 0 to [`MAX_NUMERIC_DATE`]. Anything else, a
+/// numeric string included, is an invalid type, never "absent" (checklist E9, E10).
+fn numeric_date(claims: &Json, name: &'static str) -> Result<Option<f64>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::Number(text)) => match text.parse::<f64>() {
+            Ok(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+            _ => Err(TokenError::InvalidClaimType(name)),
+        },
+        Some(_) => Err(TokenError::InvalidClaimType(name)),
+    }
+}
+
+fn optional_string<'c>(claims: &'c Json, name: &'static str) -> Result<Option<&'c str>, TokenError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
+        Some(_) => Err(TokenError::InvalidClaimType(name)),
+    }
+}
+
+/// Validates the registered claims of a claims object; returns the time claims.
+pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenError> {
+    // Types first: every registered claim that is present must have its type.
+    let exp = numeric_date(claims, "exp")?;
+    let nbf = numeric_date(claims, "nbf")?;
+    let iat = numeric_date(claims, "iat")?;
+    let iss = optional_string(claims, "iss")?;
+    optional_string(claims, "sub")?;
+    optional_string(claims, "jti")?;
+    let aud: Option<Vec<&str>> = match claims.get("aud") {
+        None => None,
+        Some(Json::String(s)) => Some(vec![s.as_str()]),
+        Some(Json::Array(items)) if !items.is_empty() => Some(
+            items
+                .iter()
+                .map(|i| i.as_str().ok_or(TokenError::InvalidClaimType("aud")))
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(TokenError::InvalidClaimType("aud")),
+    };
+
+    for name in v.required {
+        if claims.get(name).is_none() {
+            return Err(TokenError::MissingClaim(name.clone()));
+        }
+    }
+
+    // Then values.
+    let times = TimeClaims { exp, nbf };
+    times.check(v.now, v.leeway)?;
+    if let Some(iat) = iat {
+        if iat > (v.now + v.leeway.max(0)) as f64 {
+            return Err(TokenError::NotYetValid { claim: "iat", at: iat.floor() as i64 });
+        }
+    }
+    if let (Some(max), Some(exp)) = (v.max_lifetime, exp) {
+        if exp - v.now as f64 > max as f64 {
+            return Err(TokenError::InvalidClaimType("exp"));
+        }
+    }
+    match (v.issuer, iss) {
+        (Some(_), None) => return Err(TokenError::MissingClaim("iss".to_owned())),
+        (Some(expected), Some(actual)) if expected != actual => {
+            return Err(TokenError::IssuerMismatch("the token's iss is not the configured issuer"))
+        }
+        _ => {}
+    }
+    match (v.audience, aud) {
+        (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),
+        (Some(expected), Some(list)) if !list.contains(&expected) => {
+            return Err(TokenError::AudienceMismatch("the token's aud does not name the configured audience"))
+        }
+        (None, Some(_)) => {
+            return Err(TokenError::AudienceMismatch(
+                "the token carries aud but no audience is configured (RFC 7519 section 4.1.3)",
+            ))
+        }
+        _ => {}
+    }
+    Ok(times)
+}

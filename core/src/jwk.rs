@@ -1,0 +1,713 @@
+//! JWK and JWKS import (RFC 7517, RFC 7518 §6, RFC 8037) for verification, private JWKs for
+//! signing, the publishable form of a key set, and key generation.
+//!
+//! Import is all-or-nothing: a set with one bad signing key is refused whole (checklist D1–D18),
+//! while keys that are not for JWS signatures (unknown `kty`/`crv`, `use: enc`, `key_ops`
+//! without `verify`, a non-JWS `alg`) are skipped, because real key sets publish encryption keys
+//! beside signing keys.
+
+use crate::alg::{AlgName, Algorithm};
+use crate::b64;
+use crate::error::KeyError;
+use crate::json::Json;
+use num_bigint::BigUint;
+use ring::rand::{SecureRandom, SystemRandom};
+use ring::{hmac, signature};
+
+/// Largest key set text accepted (bytes).
+pub const MAX_KEY_SET_BYTES: usize = 256 * 1024;
+/// Largest number of keys in a set.
+pub const MAX_KEYS: usize = 100;
+/// Longest `kid` accepted, in a key or a token header (bytes).
+pub const MAX_KID_BYTES: usize = 256;
+/// RSA modulus bounds in bits (ring verifies 2048 to 8192).
+pub const RSA_MIN_BITS: usize = 2048;
+pub const RSA_MAX_BITS: usize = 8192;
+
+const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
+
+/// An elliptic curve for ECDSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+impl Curve {
+    fn from_name(name: &str) -> Option<Curve> {
+        match name {
+            "P-256" => Some(Curve::P256),
+            "P-384" => Some(Curve::P384),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Curve::P256 => "P-256",
+            Curve::P384 => "P-384",
+        }
+    }
+
+    /// Coordinate (and private scalar) length in bytes.
+    pub fn coordinate_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+        }
+    }
+
+    pub fn algorithm(self) -> Algorithm {
+        match self {
+            Curve::P256 => Algorithm::ES256,
+            Curve::P384 => Algorithm::ES384,
+        }
+    }
+
+    /// Field prime p and coefficient b of the short Weierstrass curve y² = x³ − 3x + b.
+    fn params(self) -> (BigUint, BigUint) {
+        let (p, b): (&[u8], &[u8]) = match self {
+            Curve::P256 => (
+                b"ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
+                b"5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
+            ),
+            Curve::P384 => (
+                b"fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
+                b"b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
+            ),
+        };
+        // The constants are valid hex, so parsing cannot fail; fall back to zero to stay panic-free.
+        let parse = |h: &[u8]| BigUint::parse_bytes(h, 16).unwrap_or_default();
+        (parse(p), parse(b))
+    }
+
+    /// True when (x, y) are both below p and satisfy the curve equation. P-256 and P-384 have
+    /// cofactor 1, so every such point is in the prime-order group; the identity has no affine
+    /// encoding, so it cannot pass.
+    fn is_on_curve(self, x: &[u8], y: &[u8]) -> bool {
+        let (p, b) = self.params();
+        let x = BigUint::from_bytes_be(x);
+        let y = BigUint::from_bytes_be(y);
+        if x >= p || y >= p {
+            return false;
+        }
+        let three = BigUint::from(3u32);
+        let lhs = (&y * &y) % &p;
+        let x3 = (&x * &x % &p) * &x % &p;
+        let three_x = (&three * &x) % &p;
+        let rhs = (x3 + &p - three_x + b) % &p;
+        lhs == rhs
+    }
+}
+
+/// The public (or, for HMAC, shared) material of a verification key.
+pub enum KeyMaterial {
+    /// `oct`: the secret, and ring keys for each HS algorithm the secret is long enough for.
+    Hmac { len: usize, keys: Vec<(Algorithm, hmac::Key)> },
+    /// `RSA`: big-endian modulus and exponent, minimal encodings.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// `EC`: the uncompressed SEC1 point `04 || x || y`.
+    Ec { curve: Curve, point: Vec<u8> },
+    /// `OKP` Ed25519: the 32-byte public key.
+    Ed25519 { x: Vec<u8> },
+}
+
+impl std::fmt::Debug for KeyMaterial {
+    // Never print key bytes, not even public ones: keep debug output free of key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyMaterial::Hmac { len, .. } => write!(f, "Hmac({len} bytes)"),
+            KeyMaterial::Rsa { n, .. } => write!(f, "Rsa({} bits)", n.len() * 8),
+            KeyMaterial::Ec { curve, .. } => write!(f, "Ec({})", curve.name()),
+            KeyMaterial::Ed25519 { .. } => write!(f, "Ed25519"),
+        }
+    }
+}
+
+/// One key usable to verify JWS signatures.
+#[derive(Debug)]
+pub struct VerifyKey {
+    pub kid: Option<String>,
+    /// The algorithm the JWK pins with `alg`, if any.
+    pub alg: Option<Algorithm>,
+    pub material: KeyMaterial,
+}
+
+impl VerifyKey {
+    /// Whether a token signed with `alg` may be checked with this key: the JWK's `alg` pins the
+    /// algorithm; without it the algorithm must belong to the key's type (RFC 8725 §3.1). HS*
+    /// is never usable with a non-`oct` key.
+    pub fn allows(&self, alg: Algorithm) -> bool {
+        if let Some(pinned) = self.alg {
+            if pinned != alg {
+                return false;
+            }
+        }
+        match &self.material {
+            KeyMaterial::Hmac { len, .. } => alg.is_hmac() && *len >= alg.hmac_min_key_len(),
+            KeyMaterial::Rsa { .. } => matches!(
+                alg,
+                Algorithm::RS256
+                    | Algorithm::RS384
+                    | Algorithm::RS512
+                    | Algorithm::PS256
+                    | Algorithm::PS384
+                    | Algorithm::PS512
+            ),
+            KeyMaterial::Ec { curve, .. } => curve.algorithm() == alg,
+            KeyMaterial::Ed25519 { .. } => alg == Algorithm::EdDSA,
+        }
+    }
+
+    /// The exact signature length this key produces for `alg`.
+    pub fn signature_len(&self, alg: Algorithm) -> usize {
+        match &self.material {
+            KeyMaterial::Hmac { .. } => match alg {
+                Algorithm::HS384 => 48,
+                Algorithm::HS512 => 64,
+                _ => 32,
+            },
+            KeyMaterial::Rsa { n, .. } => n.len(),
+            KeyMaterial::Ec { curve, .. } => 2 * curve.coordinate_len(),
+            KeyMaterial::Ed25519 { .. } => 64,
+        }
+    }
+
+    /// Checks `signature` over `message`. The caller has checked [`VerifyKey::allows`].
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        match &self.material {
+            KeyMaterial::Hmac { keys, .. } => keys
+                .iter()
+                .find(|(a, _)| *a == alg)
+                .is_some_and(|(_, key)| hmac::verify(key, message, signature).is_ok()),
+            KeyMaterial::Rsa { n, e } => {
+                let params: &signature::RsaParameters = match alg {
+                    Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+                    Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+                    Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+                    Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+                    Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+                    _ => return false,
+                };
+                signature::RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
+            }
+            KeyMaterial::Ec { curve, point } => {
+                let params = match curve {
+                    Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
+                    Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
+                };
+                signature::UnparsedPublicKey::new(params, point).verify(message, signature).is_ok()
+            }
+            KeyMaterial::Ed25519 { x } => {
+                signature::UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature).is_ok()
+            }
+        }
+    }
+}
+
+/// A verified-importable key set: only keys usable for JWS signature verification.
+#[derive(Debug)]
+pub struct KeySet {
+    pub keys: Vec<VerifyKey>,
+    /// How many keys of the input were skipped as not for JWS signatures.
+    pub skipped: usize,
+}
+
+impl KeySet {
+    /// Parses a JWKS (`{"keys": [...]}`) or a single JWK.
+    pub fn parse(text: &[u8]) -> Result<KeySet, KeyError> {
+        if text.len() > MAX_KEY_SET_BYTES {
+            return Err(KeyError::Set(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
+        }
+        let json = Json::parse(text).map_err(|e| KeyError::Set(format!("not valid JSON ({e:?})")))?;
+        let members = key_objects(&json).map_err(KeyError::Set)?;
+        let mut keys: Vec<VerifyKey> = Vec::with_capacity(members.len());
+        let mut skipped = 0;
+        for (index, member) in members.iter().enumerate() {
+            let obj = member.as_object().ok_or_else(|| KeyError::Key { index, reason: "not a JSON object".into() })?;
+            match import_public_key(obj).map_err(|reason| KeyError::Key { index, reason })? {
+                Some(key) => {
+                    if let Some(kid) = &key.kid {
+                        if keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())) {
+                            return Err(KeyError::Key { index, reason: "duplicate kid".into() });
+                        }
+                    }
+                    keys.push(key);
+                }
+                None => skipped += 1,
+            }
+        }
+        let symmetric = keys.iter().filter(|k| matches!(k.material, KeyMaterial::Hmac { .. })).count();
+        if symmetric > 0 && symmetric < keys.len() {
+            return Err(KeyError::Set("mixes symmetric (oct) and asymmetric keys".into()));
+        }
+        if keys.is_empty() {
+            return Err(KeyError::Set(format!(
+                "no usable signature verification key ({skipped} key(s) skipped as not for JWS signatures)"
+            )));
+        }
+        Ok(KeySet { keys, skipped })
+    }
+}
+
+/// The key objects of a JWKS or a single JWK.
+fn key_objects(json: &Json) -> Result<&[Json], String> {
+    if json.as_object().is_none() {
+        return Err("expected a JSON object: a JWKS {\"keys\": [...]} or a single JWK".into());
+    }
+    if let Some(keys) = json.get("keys") {
+        let keys = keys.as_array().ok_or("member keys is not an array")?;
+        if keys.len() > MAX_KEYS {
+            return Err(format!("more than {MAX_KEYS} keys"));
+        }
+        Ok(keys)
+    } else if json.get("kty").is_some() {
+        Ok(std::slice::from_ref(json))
+    } else {
+        Err("expected a JWKS {\"keys\": [...]} or a single JWK with kty".into())
+    }
+}
+
+fn get<'a>(obj: &'a [(String, Json)], name: &str) -> Option<&'a Json> {
+    obj.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn opt_str<'a>(obj: &'a [(String, Json)], name: &str) -> Result<Option<&'a str>, String> {
+    match get(obj, name) {
+        None => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("member {name} is not a string")),
+    }
+}
+
+fn req_str<'a>(obj: &'a [(String, Json)], name: &str) -> Result<&'a str, String> {
+    opt_str(obj, name)?.ok_or_else(|| format!("member {name} is missing"))
+}
+
+fn req_b64(obj: &[(String, Json)], name: &str) -> Result<Vec<u8>, String> {
+    b64::decode(req_str(obj, name)?.as_bytes()).map_err(|_| format!("member {name} is not strict base64url"))
+}
+
+fn forbid(obj: &[(String, Json)], kty: &str, names: &[&str]) -> Result<(), String> {
+    match names.iter().find(|n| get(obj, n).is_some()) {
+        Some(n) => Err(format!("member {n} does not belong to a key of kty {kty}")),
+        None => Ok(()),
+    }
+}
+
+/// The metadata common to every JWK, and whether the key is for JWS signature verification.
+struct Common {
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    for_signatures: bool,
+}
+
+fn common_members(obj: &[(String, Json)], usage: &str) -> Result<Common, String> {
+    let kid = opt_str(obj, "kid")?;
+    if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+        return Err(format!("kid is longer than {MAX_KID_BYTES} bytes"));
+    }
+    let mut for_signatures = true;
+    if let Some(u) = opt_str(obj, "use")? {
+        for_signatures &= u == "sig";
+    }
+    if let Some(ops) = get(obj, "key_ops") {
+        let ops = ops.as_array().ok_or("member key_ops is not an array")?;
+        let mut found = false;
+        for op in ops {
+            let op = op.as_str().ok_or("member key_ops holds a non-string")?;
+            found |= op == usage;
+        }
+        for_signatures &= found;
+    }
+    let alg = match opt_str(obj, "alg")? {
+        None => None,
+        Some(name) => match Algorithm::classify(name) {
+            AlgName::Supported(a) => Some(a),
+            AlgName::Unsupported | AlgName::Unknown | AlgName::None => {
+                for_signatures = false;
+                None
+            }
+        },
+    };
+    Ok(Common { kid: kid.map(str::to_owned), alg, for_signatures })
+}
+
+/// Checks that a pinned `alg` fits the key type.
+fn check_alg_fits(alg: Option<Algorithm>, fits: impl Fn(Algorithm) -> bool, kty: &str) -> Result<(), String> {
+    match alg {
+        Some(a) if !fits(a) => Err(format!("alg {} does not fit a key of this type ({kty})", a.name())),
+        _ => Ok(()),
+    }
+}
+
+fn is_rsa_alg(a: Algorithm) -> bool {
+    matches!(
+        a,
+        Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+    )
+}
+
+/// Imports one public JWK for verification. `Ok(None)`: skipped as not a JWS verification key.
+fn import_public_key(obj: &[(String, Json)]) -> Result<Option<VerifyKey>, String> {
+    let kty = req_str(obj, "kty")?;
+    if kty != "oct" {
+        if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| get(obj, m).is_some()) {
+            return Err(format!(
+                "private member {m} present: store only public keys (see jwt_public_jwks)"
+            ));
+        }
+    }
+    let common = common_members(obj, "verify")?;
+    if !common.for_signatures {
+        return Ok(None);
+    }
+    let material = match kty {
+        "RSA" => {
+            forbid(obj, kty, &["crv", "x", "y", "k"])?;
+            check_alg_fits(common.alg, is_rsa_alg, kty)?;
+            let (n, e) = rsa_public_components(obj)?;
+            KeyMaterial::Rsa { n, e }
+        }
+        "EC" => {
+            let Some(curve) = Curve::from_name(req_str(obj, "crv")?) else { return Ok(None) };
+            forbid(obj, kty, &["n", "e", "k"])?;
+            check_alg_fits(common.alg, |a| a == curve.algorithm(), kty)?;
+            KeyMaterial::Ec { curve, point: ec_public_point(obj, curve)? }
+        }
+        "OKP" => {
+            if req_str(obj, "crv")? != "Ed25519" {
+                return Ok(None);
+            }
+            forbid(obj, kty, &["n", "e", "k", "y"])?;
+            check_alg_fits(common.alg, |a| a == Algorithm::EdDSA, kty)?;
+            KeyMaterial::Ed25519 { x: ed25519_public_key(obj)? }
+        }
+        "oct" => {
+            forbid(obj, kty, &["n", "e", "crv", "x", "y"])?;
+            check_alg_fits(common.alg, Algorithm::is_hmac, kty)?;
+            let secret = hmac_secret(obj, common.alg)?;
+            let keys = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512]
+                .into_iter()
+                .filter(|a| secret.len() >= a.hmac_min_key_len() && common.alg.is_none_or(|p| p == *a))
+                .map(|a| (a, hmac::Key::new(hmac_algorithm(a), &secret)))
+                .collect();
+            KeyMaterial::Hmac { len: secret.len(), keys }
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(VerifyKey { kid: common.kid, alg: common.alg, material }))
+}
+
+fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
+    match a {
+        Algorithm::HS384 => hmac::HMAC_SHA384,
+        Algorithm::HS512 => hmac::HMAC_SHA512,
+        _ => hmac::HMAC_SHA256,
+    }
+}
+
+fn hmac_secret(obj: &[(String, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>, String> {
+    let secret = req_b64(obj, "k")?;
+    if secret.is_empty() {
+        return Err("member k is empty".into());
+    }
+    let min = alg.map_or(32, Algorithm::hmac_min_key_len);
+    if secret.len() < min {
+        return Err(format!("HMAC key is {} bytes; at least {min} are required", secret.len()));
+    }
+    Ok(secret)
+}
+
+/// A minimal big-endian unsigned integer (RFC 7518 §6.3.1.1: no leading zero octets).
+fn minimal_uint(obj: &[(String, Json)], name: &str) -> Result<Vec<u8>, String> {
+    let v = req_b64(obj, name)?;
+    match v.first() {
+        None => Err(format!("member {name} is empty")),
+        Some(0) => Err(format!("member {name} has a leading zero octet (not minimal)")),
+        Some(_) => Ok(v),
+    }
+}
+
+fn rsa_public_components(obj: &[(String, Json)]) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let n = minimal_uint(obj, "n")?;
+    let e = minimal_uint(obj, "e")?;
+    let top = n.first().copied().unwrap_or(0);
+    let bits = n.len() * 8 - top.leading_zeros() as usize;
+    if bits < RSA_MIN_BITS {
+        return Err(format!("RSA modulus is {bits} bits; at least {RSA_MIN_BITS} are required"));
+    }
+    if bits > RSA_MAX_BITS {
+        return Err(format!("RSA modulus is {bits} bits; at most {RSA_MAX_BITS} are supported"));
+    }
+    if n.last().is_some_and(|b| b & 1 == 0) {
+        return Err("RSA modulus is even".into());
+    }
+    if e.len() > 4 {
+        return Err("RSA exponent is larger than 2^32".into());
+    }
+    let e_value = e.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    if e_value < 3 || e_value % 2 == 0 {
+        return Err("RSA exponent must be odd and at least 3".into());
+    }
+    Ok((n, e))
+}
+
+fn ec_public_point(obj: &[(String, Json)], curve: Curve) -> Result<Vec<u8>, String> {
+    let x = req_b64(obj, "x")?;
+    let y = req_b64(obj, "y")?;
+    let len = curve.coordinate_len();
+    if x.len() != len || y.len() != len {
+        return Err(format!("{} coordinates must be {len} bytes each", curve.name()));
+    }
+    if !curve.is_on_curve(&x, &y) {
+        return Err(format!("the point is not on curve {}", curve.name()));
+    }
+    let mut point = Vec::with_capacity(1 + 2 * len);
+    point.push(4);
+    point.extend_from_slice(&x);
+    point.extend_from_slice(&y);
+    Ok(point)
+}
+
+fn ed25519_public_key(obj: &[(String, Json)]) -> Result<Vec<u8>, String> {
+    let x = req_b64(obj, "x")?;
+    let bytes: [u8; 32] = x.as_slice().try_into().map_err(|_| "Ed25519 key x must be 32 bytes".to_owned())?;
+    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(bytes);
+    let point = compressed.decompress().ok_or("Ed25519 key x is not a valid point")?;
+    // Reject non-canonical encodings (y >= p) and keys of small order: with those, signatures
+    // can be forged without the private key (checklist D10).
+    if point.compress() != compressed {
+        return Err("Ed25519 key x is not canonically encoded".into());
+    }
+    if point.is_small_order() {
+        return Err("Ed25519 key x has small order".into());
+    }
+    Ok(x)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Private keys: signing, generation, the publishable form.
+
+/// A private key that can sign tokens.
+pub struct SigningKey {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    inner: SigningInner,
+}
+
+enum SigningInner {
+    Hmac(hmac::Key),
+    Rsa(signature::RsaKeyPair),
+    Ec(signature::EcdsaKeyPair),
+    Ed25519(signature::Ed25519KeyPair),
+}
+
+impl SigningKey {
+    /// Parses a private JWK. The algorithm is the JWK's `alg`, else the type's default
+    /// (oct: HS256, RSA: RS256, EC: ES256/ES384 by curve, OKP Ed25519: EdDSA).
+    pub fn parse(text: &[u8]) -> Result<SigningKey, KeyError> {
+        if text.len() > MAX_KEY_SET_BYTES {
+            return Err(KeyError::Jwk(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
+        }
+        let json = Json::parse(text).map_err(|e| KeyError::Jwk(format!("not valid JSON ({e:?})")))?;
+        let obj = json.as_object().ok_or_else(|| KeyError::Jwk("expected a JSON object".into()))?;
+        Self::from_object(obj).map_err(KeyError::Jwk)
+    }
+
+    fn from_object(obj: &[(String, Json)]) -> Result<SigningKey, String> {
+        let kty = req_str(obj, "kty")?;
+        let kid = opt_str(obj, "kid")?;
+        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+            return Err(format!("kid is longer than {MAX_KID_BYTES} bytes"));
+        }
+        let pinned = match opt_str(obj, "alg")? {
+            None => None,
+            Some(name) => match Algorithm::classify(name) {
+                AlgName::Supported(a) => Some(a),
+                _ => return Err("alg is not a supported JWS algorithm".into()),
+            },
+        };
+        let rng = SystemRandom::new();
+        let (alg, inner) = match kty {
+            "oct" => {
+                check_alg_fits(pinned, Algorithm::is_hmac, kty)?;
+                let alg = pinned.unwrap_or(Algorithm::HS256);
+                let secret = hmac_secret(obj, Some(alg))?;
+                (alg, SigningInner::Hmac(hmac::Key::new(hmac_algorithm(alg), &secret)))
+            }
+            "RSA" => {
+                check_alg_fits(pinned, is_rsa_alg, kty)?;
+                let (n, e) = rsa_public_components(obj)?;
+                let parts = ["d", "p", "q", "dp", "dq", "qi"]
+                    .iter()
+                    .map(|m| req_b64(obj, m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let [d, p, q, dp, dq, qi] = parts.as_slice() else {
+                    return Err("RSA private key members missing".into());
+                };
+                let components = ring::rsa::KeyPairComponents {
+                    public_key: ring::rsa::PublicKeyComponents { n: &n, e: &e },
+                    d,
+                    p,
+                    q,
+                    dP: dp,
+                    dQ: dq,
+                    qInv: qi,
+                };
+                let pair = signature::RsaKeyPair::from_components(&components)
+                    .map_err(|e| format!("RSA private key rejected ({e})"))?;
+                (pinned.unwrap_or(Algorithm::RS256), SigningInner::Rsa(pair))
+            }
+            "EC" => {
+                let curve = Curve::from_name(req_str(obj, "crv")?).ok_or("crv must be P-256 or P-384")?;
+                check_alg_fits(pinned, |a| a == curve.algorithm(), kty)?;
+                let point = ec_public_point(obj, curve)?;
+                let d = req_b64(obj, "d")?;
+                let params = match curve {
+                    Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                };
+                let pair = signature::EcdsaKeyPair::from_private_key_and_public_key(params, &d, &point, &rng)
+                    .map_err(|e| format!("EC private key rejected ({e})"))?;
+                (curve.algorithm(), SigningInner::Ec(pair))
+            }
+            "OKP" => {
+                if req_str(obj, "crv")? != "Ed25519" {
+                    return Err("crv must be Ed25519".into());
+                }
+                check_alg_fits(pinned, |a| a == Algorithm::EdDSA, kty)?;
+                let x = ed25519_public_key(obj)?;
+                let d = req_b64(obj, "d")?;
+                let pair = signature::Ed25519KeyPair::from_seed_and_public_key(&d, &x)
+                    .map_err(|e| format!("Ed25519 private key rejected ({e})"))?;
+                (Algorithm::EdDSA, SigningInner::Ed25519(pair))
+            }
+            _ => return Err("kty must be oct, RSA, EC or OKP".into()),
+        };
+        Ok(SigningKey { alg, kid: kid.map(str::to_owned), inner })
+    }
+
+    /// Signs `message` (the ASCII `header.payload`) with this key's algorithm.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let rng = SystemRandom::new();
+        let failed = |what: &str| KeyError::Jwk(format!("signing failed ({what})"));
+        match &self.inner {
+            SigningInner::Hmac(key) => Ok(hmac::sign(key, message).as_ref().to_vec()),
+            SigningInner::Rsa(pair) => {
+                let padding: &dyn signature::RsaEncoding = match self.alg {
+                    Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
+                    Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
+                    Algorithm::PS256 => &signature::RSA_PSS_SHA256,
+                    Algorithm::PS384 => &signature::RSA_PSS_SHA384,
+                    Algorithm::PS512 => &signature::RSA_PSS_SHA512,
+                    _ => &signature::RSA_PKCS1_SHA256,
+                };
+                let mut sig = vec![0u8; pair.public().modulus_len()];
+                pair.sign(padding, &rng, message, &mut sig).map_err(|_| failed("RSA"))?;
+                Ok(sig)
+            }
+            SigningInner::Ec(pair) => Ok(pair.sign(&rng, message).map_err(|_| failed("ECDSA"))?.as_ref().to_vec()),
+            SigningInner::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
+/// The publishable form of a key set: private members removed, secret (`oct`) keys and keys
+/// of unknown type dropped. Accepts a JWKS or a single JWK; always returns a JWKS.
+pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
+    if text.len() > MAX_KEY_SET_BYTES {
+        return Err(KeyError::Set(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
+    }
+    let json = Json::parse(text).map_err(|e| KeyError::Set(format!("not valid JSON ({e:?})")))?;
+    let members = key_objects(&json).map_err(KeyError::Set)?;
+    let mut out = Vec::new();
+    for (index, member) in members.iter().enumerate() {
+        let obj = member.as_object().ok_or_else(|| KeyError::Key { index, reason: "not a JSON object".into() })?;
+        let kty = req_str(obj, "kty").map_err(|reason| KeyError::Key { index, reason })?;
+        let public: &[&str] = match kty {
+            "RSA" => &["kty", "kid", "use", "alg", "n", "e"],
+            "EC" => &["kty", "kid", "use", "alg", "crv", "x", "y"],
+            "OKP" => &["kty", "kid", "use", "alg", "crv", "x"],
+            _ => continue,
+        };
+        let kept = obj.iter().filter(|(k, _)| public.contains(&k.as_str())).cloned().collect();
+        out.push(Json::Object(kept));
+    }
+    Ok(Json::Object(vec![("keys".to_owned(), Json::Array(out))]))
+}
+
+/// Generates a private JWK for `alg` (HS*, ES256, ES384, EdDSA). ring cannot generate RSA keys.
+pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError> {
+    let alg = match Algorithm::classify(alg_name) {
+        AlgName::Supported(a) => a,
+        _ => return Err(KeyError::Argument(format!("unsupported algorithm for key generation: {alg_name:?}"))),
+    };
+    if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
+        return Err(KeyError::Argument(format!("kid is longer than {MAX_KID_BYTES} bytes")));
+    }
+    let rng = SystemRandom::new();
+    let fail = || KeyError::Argument("the system random number generator failed".into());
+    let s = |v: &str| Json::String(v.to_owned());
+    let mut members: Vec<(String, Json)> = match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            let mut secret = vec![0u8; alg.hmac_min_key_len()];
+            rng.fill(&mut secret).map_err(|_| fail())?;
+            vec![("kty".into(), s("oct")), ("k".into(), Json::String(b64::encode(&secret)))]
+        }
+        Algorithm::ES256 | Algorithm::ES384 => {
+            let (params, curve) = if alg == Algorithm::ES256 {
+                (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, Curve::P256)
+            } else {
+                (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, Curve::P384)
+            };
+            let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(params, &rng).map_err(|_| fail())?;
+            let pair = signature::EcdsaKeyPair::from_pkcs8(params, pkcs8.as_ref(), &rng).map_err(|_| fail())?;
+            let len = curve.coordinate_len();
+            let prefix: &[u8] = if len == 32 { &[0x02, 0x01, 0x01, 0x04, 0x20] } else { &[0x02, 0x01, 0x01, 0x04, 0x30] };
+            let d = find_after(pkcs8.as_ref(), prefix, len).ok_or_else(fail)?;
+            let point = signature::KeyPair::public_key(&pair).as_ref();
+            let x = point.get(1..1 + len).ok_or_else(fail)?;
+            let y = point.get(1 + len..1 + 2 * len).ok_or_else(fail)?;
+            vec![
+                ("kty".into(), s("EC")),
+                ("crv".into(), s(curve.name())),
+                ("x".into(), Json::String(b64::encode(x))),
+                ("y".into(), Json::String(b64::encode(y))),
+                ("d".into(), Json::String(b64::encode(d))),
+            ]
+        }
+        Algorithm::EdDSA => {
+            let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| fail())?;
+            let pair = signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| fail())?;
+            let seed = find_after(pkcs8.as_ref(), &[0x04, 0x22, 0x04, 0x20], 32).ok_or_else(fail)?;
+            let x = signature::KeyPair::public_key(&pair).as_ref();
+            vec![
+                ("kty".into(), s("OKP")),
+                ("crv".into(), s("Ed25519")),
+                ("x".into(), Json::String(b64::encode(x))),
+                ("d".into(), Json::String(b64::encode(seed))),
+            ]
+        }
+        _ => {
+            return Err(KeyError::Argument(format!(
+                "cannot generate {} keys: the crypto library (ring) has no RSA key generation; \
+                 generate an RSA key with openssl and import it as a JWK",
+                alg.name()
+            )))
+        }
+    };
+    members.push(("alg".into(), s(alg.name())));
+    members.push(("use".into(), s("sig")));
+    if let Some(kid) = kid {
+        members.push(("kid".into(), s(kid)));
+    }
+    Ok(Json::Object(members))
+}
+
+/// The `len` bytes that follow the first occurrence of `prefix` in `haystack`.
+fn find_after<'a>(haystack: &'a [u8], prefix: &[u8], len: usize) -> Option<&'a [u8]> {
+    let start = haystack.windows(prefix.len()).position(|w| w == prefix)? + prefix.len();
+    haystack.get(start..start + len)
+}

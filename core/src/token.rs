@@ -1,0 +1,251 @@
+//! JWS compact serialization: parsing, header policy, key selection and signature checks,
+//! in the fail-closed order of the security checklist (steps 1–10), and signing.
+
+use crate::alg::{AlgName, Algorithm};
+use crate::b64;
+use crate::claims::{self, Validation};
+use crate::error::{KeyError, TokenError};
+use crate::json::{Json, JsonError};
+use crate::jwk::{KeySet, SigningKey, VerifyKey, MAX_KID_BYTES};
+
+/// Default cap on the whole token, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 16 * 1024;
+/// Cap on the decoded header, in bytes (checklist B17).
+pub const MAX_HEADER_BYTES: usize = 2048;
+
+/// What the header may contain beyond the fixed rules.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderPolicy {
+    /// Cap on the whole token; 0 means [`DEFAULT_MAX_TOKEN_BYTES`].
+    pub max_token_bytes: usize,
+    /// If set, only these algorithms are accepted (checklist B3).
+    pub allowed_algs: Option<Vec<Algorithm>>,
+    /// If set, `typ` must be present and one of these, compared case-insensitively with an
+    /// optional `application/` prefix removed (RFC 8725 §3.11, checklist B15).
+    pub allowed_typ: Option<Vec<String>>,
+}
+
+/// A token whose signature has been checked; the payload is not yet validated as claims.
+#[derive(Debug)]
+pub struct SignedToken {
+    pub alg: Algorithm,
+    pub header: Json,
+    pub payload: Vec<u8>,
+}
+
+/// A fully verified token.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub header: Json,
+    pub claims: Json,
+    /// `exp` and `nbf` as numbers, so that later accesses can re-check time cheaply.
+    pub times: claims::TimeClaims,
+}
+
+/// Verifies a token: signature by one key of `keys`, then the claims against `validation`.
+pub fn verify(
+    token: &[u8],
+    keys: &KeySet,
+    policy: &HeaderPolicy,
+    validation: &Validation<'_>,
+) -> Result<VerifiedToken, TokenError> {
+    let signed = verify_signature(token, keys, policy)?;
+    let claims = parse_claims(&signed.payload)?;
+    let times = claims::validate(&claims, validation)?;
+    Ok(VerifiedToken { header: signed.header, claims, times })
+}
+
+/// Steps 1–9: size, segments, header, key choice, signature over the received bytes, and the
+/// payload's base64url. This is the JWS layer the Wycheproof and RFC 7520 vectors exercise.
+pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> Result<SignedToken, TokenError> {
+    let max = if policy.max_token_bytes == 0 { DEFAULT_MAX_TOKEN_BYTES } else { policy.max_token_bytes };
+    if token.len() > max {
+        return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
+    }
+    let (header_b64, payload_b64, signature_b64) = split(token)?;
+    if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
+        return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
+    }
+    let header_bytes =
+        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
+    let header = Json::parse(&header_bytes).map_err(|e| match e {
+        JsonError::DuplicateMember => TokenError::Malformed("duplicate member in the header"),
+        _ => TokenError::Malformed("the header is not valid JSON"),
+    })?;
+    let (alg, kid) = check_header(&header, policy)?;
+    let key = select_key(keys, alg, kid)?;
+    let signature =
+        b64::decode(signature_b64).map_err(|_| TokenError::Malformed("the signature is not strict base64url"))?;
+    if signature.len() != key.signature_len(alg) {
+        return Err(TokenError::InvalidSignature);
+    }
+    // The signing input is the received ASCII `header.payload`, never a re-encoding (C12).
+    let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).ok_or(TokenError::Malformed("truncated"))?;
+    if !key.verify(alg, signing_input, &signature) {
+        return Err(TokenError::InvalidSignature);
+    }
+    // Even with a valid signature, a non-canonical payload encoding is refused (C11).
+    let payload =
+        b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
+    Ok(SignedToken { alg, header, payload })
+}
+
+/// Splits into exactly three segments. Five segments is JWE, which is not supported.
+fn split(token: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TokenError> {
+    let mut parts = token.split(|b| *b == b'.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(h), Some(p), Some(s), None) => Ok((h, p, s)),
+        _ => {
+            if token.iter().filter(|b| **b == b'.').count() == 4 {
+                Err(TokenError::Unsupported("encrypted tokens (JWE) are not supported"))
+            } else {
+                Err(TokenError::Malformed("expected three base64url segments separated by dots"))
+            }
+        }
+    }
+}
+
+/// Step 5: the header policy. Returns the algorithm and the `kid`.
+fn check_header<'h>(header: &'h Json, policy: &HeaderPolicy) -> Result<(Algorithm, Option<&'h str>), TokenError> {
+    let Json::Object(members) = header else {
+        return Err(TokenError::Malformed("the header is not a JSON object"));
+    };
+    let alg_name = match header.get("alg") {
+        Some(Json::String(s)) => s.as_str(),
+        _ => return Err(TokenError::Malformed("the header has no alg string")),
+    };
+    let alg = match Algorithm::classify(alg_name) {
+        AlgName::Supported(a) => a,
+        AlgName::None => return Err(TokenError::AlgorithmNotAllowed("alg none is never accepted")),
+        AlgName::Unsupported => return Err(TokenError::Unsupported("the algorithm is not supported")),
+        AlgName::Unknown => return Err(TokenError::AlgorithmNotAllowed("unknown algorithm")),
+    };
+    if policy.allowed_algs.as_ref().is_some_and(|allowed| !allowed.contains(&alg)) {
+        return Err(TokenError::AlgorithmNotAllowed("the algorithm is not in the allowed list"));
+    }
+    for (name, value) in members {
+        match name.as_str() {
+            "crit" => return Err(TokenError::Unsupported("header parameter crit (no extensions are supported)")),
+            "b64" => return Err(TokenError::Unsupported("header parameter b64 (RFC 7797) is not supported")),
+            "enc" | "zip" => return Err(TokenError::Unsupported("header parameter enc/zip: not a JWS")),
+            "cty" => match value {
+                Json::String(s) if is_media_type(s, "jwt") => {
+                    return Err(TokenError::Unsupported("nested tokens (cty JWT) are not supported"))
+                }
+                Json::String(_) => {}
+                _ => return Err(TokenError::Malformed("header parameter cty is not a string")),
+            },
+            "typ" if !matches!(value, Json::String(_)) => {
+                return Err(TokenError::Malformed("header parameter typ is not a string"))
+            }
+            _ => {}
+        }
+    }
+    if let Some(allowed) = &policy.allowed_typ {
+        let typ = header.get("typ").and_then(Json::as_str);
+        if !typ.is_some_and(|t| allowed.iter().any(|a| is_media_type(t, a))) {
+            return Err(TokenError::AlgorithmNotAllowed("the token type (typ) is not accepted"));
+        }
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Json::String(k)) if k.len() > MAX_KID_BYTES => {
+            return Err(TokenError::TooLarge("the kid is longer than 256 bytes"))
+        }
+        Some(Json::String(k)) => Some(k.as_str()),
+        Some(_) => return Err(TokenError::Malformed("header parameter kid is not a string")),
+    };
+    // jku, x5u, x5c, jwk and x5t are deliberately never read: keys come only from the key set.
+    Ok((alg, kid))
+}
+
+/// Compares media types case-insensitively, ignoring an `application/` prefix (RFC 7515 §4.1.9).
+fn is_media_type(value: &str, expected: &str) -> bool {
+    fn strip(s: &str) -> &str {
+        match s.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => s.get(12..).unwrap_or(""),
+            _ => s,
+        }
+    }
+    strip(value).eq_ignore_ascii_case(strip(expected))
+}
+
+/// Step 6: a `kid` must match exactly; without one, the single key compatible with the
+/// algorithm is used. Keys are never tried one after another.
+fn select_key<'k>(keys: &'k KeySet, alg: Algorithm, kid: Option<&str>) -> Result<&'k VerifyKey, TokenError> {
+    match kid {
+        Some(kid) => {
+            let key = keys
+                .keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid))
+                .ok_or(TokenError::NoMatchingKey("no key has the token's kid"))?;
+            if key.allows(alg) {
+                Ok(key)
+            } else {
+                Err(TokenError::AlgorithmNotAllowed("the key with this kid does not allow the token's algorithm"))
+            }
+        }
+        None => {
+            let mut candidates = keys.keys.iter().filter(|k| k.allows(alg));
+            match (candidates.next(), candidates.next()) {
+                (Some(key), None) => Ok(key),
+                (None, _) => Err(TokenError::NoMatchingKey("no key allows the token's algorithm")),
+                (Some(_), Some(_)) => {
+                    Err(TokenError::NoMatchingKey("the token has no kid and several keys could verify it"))
+                }
+            }
+        }
+    }
+}
+
+/// Step 10: the payload must be a JSON object (no duplicates, no NUL, bounded depth).
+pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
+    let claims = Json::parse(payload).map_err(|e| match e {
+        JsonError::TooDeep => TokenError::TooLarge("the claims are nested too deeply"),
+        JsonError::DuplicateMember => TokenError::Malformed("duplicate claim name"),
+        JsonError::NulCharacter => TokenError::Malformed("a claim contains a NUL character"),
+        JsonError::InvalidUtf8 | JsonError::LoneSurrogate => TokenError::Malformed("the claims are not valid UTF-8"),
+        JsonError::Syntax => TokenError::Malformed("the claims are not valid JSON"),
+    })?;
+    if !matches!(claims, Json::Object(_)) {
+        return Err(TokenError::Malformed("the claims are not a JSON object"));
+    }
+    Ok(claims)
+}
+
+/// Decodes a token without checking anything but its syntax: for debugging only.
+pub fn decode_unverified(token: &[u8], max_token_bytes: usize) -> Result<(Json, Json), TokenError> {
+    let max = if max_token_bytes == 0 { DEFAULT_MAX_TOKEN_BYTES } else { max_token_bytes };
+    if token.len() > max {
+        return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
+    }
+    let (header_b64, payload_b64, _) = split(token)?;
+    let header_bytes =
+        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
+    let header = Json::parse(&header_bytes).map_err(|_| TokenError::Malformed("the header is not valid JSON"))?;
+    let payload =
+        b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
+    Ok((header, parse_claims(&payload)?))
+}
+
+/// Signs `claims` (a JSON object) with `key`: header `{"alg", "typ": "JWT", "kid"?}`.
+pub fn sign(claims: &Json, key: &SigningKey) -> Result<String, KeyError> {
+    if !matches!(claims, Json::Object(_)) {
+        return Err(KeyError::Argument("claims must be a JSON object".into()));
+    }
+    let mut header = vec![
+        ("alg".to_owned(), Json::String(key.alg.name().to_owned())),
+        ("typ".to_owned(), Json::String("JWT".to_owned())),
+    ];
+    if let Some(kid) = &key.kid {
+        header.push(("kid".to_owned(), Json::String(kid.clone())));
+    }
+    let mut token = b64::encode(Json::Object(header).to_json_string().as_bytes());
+    token.push('.');
+    token.push_str(&b64::encode(claims.to_json_string().as_bytes()));
+    let signature = key.sign(token.as_bytes())?;
+    token.push('.');
+    token.push_str(&b64::encode(&signature));
+    Ok(token)
+}

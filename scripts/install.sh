@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Builds pg_jwt in release mode and installs it into the system PostgreSQL.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+say "building and installing pg_jwt (release)"
+if [ -n "$SUDO" ]; then
+    cargo pgrx install --release --sudo --pg-config "$PG_CONFIG" >/dev/null
+else
+    cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
+fi

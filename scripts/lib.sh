@@ -1,0 +1,47 @@
+# Shared helpers for the project's scripts. Source it; do not run it.
+set -euo pipefail
+
+PGRX_VERSION=0.18.1
+PG_MAJOR=15
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A target directory outside the clone survives between CI runs on the same machine, so builds
+# stay incremental; a fresh machine simply starts empty.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/pg_jwt-target}
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# Runs a command as the postgres OS user (PostgreSQL refuses to run as root).
+as_postgres() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+
+# Starts a throwaway cluster on a unix socket in a fresh temp directory.
+# Sets PGTMP (its directory), PGHOST and PGPORT. Stop it with stop_cluster.
+start_cluster() {
+    local conf_extra=${1:-}
+    PGTMP=$(mktemp -d /tmp/pgjwt.XXXXXX)
+    chmod 755 "$PGTMP"
+    chown postgres: "$PGTMP" 2>/dev/null || $SUDO chown postgres: "$PGTMP"
+    as_postgres "$PG_BIN/initdb" -D "$PGTMP/data" -U postgres -A trust --no-sync >"$PGTMP/initdb.log" 2>&1
+    {
+        echo "listen_addresses = '127.0.0.1'"
+        echo "port = ${PGPORT:-54329}"
+        echo "unix_socket_directories = '$PGTMP'"
+        echo "fsync = off"
+        echo "shared_preload_libraries = 'pg_jwt'"
+        printf '%s\n' "$conf_extra"
+    } | as_postgres tee -a "$PGTMP/data/postgresql.conf" >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w start >/dev/null
+    export PGHOST=$PGTMP PGPORT=${PGPORT:-54329} PGUSER=postgres PGDATABASE=postgres
+}
+
+stop_cluster() {
+    if [ -n "${PGTMP:-}" ] && [ -d "$PGTMP/data" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$PGTMP/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$PGTMP"
+    fi
+}
