@@ -13,22 +13,38 @@ const FUNC: &str = "pg_jwt";
 
 /// A rejected token: SQLSTATE 28000, the fixed reason, and a detail.
 pub fn token_rejected(e: &TokenError) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION, format!("pg_jwt: {e}"), FUNC)
-        .set_detail(e.detail())
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        format!("pg_jwt: {e}"),
+        FUNC,
+    )
+    .set_detail(e.detail())
 }
 
 /// A bad key set, JWK or argument: SQLSTATE 22023.
 pub fn bad_key(e: &KeyError) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_jwt: {e}"), FUNC)
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("pg_jwt: {e}"),
+        FUNC,
+    )
 }
 
 /// A bad argument: SQLSTATE 22023.
 pub fn bad_argument(message: impl Into<String>) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("pg_jwt: {}", message.into()), FUNC)
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("pg_jwt: {}", message.into()),
+        FUNC,
+    )
 }
 
 /// An internal failure that should not happen (e.g. jsonb conversion): SQLSTATE XX000 with a
 /// clear message rather than a panic.
 pub fn internal(message: &str) -> ErrorReport {
-    ErrorReport::new(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, format!("pg_jwt: internal error: {message}"), FUNC)
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("pg_jwt: internal error: {message}"),
+        FUNC,
+    )
 }

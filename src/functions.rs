@@ -23,7 +23,9 @@ pub fn jwt_verify(
     issuer: default!(Option<&str>, "NULL"),
     leeway_seconds: default!(Option<i32>, 30),
 ) -> Result<Option<JsonB>, ErrorReport> {
-    let (Some(token), Some(jwks)) = (token, jwks) else { return Ok(None) };
+    let (Some(token), Some(jwks)) = (token, jwks) else {
+        return Ok(None);
+    };
     let leeway = checked_leeway(leeway_seconds)?;
     let keys = KeySet::parse(jsonb::to_text(&jwks)?.as_bytes()).map_err(|e| errors::bad_key(&e))?;
     let required = vec!["exp".to_owned()];
@@ -42,7 +44,9 @@ pub fn checked_leeway(leeway: Option<i32>) -> Result<i32, ErrorReport> {
     match leeway {
         None => Ok(pg_jwt_core::claims::DEFAULT_LEEWAY as i32),
         Some(l) if (0..=MAX_LEEWAY_SECONDS).contains(&l) => Ok(l),
-        Some(_) => Err(errors::bad_argument(format!("leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}"))),
+        Some(_) => Err(errors::bad_argument(format!(
+            "leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}"
+        ))),
     }
 }
 
@@ -67,9 +71,12 @@ pub fn jwt_public_jwks(jwks: JsonB) -> Result<JsonB, ErrorReport> {
 /// never use its output for authorization.
 #[pg_extern(immutable, strict, parallel_safe)]
 pub fn jwt_decode_unverified(token: &str) -> Result<JsonB, ErrorReport> {
-    let (header, payload) = token::decode_unverified(token.as_bytes(), DECODE_MAX_TOKEN_BYTES)
-        .map_err(|e| errors::token_rejected(&e))?;
-    jsonb::from_json(&Json::Object(vec![("header".to_owned(), header), ("payload".to_owned(), payload)]))
+    let (header, payload) =
+        token::decode_unverified(token.as_bytes(), DECODE_MAX_TOKEN_BYTES).map_err(|e| errors::token_rejected(&e))?;
+    jsonb::from_json(&Json::Object(vec![
+        ("header".to_owned(), header),
+        ("payload".to_owned(), payload),
+    ]))
 }
 
 /// A new private JWK for `alg` (HS256/384/512, ES256, ES384, EdDSA). VOLATILE: random.

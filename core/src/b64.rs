@@ -149,14 +149,29 @@ mod tests {
 
     #[test]
     fn a8_whitespace_rejected() {
-        for s in [&b" Zm9v"[..], b"Zm9v ", b"Zm\n9v", b"Zm\t9v", b"Zm9v\r", b" Zm9", b"Zm 9"] {
+        for s in [
+            &b" Zm9v"[..],
+            b"Zm9v ",
+            b"Zm\n9v",
+            b"Zm\t9v",
+            b"Zm9v\r",
+            b" Zm9",
+            b"Zm 9",
+        ] {
             assert!(decode(s).is_err(), "{s:?}");
         }
     }
 
     #[test]
     fn a9_other_characters_rejected() {
-        for s in [&b"Zm9?"[..], b"Zm9#", b"Zm9!", b"Zm9%", "Zm9\u{e9}".as_bytes(), b"Zm9\0"] {
+        for s in [
+            &b"Zm9?"[..],
+            b"Zm9#",
+            b"Zm9!",
+            b"Zm9%",
+            "Zm9\u{e9}".as_bytes(),
+            b"Zm9\0",
+        ] {
             assert!(decode(s).is_err());
         }
     }

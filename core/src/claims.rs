@@ -28,7 +28,14 @@ pub struct Validation<'a> {
 
 impl<'a> Validation<'a> {
     pub fn new(now: i64, required: &'a [String]) -> Validation<'a> {
-        Validation { now, leeway: DEFAULT_LEEWAY, audience: None, issuer: None, required, max_lifetime: None }
+        Validation {
+            now,
+            leeway: DEFAULT_LEEWAY,
+            audience: None,
+            issuer: None,
+            required,
+            max_lifetime: None,
+        }
     }
 }
 
@@ -46,12 +53,17 @@ impl TimeClaims {
         let now = now as f64;
         if let Some(exp) = self.exp {
             if exp <= now - leeway {
-                return Err(TokenError::Expired { exp: exp.floor() as i64 });
+                return Err(TokenError::Expired {
+                    exp: exp.floor() as i64,
+                });
             }
         }
         if let Some(nbf) = self.nbf {
             if nbf > now + leeway {
-                return Err(TokenError::NotYetValid { claim: "nbf", at: nbf.floor() as i64 });
+                return Err(TokenError::NotYetValid {
+                    claim: "nbf",
+                    at: nbf.floor() as i64,
+                });
             }
         }
         Ok(())
@@ -111,7 +123,10 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
     times.check(v.now, v.leeway)?;
     if let Some(iat) = iat {
         if iat > (v.now + v.leeway.max(0)) as f64 {
-            return Err(TokenError::NotYetValid { claim: "iat", at: iat.floor() as i64 });
+            return Err(TokenError::NotYetValid {
+                claim: "iat",
+                at: iat.floor() as i64,
+            });
         }
     }
     if let (Some(max), Some(exp)) = (v.max_lifetime, exp) {
@@ -122,14 +137,18 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
     match (v.issuer, iss) {
         (Some(_), None) => return Err(TokenError::MissingClaim("iss".to_owned())),
         (Some(expected), Some(actual)) if expected != actual => {
-            return Err(TokenError::IssuerMismatch("the token's iss is not the configured issuer"))
+            return Err(TokenError::IssuerMismatch(
+                "the token's iss is not the configured issuer",
+            ))
         }
         _ => {}
     }
     match (v.audience, aud) {
         (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),
         (Some(expected), Some(list)) if !list.contains(&expected) => {
-            return Err(TokenError::AudienceMismatch("the token's aud does not name the configured audience"))
+            return Err(TokenError::AudienceMismatch(
+                "the token's aud does not name the configured audience",
+            ))
         }
         (None, Some(_)) => {
             return Err(TokenError::AudienceMismatch(

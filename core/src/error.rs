@@ -51,7 +51,10 @@ impl TokenError {
             TokenError::InvalidSignature => "the signature does not match the token and key".to_owned(),
             TokenError::Expired { exp } => format!("the token expired at {} (exp = {exp})", unix_to_utc(*exp)),
             TokenError::NotYetValid { claim, at } => {
-                format!("claim {claim} is {} (unix {at}), later than now plus leeway", unix_to_utc(*at))
+                format!(
+                    "claim {claim} is {} (unix {at}), later than now plus leeway",
+                    unix_to_utc(*at)
+                )
             }
             TokenError::MissingClaim(name) => format!("claim \"{name}\" is required but absent"),
             TokenError::InvalidClaimType(name) => format!("claim \"{name}\" has the wrong JSON type or range"),
@@ -90,7 +93,12 @@ pub fn unix_to_utc(t: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]

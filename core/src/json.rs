@@ -44,7 +44,10 @@ impl Json {
     /// Parses a complete JSON text.
     pub fn parse(input: &[u8]) -> Result<Json, JsonError> {
         let text = std::str::from_utf8(input).map_err(|_| JsonError::InvalidUtf8)?;
-        let mut p = Parser { s: text.as_bytes(), pos: 0 };
+        let mut p = Parser {
+            s: text.as_bytes(),
+            pos: 0,
+        };
         p.skip_ws();
         let v = p.value(0)?;
         p.skip_ws();
@@ -401,7 +404,10 @@ mod tests {
     #[test]
     fn e3_duplicate_names_rejected_at_any_depth() {
         assert_eq!(p(r#"{"a":1,"a":2}"#), Err(JsonError::DuplicateMember));
-        assert_eq!(p(r#"{"x":{"a":1,"b":{"c":[{"d":1,"d":1}]}}}"#), Err(JsonError::DuplicateMember));
+        assert_eq!(
+            p(r#"{"x":{"a":1,"b":{"c":[{"d":1,"d":1}]}}}"#),
+            Err(JsonError::DuplicateMember)
+        );
         // An escaped spelling of the same name is the same name.
         assert_eq!(p(r#"{"alg":1,"\u0061lg":2}"#), Err(JsonError::DuplicateMember));
     }
@@ -417,7 +423,10 @@ mod tests {
         assert_eq!(p(r#"{"a":"\ud800"}"#), Err(JsonError::LoneSurrogate));
         assert_eq!(p(r#"{"a":"\udc00"}"#), Err(JsonError::LoneSurrogate));
         assert_eq!(p(r#"{"a":"\ud800\u0041"}"#), Err(JsonError::LoneSurrogate));
-        assert_eq!(p(r#"{"a":"\ud83d\ude00"}"#).unwrap().get("a").unwrap().as_str(), Some("\u{1F600}"));
+        assert_eq!(
+            p(r#"{"a":"\ud83d\ude00"}"#).unwrap().get("a").unwrap().as_str(),
+            Some("\u{1F600}")
+        );
         assert_eq!(p("\u{feff}{}"), Err(JsonError::Syntax));
         assert_eq!(Json::parse(b"{\"a\":\"\xff\"}"), Err(JsonError::InvalidUtf8));
         assert_eq!(Json::parse(b"{\"a\":\"\xed\xa0\x80\"}"), Err(JsonError::InvalidUtf8));
@@ -436,9 +445,32 @@ mod tests {
     #[test]
     fn syntax_errors() {
         for bad in [
-            "", " ", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "[1,]", "01", "1.", ".5", "-", "1e",
-            "+1", "NaN", "Infinity", "tru", "nul", "\"abc", "'a'", "{a:1}", "[1] [2]", "\"\t\"", "\"\\x\"",
-            "\"\\u12\"", "\"\\uZZZZ\"",
+            "",
+            " ",
+            "{",
+            "}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "[1,]",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "NaN",
+            "Infinity",
+            "tru",
+            "nul",
+            "\"abc",
+            "'a'",
+            "{a:1}",
+            "[1] [2]",
+            "\"\t\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\uZZZZ\"",
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be rejected");
         }

@@ -103,7 +103,10 @@ impl Curve {
 /// The public (or, for HMAC, shared) material of a verification key.
 pub enum KeyMaterial {
     /// `oct`: the secret, and ring keys for each HS algorithm the secret is long enough for.
-    Hmac { len: usize, keys: Vec<(Algorithm, hmac::Key)> },
+    Hmac {
+        len: usize,
+        keys: Vec<(Algorithm, hmac::Key)>,
+    },
     /// `RSA`: big-endian modulus and exponent, minimal encodings.
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// `EC`: the uncompressed SEC1 point `04 || x || y`.
@@ -190,18 +193,22 @@ impl VerifyKey {
                     Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
                     _ => return false,
                 };
-                signature::RsaPublicKeyComponents { n, e }.verify(params, message, signature).is_ok()
+                signature::RsaPublicKeyComponents { n, e }
+                    .verify(params, message, signature)
+                    .is_ok()
             }
             KeyMaterial::Ec { curve, point } => {
                 let params = match curve {
                     Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED,
                     Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED,
                 };
-                signature::UnparsedPublicKey::new(params, point).verify(message, signature).is_ok()
+                signature::UnparsedPublicKey::new(params, point)
+                    .verify(message, signature)
+                    .is_ok()
             }
-            KeyMaterial::Ed25519 { x } => {
-                signature::UnparsedPublicKey::new(&signature::ED25519, x).verify(message, signature).is_ok()
-            }
+            KeyMaterial::Ed25519 { x } => signature::UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, signature)
+                .is_ok(),
         }
     }
 }
@@ -225,12 +232,18 @@ impl KeySet {
         let mut keys: Vec<VerifyKey> = Vec::with_capacity(members.len());
         let mut skipped = 0;
         for (index, member) in members.iter().enumerate() {
-            let obj = member.as_object().ok_or_else(|| KeyError::Key { index, reason: "not a JSON object".into() })?;
+            let obj = member.as_object().ok_or_else(|| KeyError::Key {
+                index,
+                reason: "not a JSON object".into(),
+            })?;
             match import_public_key(obj).map_err(|reason| KeyError::Key { index, reason })? {
                 Some(key) => {
                     if let Some(kid) = &key.kid {
                         if keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())) {
-                            return Err(KeyError::Key { index, reason: "duplicate kid".into() });
+                            return Err(KeyError::Key {
+                                index,
+                                reason: "duplicate kid".into(),
+                            });
                         }
                     }
                     keys.push(key);
@@ -238,7 +251,10 @@ impl KeySet {
                 None => skipped += 1,
             }
         }
-        let symmetric = keys.iter().filter(|k| matches!(k.material, KeyMaterial::Hmac { .. })).count();
+        let symmetric = keys
+            .iter()
+            .filter(|k| matches!(k.material, KeyMaterial::Hmac { .. }))
+            .count();
         if symmetric > 0 && symmetric < keys.len() {
             return Err(KeyError::Set("mixes symmetric (oct) and asymmetric keys".into()));
         }
@@ -331,7 +347,11 @@ fn common_members(obj: &[(String, Json)], usage: &str) -> Result<Common, String>
             }
         },
     };
-    Ok(Common { kid: kid.map(str::to_owned), alg, for_signatures })
+    Ok(Common {
+        kid: kid.map(str::to_owned),
+        alg,
+        for_signatures,
+    })
 }
 
 /// Checks that a pinned `alg` fits the key type.
@@ -371,10 +391,15 @@ fn import_public_key(obj: &[(String, Json)]) -> Result<Option<VerifyKey>, String
             KeyMaterial::Rsa { n, e }
         }
         "EC" => {
-            let Some(curve) = Curve::from_name(req_str(obj, "crv")?) else { return Ok(None) };
+            let Some(curve) = Curve::from_name(req_str(obj, "crv")?) else {
+                return Ok(None);
+            };
             forbid(obj, kty, &["n", "e", "k"])?;
             check_alg_fits(common.alg, |a| a == curve.algorithm(), kty)?;
-            KeyMaterial::Ec { curve, point: ec_public_point(obj, curve)? }
+            KeyMaterial::Ec {
+                curve,
+                point: ec_public_point(obj, curve)?,
+            }
         }
         "OKP" => {
             if req_str(obj, "crv")? != "Ed25519" {
@@ -382,7 +407,9 @@ fn import_public_key(obj: &[(String, Json)]) -> Result<Option<VerifyKey>, String
             }
             forbid(obj, kty, &["n", "e", "k", "y"])?;
             check_alg_fits(common.alg, |a| a == Algorithm::EdDSA, kty)?;
-            KeyMaterial::Ed25519 { x: ed25519_public_key(obj)? }
+            KeyMaterial::Ed25519 {
+                x: ed25519_public_key(obj)?,
+            }
         }
         "oct" => {
             forbid(obj, kty, &["n", "e", "crv", "x", "y"])?;
@@ -393,11 +420,18 @@ fn import_public_key(obj: &[(String, Json)]) -> Result<Option<VerifyKey>, String
                 .filter(|a| secret.len() >= a.hmac_min_key_len() && common.alg.is_none_or(|p| p == *a))
                 .map(|a| (a, hmac::Key::new(hmac_algorithm(a), &secret)))
                 .collect();
-            KeyMaterial::Hmac { len: secret.len(), keys }
+            KeyMaterial::Hmac {
+                len: secret.len(),
+                keys,
+            }
         }
         _ => return Ok(None),
     };
-    Ok(Some(VerifyKey { kid: common.kid, alg: common.alg, material }))
+    Ok(Some(VerifyKey {
+        kid: common.kid,
+        alg: common.alg,
+        material,
+    }))
 }
 
 fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
@@ -415,7 +449,10 @@ fn hmac_secret(obj: &[(String, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>
     }
     let min = alg.map_or(32, Algorithm::hmac_min_key_len);
     if secret.len() < min {
-        return Err(format!("HMAC key is {} bytes; at least {min} are required", secret.len()));
+        return Err(format!(
+            "HMAC key is {} bytes; at least {min} are required",
+            secret.len()
+        ));
     }
     Ok(secret)
 }
@@ -436,13 +473,20 @@ fn rsa_public_components(obj: &[(String, Json)]) -> Result<(Vec<u8>, Vec<u8>), S
     let top = n.first().copied().unwrap_or(0);
     let bits = n.len() * 8 - top.leading_zeros() as usize;
     if bits < RSA_MIN_BITS {
-        return Err(format!("RSA modulus is {bits} bits; at least {RSA_MIN_BITS} are required"));
+        return Err(format!(
+            "RSA modulus is {bits} bits; at least {RSA_MIN_BITS} are required"
+        ));
     }
     if bits > RSA_MAX_BITS {
-        return Err(format!("RSA modulus is {bits} bits; at most {RSA_MAX_BITS} are supported"));
+        return Err(format!(
+            "RSA modulus is {bits} bits; at most {RSA_MAX_BITS} are supported"
+        ));
     }
     if n.last().is_some_and(|b| b & 1 == 0) {
         return Err("RSA modulus is even".into());
+    }
+    if is_roca_fingerprint(&n) {
+        return Err("RSA modulus has the ROCA fingerprint (CVE-2017-15361): the key is factorable".into());
     }
     if e.len() > 4 {
         return Err("RSA exponent is larger than 2^32".into());
@@ -452,6 +496,32 @@ fn rsa_public_components(obj: &[(String, Json)]) -> Result<(Vec<u8>, Vec<u8>), S
         return Err("RSA exponent must be odd and at least 3".into());
     }
     Ok((n, e))
+}
+
+/// The ROCA test (Nemec et al., CCS 2017): moduli from the vulnerable Infineon library satisfy
+/// n mod p ∈ ⟨65537⟩ (mod p) for every small prime p below; a random modulus almost never does.
+fn is_roca_fingerprint(n: &[u8]) -> bool {
+    const PRIMES: [u32; 38] = [
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107,
+        109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+    ];
+    let n = BigUint::from_bytes_be(n);
+    PRIMES.iter().all(|&p| {
+        let residue = (&n % p).iter_u32_digits().next().unwrap_or(0);
+        let g = 65_537 % p;
+        // Walk the cyclic subgroup generated by g; it has at most p - 1 elements.
+        let mut x = 1u32;
+        for _ in 0..p {
+            if x == residue {
+                return true;
+            }
+            x = x * g % p;
+            if x == 1 {
+                break;
+            }
+        }
+        false
+    })
 }
 
 fn ec_public_point(obj: &[(String, Json)], curve: Curve) -> Result<Vec<u8>, String> {
@@ -473,7 +543,10 @@ fn ec_public_point(obj: &[(String, Json)], curve: Curve) -> Result<Vec<u8>, Stri
 
 fn ed25519_public_key(obj: &[(String, Json)]) -> Result<Vec<u8>, String> {
     let x = req_b64(obj, "x")?;
-    let bytes: [u8; 32] = x.as_slice().try_into().map_err(|_| "Ed25519 key x must be 32 bytes".to_owned())?;
+    let bytes: [u8; 32] = x
+        .as_slice()
+        .try_into()
+        .map_err(|_| "Ed25519 key x must be 32 bytes".to_owned())?;
     let compressed = curve25519_dalek::edwards::CompressedEdwardsY(bytes);
     let point = compressed.decompress().ok_or("Ed25519 key x is not a valid point")?;
     // Reject non-canonical encodings (y >= p) and keys of small order: with those, signatures
@@ -512,7 +585,9 @@ impl SigningKey {
             return Err(KeyError::Jwk(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
         }
         let json = Json::parse(text).map_err(|e| KeyError::Jwk(format!("not valid JSON ({e:?})")))?;
-        let obj = json.as_object().ok_or_else(|| KeyError::Jwk("expected a JSON object".into()))?;
+        let obj = json
+            .as_object()
+            .ok_or_else(|| KeyError::Jwk("expected a JSON object".into()))?;
         Self::from_object(obj).map_err(KeyError::Jwk)
     }
 
@@ -586,7 +661,11 @@ impl SigningKey {
             }
             _ => return Err("kty must be oct, RSA, EC or OKP".into()),
         };
-        Ok(SigningKey { alg, kid: kid.map(str::to_owned), inner })
+        Ok(SigningKey {
+            alg,
+            kid: kid.map(str::to_owned),
+            inner,
+        })
     }
 
     /// Signs `message` (the ASCII `header.payload`) with this key's algorithm.
@@ -624,7 +703,10 @@ pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
     let members = key_objects(&json).map_err(KeyError::Set)?;
     let mut out = Vec::new();
     for (index, member) in members.iter().enumerate() {
-        let obj = member.as_object().ok_or_else(|| KeyError::Key { index, reason: "not a JSON object".into() })?;
+        let obj = member.as_object().ok_or_else(|| KeyError::Key {
+            index,
+            reason: "not a JSON object".into(),
+        })?;
         let kty = req_str(obj, "kty").map_err(|reason| KeyError::Key { index, reason })?;
         let public: &[&str] = match kty {
             "RSA" => &["kty", "kid", "use", "alg", "n", "e"],
@@ -632,7 +714,11 @@ pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
             "OKP" => &["kty", "kid", "use", "alg", "crv", "x"],
             _ => continue,
         };
-        let kept = obj.iter().filter(|(k, _)| public.contains(&k.as_str())).cloned().collect();
+        let kept = obj
+            .iter()
+            .filter(|(k, _)| public.contains(&k.as_str()))
+            .cloned()
+            .collect();
         out.push(Json::Object(kept));
     }
     Ok(Json::Object(vec![("keys".to_owned(), Json::Array(out))]))
@@ -642,7 +728,11 @@ pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
 pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError> {
     let alg = match Algorithm::classify(alg_name) {
         AlgName::Supported(a) => a,
-        _ => return Err(KeyError::Argument(format!("unsupported algorithm for key generation: {alg_name:?}"))),
+        _ => {
+            return Err(KeyError::Argument(format!(
+                "unsupported algorithm for key generation: {alg_name:?}"
+            )))
+        }
     };
     if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
         return Err(KeyError::Argument(format!("kid is longer than {MAX_KID_BYTES} bytes")));
@@ -654,7 +744,10 @@ pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError>
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             let mut secret = vec![0u8; alg.hmac_min_key_len()];
             rng.fill(&mut secret).map_err(|_| fail())?;
-            vec![("kty".into(), s("oct")), ("k".into(), Json::String(b64::encode(&secret)))]
+            vec![
+                ("kty".into(), s("oct")),
+                ("k".into(), Json::String(b64::encode(&secret))),
+            ]
         }
         Algorithm::ES256 | Algorithm::ES384 => {
             let (params, curve) = if alg == Algorithm::ES256 {
@@ -665,7 +758,11 @@ pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError>
             let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(params, &rng).map_err(|_| fail())?;
             let pair = signature::EcdsaKeyPair::from_pkcs8(params, pkcs8.as_ref(), &rng).map_err(|_| fail())?;
             let len = curve.coordinate_len();
-            let prefix: &[u8] = if len == 32 { &[0x02, 0x01, 0x01, 0x04, 0x20] } else { &[0x02, 0x01, 0x01, 0x04, 0x30] };
+            let prefix: &[u8] = if len == 32 {
+                &[0x02, 0x01, 0x01, 0x04, 0x20]
+            } else {
+                &[0x02, 0x01, 0x01, 0x04, 0x30]
+            };
             let d = find_after(pkcs8.as_ref(), prefix, len).ok_or_else(fail)?;
             let point = signature::KeyPair::public_key(&pair).as_ref();
             let x = point.get(1..1 + len).ok_or_else(fail)?;

@@ -52,13 +52,21 @@ pub fn verify(
     let signed = verify_signature(token, keys, policy)?;
     let claims = parse_claims(&signed.payload)?;
     let times = claims::validate(&claims, validation)?;
-    Ok(VerifiedToken { header: signed.header, claims, times })
+    Ok(VerifiedToken {
+        header: signed.header,
+        claims,
+        times,
+    })
 }
 
 /// Steps 1–9: size, segments, header, key choice, signature over the received bytes, and the
 /// payload's base64url. This is the JWS layer the Wycheproof and RFC 7520 vectors exercise.
 pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> Result<SignedToken, TokenError> {
-    let max = if policy.max_token_bytes == 0 { DEFAULT_MAX_TOKEN_BYTES } else { policy.max_token_bytes };
+    let max = if policy.max_token_bytes == 0 {
+        DEFAULT_MAX_TOKEN_BYTES
+    } else {
+        policy.max_token_bytes
+    };
     if token.len() > max {
         return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
     }
@@ -76,17 +84,19 @@ pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> R
     let key = select_key(keys, alg, kid)?;
     let signature =
         b64::decode(signature_b64).map_err(|_| TokenError::Malformed("the signature is not strict base64url"))?;
+    // Every segment is strictly decoded before the signature check, so a non-canonical payload
+    // is refused even when its signature matches (C11). It is parsed only after the check.
+    let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     if signature.len() != key.signature_len(alg) {
         return Err(TokenError::InvalidSignature);
     }
     // The signing input is the received ASCII `header.payload`, never a re-encoding (C12).
-    let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).ok_or(TokenError::Malformed("truncated"))?;
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(TokenError::Malformed("truncated"))?;
     if !key.verify(alg, signing_input, &signature) {
         return Err(TokenError::InvalidSignature);
     }
-    // Even with a valid signature, a non-canonical payload encoding is refused (C11).
-    let payload =
-        b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     Ok(SignedToken { alg, header, payload })
 }
 
@@ -99,7 +109,9 @@ fn split(token: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TokenError> {
             if token.iter().filter(|b| **b == b'.').count() == 4 {
                 Err(TokenError::Unsupported("encrypted tokens (JWE) are not supported"))
             } else {
-                Err(TokenError::Malformed("expected three base64url segments separated by dots"))
+                Err(TokenError::Malformed(
+                    "expected three base64url segments separated by dots",
+                ))
             }
         }
     }
@@ -111,7 +123,7 @@ fn check_header<'h>(header: &'h Json, policy: &HeaderPolicy) -> Result<(Algorith
         return Err(TokenError::Malformed("the header is not a JSON object"));
     };
     let alg_name = match header.get("alg") {
-        Some(Json::String(s)) => s.as_str(),
+        Some(Json::String(s)) if !s.is_empty() => s.as_str(),
         _ => return Err(TokenError::Malformed("the header has no alg string")),
     };
     let alg = match Algorithm::classify(alg_name) {
@@ -120,13 +132,27 @@ fn check_header<'h>(header: &'h Json, policy: &HeaderPolicy) -> Result<(Algorith
         AlgName::Unsupported => return Err(TokenError::Unsupported("the algorithm is not supported")),
         AlgName::Unknown => return Err(TokenError::AlgorithmNotAllowed("unknown algorithm")),
     };
-    if policy.allowed_algs.as_ref().is_some_and(|allowed| !allowed.contains(&alg)) {
-        return Err(TokenError::AlgorithmNotAllowed("the algorithm is not in the allowed list"));
+    if policy
+        .allowed_algs
+        .as_ref()
+        .is_some_and(|allowed| !allowed.contains(&alg))
+    {
+        return Err(TokenError::AlgorithmNotAllowed(
+            "the algorithm is not in the allowed list",
+        ));
     }
     for (name, value) in members {
         match name.as_str() {
-            "crit" => return Err(TokenError::Unsupported("header parameter crit (no extensions are supported)")),
-            "b64" => return Err(TokenError::Unsupported("header parameter b64 (RFC 7797) is not supported")),
+            "crit" => {
+                return Err(TokenError::Unsupported(
+                    "header parameter crit (no extensions are supported)",
+                ))
+            }
+            "b64" => {
+                return Err(TokenError::Unsupported(
+                    "header parameter b64 (RFC 7797) is not supported",
+                ))
+            }
             "enc" | "zip" => return Err(TokenError::Unsupported("header parameter enc/zip: not a JWS")),
             "cty" => match value {
                 Json::String(s) if is_media_type(s, "jwt") => {
@@ -183,7 +209,9 @@ fn select_key<'k>(keys: &'k KeySet, alg: Algorithm, kid: Option<&str>) -> Result
             if key.allows(alg) {
                 Ok(key)
             } else {
-                Err(TokenError::AlgorithmNotAllowed("the key with this kid does not allow the token's algorithm"))
+                Err(TokenError::AlgorithmNotAllowed(
+                    "the key with this kid does not allow the token's algorithm",
+                ))
             }
         }
         None => {
@@ -191,9 +219,9 @@ fn select_key<'k>(keys: &'k KeySet, alg: Algorithm, kid: Option<&str>) -> Result
             match (candidates.next(), candidates.next()) {
                 (Some(key), None) => Ok(key),
                 (None, _) => Err(TokenError::NoMatchingKey("no key allows the token's algorithm")),
-                (Some(_), Some(_)) => {
-                    Err(TokenError::NoMatchingKey("the token has no kid and several keys could verify it"))
-                }
+                (Some(_), Some(_)) => Err(TokenError::NoMatchingKey(
+                    "the token has no kid and several keys could verify it",
+                )),
             }
         }
     }
@@ -216,7 +244,11 @@ pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
 
 /// Decodes a token without checking anything but its syntax: for debugging only.
 pub fn decode_unverified(token: &[u8], max_token_bytes: usize) -> Result<(Json, Json), TokenError> {
-    let max = if max_token_bytes == 0 { DEFAULT_MAX_TOKEN_BYTES } else { max_token_bytes };
+    let max = if max_token_bytes == 0 {
+        DEFAULT_MAX_TOKEN_BYTES
+    } else {
+        max_token_bytes
+    };
     if token.len() > max {
         return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
     }
@@ -224,8 +256,7 @@ pub fn decode_unverified(token: &[u8], max_token_bytes: usize) -> Result<(Json, 
     let header_bytes =
         b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
     let header = Json::parse(&header_bytes).map_err(|_| TokenError::Malformed("the header is not valid JSON"))?;
-    let payload =
-        b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
+    let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     Ok((header, parse_claims(&payload)?))
 }
 
