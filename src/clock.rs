@@ -5,9 +5,24 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(_) => 0,
+    }
+}
+
+/// Seconds since the Unix epoch from the coarse clock (a few nanoseconds, millisecond
+/// resolution): used on the per-row path, where a second-resolution check is all that is needed.
+#[inline]
+pub fn now_unix_coarse() -> i64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc == 0 {
+        ts.tv_sec
+    } else {
+        now_unix()
     }
 }

@@ -1,17 +1,32 @@
 //! pg_jwt: verify JSON Web Tokens inside PostgreSQL.
 //!
 //! The token and key logic lives in the `pg_jwt_core` crate (no PostgreSQL dependency). This
-//! crate is the thin SQL layer: functions, settings, the per-backend cache and error mapping.
+//! crate is the thin SQL layer, one module per concern:
+//! - `functions`: SQL functions that take token and keys as arguments (`jwt_verify`, ...);
+//! - `accessors`: the claim accessors for RLS policies (`jwt_claim`, ...);
+//! - `session`: the per-backend verification cache behind the accessors;
+//! - `gucs`: every `pg_jwt.*` setting;
+//! - `errors`: core errors to SQLSTATEs; `jsonb`: exact JSON <-> jsonb; `clock`.
+
+use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod accessors;
 mod clock;
 mod errors;
 mod functions;
+mod gucs;
 mod jsonb;
+mod session;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
 
 /// Required by `cargo pgrx test`.
 #[cfg(test)]

@@ -367,4 +367,330 @@ mod tests {
         assert_eq!(Spi::get_one::<i32>("SELECT pg_backend_pid()").unwrap(), pid);
         assert_eq!(Spi::get_one::<i32>("SELECT 1").unwrap(), Some(1));
     }
+
+    // ------------------------------------------------------------------------------------
+    // The session token, settings and claim accessors.
+
+    /// Configures a key set and sets a token with `claims`; returns the private key.
+    fn setup(claims: &str) -> String {
+        let p = private_jwk("ES256");
+        Spi::run(&format!("SET pg_jwt.jwks = {}", quote(&verify_jwks(&p)))).unwrap();
+        set_token(&sign(claims, &p));
+        p
+    }
+
+    fn set_token(t: &str) {
+        Spi::run(&format!("SET pg_jwt.token = {}", quote(t))).unwrap();
+    }
+
+    #[pg_test]
+    fn accessors_are_null_without_a_token() {
+        setup(&fresh(""));
+        for value in ["", "DEFAULT"] {
+            if value.is_empty() {
+                Spi::run("SET pg_jwt.token = ''").unwrap();
+            } else {
+                Spi::run("RESET pg_jwt.token").unwrap();
+            }
+            assert_eq!(one_text("SELECT jwt_claim('sub')"), None);
+            assert_eq!(one_json("SELECT jwt_claims()"), None);
+            assert_eq!(one_text("SELECT jwt_claim_uuid('sub')::text"), None);
+            assert_eq!(one_text("SELECT jwt_claim_bigint('sub')::text"), None);
+            assert_eq!(one_text("SELECT jwt_claim_array('sub')::text"), None);
+        }
+    }
+
+    #[pg_test]
+    fn accessors_read_verified_claims() {
+        let claims = fresh(
+            r#","tenant_id":"3f2504e0-4f89-11d3-9a0c-0305e82c3301","org":42,"admin":true,"n":null,
+               "roles":["reader","writer"],"role":"reader","https://example.com/claims":{"tier":"gold"},
+               "app_metadata":{"tenant_id":"8e1c1a7e-2a9d-4a53-b8a4-6f5d0b6f9c11","ids":[1,2]},
+               "big":123456789012345678901234567890"#,
+        );
+        setup(&claims);
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        assert_eq!(one_text("SELECT jwt_claim('org')"), Some("42".into()));
+        assert_eq!(one_text("SELECT jwt_claim('admin')"), Some("true".into()));
+        assert_eq!(one_text("SELECT jwt_claim('n')"), None);
+        assert_eq!(one_text("SELECT jwt_claim('absent')"), None);
+        assert_eq!(
+            one_text("SELECT jwt_claim('roles')"),
+            Some(r#"["reader","writer"]"#.into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim('big')"),
+            Some("123456789012345678901234567890".into())
+        );
+        // Dots are part of the name, never a path.
+        assert_eq!(
+            one_text("SELECT jwt_claim('https://example.com/claims')"),
+            Some(r#"{"tier":"gold"}"#.into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim('https://example.com/claims', 'tier')"),
+            Some("gold".into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim('app_metadata', 'tenant_id')"),
+            Some("8e1c1a7e-2a9d-4a53-b8a4-6f5d0b6f9c11".into())
+        );
+        assert_eq!(one_text("SELECT jwt_claim('app_metadata', 'nope')"), None);
+        assert_eq!(one_text("SELECT jwt_claim('sub', 'x')"), None);
+        assert_eq!(one_text("SELECT jwt_claim(VARIADIC ARRAY['app_metadata', NULL])"), None);
+        assert_eq!(
+            one_text("SELECT jwt_claim_uuid('tenant_id')::text"),
+            Some("3f2504e0-4f89-11d3-9a0c-0305e82c3301".into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim_uuid('app_metadata', 'tenant_id')::text"),
+            Some("8e1c1a7e-2a9d-4a53-b8a4-6f5d0b6f9c11".into())
+        );
+        assert_eq!(Spi::get_one::<i64>("SELECT jwt_claim_bigint('org')").unwrap(), Some(42));
+        assert_eq!(
+            one_text("SELECT jwt_claim_array('roles')::text"),
+            Some("{reader,writer}".into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim_array('role')::text"),
+            Some("{reader}".into())
+        );
+        assert_eq!(
+            one_text("SELECT jwt_claim_array('app_metadata', 'ids')::text"),
+            Some("{1,2}".into())
+        );
+        assert_eq!(
+            one_text("SELECT ('writer' = ANY (jwt_claim_array('roles')))::text"),
+            Some("true".into())
+        );
+        assert_eq!(one_json("SELECT jwt_claims()").unwrap()["org"], 42);
+        assert_eq!(
+            one_text("SELECT jwt_claims() ->> 'big'"),
+            Some("123456789012345678901234567890".into())
+        );
+    }
+
+    #[pg_test]
+    fn typed_accessors_refuse_values_of_another_type() {
+        setup(&fresh(r#","org":"x1","huge":99999999999999999999,"frac":1.5,"obj":{}"#));
+        assert!(outcome("SELECT jwt_claim_uuid('sub')").starts_with("22P02 pg_jwt: the claim is not a valid uuid"));
+        assert!(outcome("SELECT jwt_claim_uuid('obj')").starts_with("22P02"));
+        assert!(outcome("SELECT jwt_claim_bigint('org')").starts_with("22P02"));
+        assert!(outcome("SELECT jwt_claim_bigint('frac')").starts_with("22P02"));
+        assert!(outcome("SELECT jwt_claim_bigint('huge')").starts_with("22003"));
+    }
+
+    #[pg_test]
+    fn rejected_tokens_raise_28000_from_every_accessor() {
+        let p = setup(&fresh(""));
+        let expired = sign(r#"{"sub":"a","exp":1000000000}"#, &p);
+        for (token, reason) in [("garbage", "malformed token"), (expired.as_str(), "token expired")] {
+            set_token(token);
+            for call in [
+                "jwt_claims()",
+                "jwt_claim('sub')",
+                "jwt_claim('a', 'b')",
+                "jwt_claim_uuid('sub')",
+                "jwt_claim_uuid('a', 'b')",
+                "jwt_claim_bigint('sub')",
+                "jwt_claim_bigint('a', 'b')",
+                "jwt_claim_array('sub')",
+                "jwt_claim_array('a', 'b')",
+            ] {
+                assert_eq!(
+                    outcome(&format!("SELECT {call}")),
+                    format!("28000 pg_jwt: {reason}"),
+                    "{call}"
+                );
+            }
+        }
+    }
+
+    #[pg_test]
+    fn validation_settings_apply_to_the_session_token() {
+        let pad = "x".repeat(200);
+        let p = setup(&fresh(&format!(r#","aud":"api","iss":"https://i.example","pad":"{pad}""#)));
+        // A token with aud and no configured audience is refused (RFC 7519 4.1.3).
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: audience mismatch");
+        Spi::run("SET pg_jwt.audience = 'api'").unwrap();
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        Spi::run("SET pg_jwt.issuer = 'https://other.example'").unwrap();
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: issuer mismatch");
+        Spi::run("SET pg_jwt.issuer = 'https://i.example'").unwrap();
+        Spi::run("SET pg_jwt.required_claims = 'exp, tenant_id'").unwrap();
+        assert_eq!(
+            outcome("SELECT jwt_claim('sub')"),
+            "28000 pg_jwt: missing required claim"
+        );
+        Spi::run("SET pg_jwt.required_claims = 'exp'").unwrap();
+        Spi::run("SET pg_jwt.max_token_bytes = 256").unwrap();
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: token too large");
+        Spi::run("RESET pg_jwt.max_token_bytes").unwrap();
+        let recent = sign(
+            &format!(
+                r#"{{"exp":{},"aud":"api","iss":"https://i.example"}}"#,
+                crate::clock::now_unix() - 100
+            ),
+            &p,
+        );
+        set_token(&recent);
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: token expired");
+        Spi::run("SET pg_jwt.leeway = 3600").unwrap();
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "ok");
+        for bad in [
+            "SET pg_jwt.leeway = -1",
+            "SET pg_jwt.leeway = 3601",
+            "SET pg_jwt.max_token_bytes = 10",
+        ] {
+            assert!(outcome(bad).starts_with("22023"), "{bad}");
+        }
+    }
+
+    #[pg_test]
+    fn d19_key_rotation_invalidates_cached_verifications() {
+        let p = setup(&fresh(""));
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        let other = private_jwk("ES256");
+        Spi::run(&format!("SET pg_jwt.jwks = {}", quote(&verify_jwks(&other)))).unwrap();
+        // Same kid, another key: the signature no longer verifies.
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: invalid signature");
+        Spi::run(&format!("SET pg_jwt.jwks = {}", quote(&verify_jwks(&p)))).unwrap();
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+    }
+
+    #[pg_test]
+    fn bad_or_missing_key_set_is_22023() {
+        let out = outcome(r#"SET pg_jwt.jwks = '{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}'"#);
+        assert!(out.starts_with("22023") && out.contains("pg_jwt.jwks"), "{out}");
+        Spi::run("RESET pg_jwt.jwks").unwrap();
+        Spi::run("SET pg_jwt.token = 'a.b.c'").unwrap();
+        let out = outcome("SELECT jwt_claim('sub')");
+        assert!(
+            out.starts_with("22023 pg_jwt: invalid key set: pg_jwt.jwks is not set"),
+            "{out}"
+        );
+    }
+
+    #[pg_test]
+    fn misspelt_settings_are_errors() {
+        let out = outcome("SET pg_jwt.tokne = 'x'");
+        assert!(out.contains("invalid configuration parameter name"), "{out}");
+    }
+
+    #[pg_test]
+    fn f3_non_superusers_cannot_change_or_read_the_key_settings() {
+        setup(&fresh(""));
+        Spi::run("CREATE ROLE jwt_test_app NOSUPERUSER").unwrap();
+        Spi::run("SET ROLE jwt_test_app").unwrap();
+        for stmt in [
+            "SET pg_jwt.jwks = '{}'",
+            "SET pg_jwt.audience = 'x'",
+            "SET pg_jwt.issuer = 'x'",
+            "SET pg_jwt.leeway = 100",
+            "SET pg_jwt.required_claims = ''",
+            "SET pg_jwt.max_token_bytes = 1000",
+            "SET pg_jwt.cache_size = 5",
+            "SELECT set_config('pg_jwt.jwks', '{}', true)",
+            "SELECT current_setting('pg_jwt.jwks')",
+            "SHOW pg_jwt.jwks",
+        ] {
+            let out = outcome(stmt);
+            assert!(out.starts_with("42501"), "{stmt}: {out}");
+        }
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM pg_settings WHERE name = 'pg_jwt.jwks'").unwrap(),
+            Some(0)
+        );
+        // The token is the user's own to set; the claims still come only from verification.
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        Spi::run("SET pg_jwt.token = ''").unwrap();
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), None);
+        Spi::run("RESET ROLE").unwrap();
+    }
+
+    #[pg_test]
+    fn f1_other_settings_are_never_trusted() {
+        setup(&fresh(""));
+        Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"mallory"}', false)"#).unwrap();
+        Spi::run(r#"SELECT set_config('request.jwt.claim.sub', 'mallory', false)"#).unwrap();
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        Spi::run("SET pg_jwt.token = ''").unwrap();
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), None);
+    }
+
+    #[pg_test]
+    fn f6_generic_plans_follow_the_current_token() {
+        let p = setup(&fresh(r#","tenant":"a""#));
+        Spi::run("SET plan_cache_mode = force_generic_plan").unwrap();
+        Spi::run("PREPARE q AS SELECT jwt_claim('tenant')").unwrap();
+        assert_eq!(one_text("EXECUTE q"), Some("a".into()));
+        set_token(&sign(&fresh(r#","tenant":"b""#), &p));
+        assert_eq!(one_text("EXECUTE q"), Some("b".into()));
+        Spi::run("SET pg_jwt.token = ''").unwrap();
+        assert_eq!(one_text("EXECUTE q"), None);
+        Spi::run("DEALLOCATE q").unwrap();
+    }
+
+    #[pg_test]
+    fn f12_expiry_is_rechecked_at_every_access() {
+        let p = setup(&fresh(""));
+        Spi::run("SET pg_jwt.leeway = 0").unwrap();
+        let exp = crate::clock::now_unix() + 2;
+        set_token(&sign(&format!(r#"{{"sub":"alice","exp":{exp}}}"#), &p));
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        Spi::run("SELECT pg_sleep(3)").unwrap();
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: token expired");
+    }
+
+    #[pg_test]
+    fn verification_happens_once_per_distinct_token() {
+        let p = setup(&fresh(""));
+        let before = one_json("SELECT jwt_cache_stats()").unwrap()["verifications"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(jwt_claim('sub')) FROM generate_series(1, 10000)").unwrap(),
+            Some(10000)
+        );
+        let t2 = sign(&fresh(r#","n":2"#), &p);
+        for _ in 0..3 {
+            set_token(&t2);
+            assert_eq!(one_text("SELECT jwt_claim('n')"), Some("2".into()));
+        }
+        let after = one_json("SELECT jwt_cache_stats()").unwrap()["verifications"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(after - before, 2, "one verification per distinct token");
+    }
+
+    #[pg_test]
+    fn f11_cache_stays_within_its_bound() {
+        let p = setup(&fresh(""));
+        Spi::run("SET pg_jwt.cache_size = 50").unwrap();
+        Spi::run(&format!(
+            "DO $$ BEGIN FOR i IN 1..500 LOOP
+               PERFORM set_config('pg_jwt.token', jwt_sign(jsonb_build_object('i', i, 'exp', {}), {}), true);
+               PERFORM jwt_claim('i');
+             END LOOP; END $$",
+            crate::clock::now_unix() + 600,
+            quote(&p)
+        ))
+        .unwrap();
+        let stats = one_json("SELECT jwt_cache_stats()").unwrap();
+        assert_eq!(stats["capacity"], 50);
+        assert!(stats["cached_tokens"].as_u64().unwrap() <= 50, "{stats}");
+    }
+
+    #[pg_test]
+    fn accessors_are_stable_strict_and_parallel_safe() {
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'jwt_claim%' AND provolatile = 's' AND proparallel = 's'",
+        )
+        .unwrap();
+        assert_eq!(n, Some(9), "jwt_claims + 4 accessors x 2 forms");
+        let strict =
+            Spi::get_one::<i64>("SELECT count(*) FROM pg_proc WHERE proname IN ('jwt_claim_uuid', 'jwt_claim_bigint', 'jwt_claim_array') AND proisstrict")
+                .unwrap();
+        assert_eq!(strict, Some(6));
+    }
 }

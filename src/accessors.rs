@@ -1,0 +1,192 @@
+//! Claim accessors for row-level-security policies: `jwt_claims()`, `jwt_claim(...)` and the
+//! typed `jwt_claim_uuid/_bigint/_array(...)`, each with a one-name form and a VARIADIC path
+//! form. All read the verified claims of `pg_jwt.token` (see `session`).
+//!
+//! - No token set (unset or empty): NULL, so policies fail closed.
+//! - Token set but rejected: ERROR 28000 with the reason, from every accessor.
+//! - A claim that is absent or JSON null: NULL.
+//! - STABLE (never IMMUTABLE: a cached plan must follow the current token) and PARALLEL SAFE
+//!   (the claims are derived from settings only, which parallel workers receive).
+
+use crate::{jsonb, session};
+use pg_jwt_core::Json;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgSqlErrorCode, Uuid, VariadicArray};
+
+/// Looks up `path` in the session claims; `Ok(None)` for no token or no such claim.
+fn with_claim<T>(
+    path: &mut dyn Iterator<Item = Option<&str>>,
+    f: impl FnOnce(&Json) -> Result<Option<T>, ErrorReport>,
+) -> Result<Option<T>, ErrorReport> {
+    let Some(claims) = session::current_claims()? else {
+        return Ok(None);
+    };
+    let mut at = &claims.json;
+    for name in path {
+        let Some(name) = name else { return Ok(None) };
+        match at.get(name) {
+            Some(v) => at = v,
+            None => return Ok(None),
+        }
+    }
+    match at {
+        Json::Null => Ok(None),
+        v => f(v),
+    }
+}
+
+/// Text form of a claim: strings unquoted, everything else as JSON text.
+fn as_text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_json_string(),
+    }
+}
+
+fn conversion_error(code: PgSqlErrorCode, what: &str) -> ErrorReport {
+    ErrorReport::new(code, format!("pg_jwt: the claim is not a valid {what}"), "pg_jwt")
+}
+
+fn to_uuid(v: &Json) -> Result<Option<Uuid>, ErrorReport> {
+    let parsed = v.as_str().and_then(parse_uuid);
+    parsed
+        .map(|b| Some(Uuid::from_bytes(b)))
+        .ok_or_else(|| conversion_error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "uuid"))
+}
+
+fn to_bigint(v: &Json) -> Result<Option<i64>, ErrorReport> {
+    let text = match v {
+        Json::Number(n) => n.as_str(),
+        Json::String(s) => s.as_str(),
+        _ => {
+            return Err(conversion_error(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                "bigint",
+            ))
+        }
+    };
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(conversion_error(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "bigint",
+        ));
+    }
+    text.parse::<i64>().map(Some).map_err(|_| {
+        conversion_error(
+            PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            "bigint (out of range)",
+        )
+    })
+}
+
+fn to_array(v: &Json) -> Result<Option<Vec<String>>, ErrorReport> {
+    Ok(Some(match v {
+        Json::Array(items) => items.iter().map(as_text).collect(),
+        other => vec![as_text(other)],
+    }))
+}
+
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` or 32 hex digits, any case.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    let hex: [u8; 32] = match b.len() {
+        36 => {
+            if b.get(8) != Some(&b'-')
+                || b.get(13) != Some(&b'-')
+                || b.get(18) != Some(&b'-')
+                || b.get(23) != Some(&b'-')
+            {
+                return None;
+            }
+            let mut out = [0u8; 32];
+            let mut j = 0;
+            for (i, c) in b.iter().enumerate() {
+                if !matches!(i, 8 | 13 | 18 | 23) {
+                    *out.get_mut(j)? = *c;
+                    j += 1;
+                }
+            }
+            out
+        }
+        32 => b.try_into().ok()?,
+        _ => return None,
+    };
+    let mut out = [0u8; 16];
+    for (i, pair) in hex.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        *out.get_mut(i)? = (hi * 16 + lo) as u8;
+    }
+    Some(out)
+}
+
+fn one(name: &str) -> impl Iterator<Item = Option<&str>> {
+    std::iter::once(Some(name))
+}
+
+/// All verified claims of `pg_jwt.token`; NULL when no token is set.
+#[pg_extern(stable, parallel_safe)]
+pub fn jwt_claims() -> Result<Option<JsonB>, ErrorReport> {
+    match session::current_claims()? {
+        None => Ok(None),
+        Some(c) => jsonb::from_json(&c.json).map(Some),
+    }
+}
+
+/// One top-level claim as text (strings unquoted, other values as JSON text).
+#[pg_extern(stable, strict, parallel_safe)]
+pub fn jwt_claim(name: &str) -> Result<Option<String>, ErrorReport> {
+    with_claim(&mut one(name), |v| Ok(Some(as_text(v))))
+}
+
+/// A nested claim as text: `jwt_claim('app_metadata', 'tenant_id')`.
+#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim")]
+pub fn jwt_claim_path(path: VariadicArray<&str>) -> Result<Option<String>, ErrorReport> {
+    with_claim(&mut path.iter(), |v| Ok(Some(as_text(v))))
+}
+
+/// A top-level claim as uuid; ERROR 22P02 when it is not a uuid string.
+#[pg_extern(stable, strict, parallel_safe)]
+pub fn jwt_claim_uuid(name: &str) -> Result<Option<Uuid>, ErrorReport> {
+    with_claim(&mut one(name), to_uuid)
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_uuid")]
+pub fn jwt_claim_uuid_path(path: VariadicArray<&str>) -> Result<Option<Uuid>, ErrorReport> {
+    with_claim(&mut path.iter(), to_uuid)
+}
+
+/// A top-level claim as bigint (a JSON integer or a string of one); ERROR 22P02/22003 otherwise.
+#[pg_extern(stable, strict, parallel_safe)]
+pub fn jwt_claim_bigint(name: &str) -> Result<Option<i64>, ErrorReport> {
+    with_claim(&mut one(name), to_bigint)
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_bigint")]
+pub fn jwt_claim_bigint_path(path: VariadicArray<&str>) -> Result<Option<i64>, ErrorReport> {
+    with_claim(&mut path.iter(), to_bigint)
+}
+
+/// A top-level claim as text[]: an array's elements, or a one-element array for a scalar.
+#[pg_extern(stable, strict, parallel_safe)]
+pub fn jwt_claim_array(name: &str) -> Result<Option<Vec<String>>, ErrorReport> {
+    with_claim(&mut one(name), to_array)
+}
+
+#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_array")]
+pub fn jwt_claim_array_path(path: VariadicArray<&str>) -> Result<Option<Vec<String>>, ErrorReport> {
+    with_claim(&mut path.iter(), to_array)
+}
+
+/// This backend's verification cache: `{"verifications": n, "cached_tokens": n, "capacity": n}`.
+#[pg_extern(volatile, parallel_safe)]
+pub fn jwt_cache_stats() -> Result<JsonB, ErrorReport> {
+    let (verifications, cached, capacity) = session::cache_stats();
+    Ok(JsonB(serde_json::json!({
+        "verifications": verifications,
+        "cached_tokens": cached,
+        "capacity": capacity,
+    })))
+}

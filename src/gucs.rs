@@ -1,0 +1,322 @@
+//! pg_jwt's settings, all in one place, behind accessor functions.
+//!
+//! | setting                | context  | who may set it                       |
+//! |------------------------|----------|--------------------------------------|
+//! | `pg_jwt.token`         | USERSET  | anyone (it is only a token to verify) |
+//! | `pg_jwt.jwks`          | SUSET    | superusers (or roles granted SET)     |
+//! | `pg_jwt.audience`      | SUSET    | "                                    |
+//! | `pg_jwt.issuer`        | SUSET    | "                                    |
+//! | `pg_jwt.leeway`        | SUSET    | "                                    |
+//! | `pg_jwt.required_claims` | SUSET  | "                                    |
+//! | `pg_jwt.max_token_bytes` | SUSET  | "                                    |
+//! | `pg_jwt.cache_size`    | SUSET    | "                                    |
+//!
+//! The storage is ours (not `GucSetting`) so the per-row path can read the token's raw pointer
+//! without copying it. Assign hooks bump two generation counters: PostgreSQL calls them on
+//! every change of value, including SET LOCAL, RESET, the restore at COMMIT/ROLLBACK/ROLLBACK
+//! TO SAVEPOINT, and in parallel workers when the leader's settings are restored. The session
+//! cache compares generations instead of strings: a freed token string may be reallocated at
+//! the same address, so a pointer comparison would not be safe.
+
+use pg_jwt_core::KeySet;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::cell::UnsafeCell;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr::null_mut;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Storage PostgreSQL writes a setting's current value into.
+struct Slot<T>(UnsafeCell<T>);
+// SAFETY: a PostgreSQL backend runs its SQL and GUC machinery on one thread.
+unsafe impl<T> Sync for Slot<T> {}
+
+static TOKEN: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
+static JWKS: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
+static AUDIENCE: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
+static ISSUER: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
+static REQUIRED_CLAIMS: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
+static LEEWAY: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_LEEWAY));
+static MAX_TOKEN_BYTES: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_MAX_TOKEN_BYTES));
+static CACHE_SIZE: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_CACHE_SIZE));
+
+pub const DEFAULT_LEEWAY: c_int = 30;
+pub const MAX_LEEWAY: c_int = 3600;
+pub const DEFAULT_MAX_TOKEN_BYTES: c_int = 16384;
+pub const DEFAULT_CACHE_SIZE: c_int = 1000;
+
+static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
+static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Changes whenever `pg_jwt.token` is assigned a value (SET, SET LOCAL, RESET, end of
+/// transaction or savepoint restoring an earlier value).
+#[inline]
+pub fn token_generation() -> u64 {
+    TOKEN_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Changes whenever the key set or a validation setting is assigned a value.
+#[inline]
+pub fn config_generation() -> u64 {
+    CONFIG_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Reads a string setting without copying. `None` when unset.
+///
+/// # Safety
+/// The returned slice is valid until the setting changes; callers copy what they keep.
+unsafe fn raw_str(slot: &Slot<*mut c_char>) -> Option<&'static [u8]> {
+    let p = *slot.0.get();
+    if p.is_null() {
+        None
+    } else {
+        Some(CStr::from_ptr(p).to_bytes())
+    }
+}
+
+/// The raw token bytes; `None` when unset or empty.
+#[inline]
+pub fn token_bytes() -> Option<&'static [u8]> {
+    // SAFETY: read on the backend's only thread; the caller copies what it keeps.
+    unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
+}
+
+fn nonempty_string(slot: &Slot<*mut c_char>) -> Option<String> {
+    // SAFETY: as in token_bytes.
+    unsafe { raw_str(slot) }
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+pub fn jwks_text() -> Option<String> {
+    nonempty_string(&JWKS)
+}
+
+pub fn audience() -> Option<String> {
+    nonempty_string(&AUDIENCE)
+}
+
+pub fn issuer() -> Option<String> {
+    nonempty_string(&ISSUER)
+}
+
+/// `pg_jwt.required_claims` split on commas, trimmed, empty names dropped.
+pub fn required_claims() -> Vec<String> {
+    // SAFETY: as in token_bytes.
+    let raw = unsafe { raw_str(&REQUIRED_CLAIMS) }.unwrap_or(b"exp");
+    String::from_utf8_lossy(raw)
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn leeway() -> i64 {
+    // SAFETY: as in token_bytes.
+    i64::from(unsafe { *LEEWAY.0.get() })
+}
+
+pub fn max_token_bytes() -> usize {
+    // SAFETY: as in token_bytes.
+    usize::try_from(unsafe { *MAX_TOKEN_BYTES.0.get() }).unwrap_or(0)
+}
+
+pub fn cache_size() -> usize {
+    // SAFETY: as in token_bytes.
+    usize::try_from(unsafe { *CACHE_SIZE.0.get() }).unwrap_or(1).max(1)
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_token(_new: *const c_char, _extra: *mut c_void) {
+    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_config_string(_new: *const c_char, _extra: *mut c_void) {
+    CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) {
+    CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Refuses a key set that does not import, so a mistake shows at SET / ALTER SYSTEM time
+/// (SQLSTATE 22023) and a bad value in a reloaded configuration file is not applied.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_jwks(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    if newval.is_null() || (*newval).is_null() {
+        return true;
+    }
+    let text = CStr::from_ptr(*newval).to_bytes();
+    if text.is_empty() {
+        return true;
+    }
+    match KeySet::parse(text) {
+        Ok(_) => true,
+        Err(e) => {
+            set_check_detail(&format!("pg_jwt: {e}"));
+            false
+        }
+    }
+}
+
+/// Sets GUC_check_errdetail (the C macro's effect) to `msg`.
+unsafe fn set_check_detail(msg: &str) {
+    let clean: String = msg.chars().filter(|c| *c != '\0').collect();
+    if let Ok(c) = std::ffi::CString::new(clean) {
+        pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
+    }
+}
+
+unsafe fn define_string(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    slot: &'static Slot<*mut c_char>,
+    boot: Option<&'static CStr>,
+    context: pg_sys::GucContext::Type,
+    flags: u32,
+    check: pg_sys::GucStringCheckHook,
+    assign: pg_sys::GucStringAssignHook,
+) {
+    pg_sys::DefineCustomStringVariable(
+        name.as_ptr(),
+        short.as_ptr(),
+        long.as_ptr(),
+        slot.0.get(),
+        boot.map_or(std::ptr::null(), CStr::as_ptr),
+        context,
+        flags as c_int,
+        check,
+        assign,
+        None,
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn define_int(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    slot: &'static Slot<c_int>,
+    boot: c_int,
+    min: c_int,
+    max: c_int,
+    flags: u32,
+) {
+    pg_sys::DefineCustomIntVariable(
+        name.as_ptr(),
+        short.as_ptr(),
+        long.as_ptr(),
+        slot.0.get(),
+        boot,
+        min,
+        max,
+        pg_sys::GucContext::PGC_SUSET,
+        flags as c_int,
+        None,
+        Some(assign_config_int),
+        None,
+    );
+}
+
+/// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error).
+pub fn init() {
+    use pg_sys::GucContext::{PGC_SUSET, PGC_USERSET};
+    let hidden = pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE;
+    // SAFETY: called once from _PG_init; the slots are 'static.
+    unsafe {
+        define_string(
+            c"pg_jwt.token",
+            c"The raw JWT of the current user (set with SET LOCAL inside a transaction).",
+            c"Only the token: claims are derived by verifying it against pg_jwt.jwks, never taken from any setting.",
+            &TOKEN,
+            None,
+            PGC_USERSET,
+            hidden | pg_sys::GUC_DISALLOW_IN_FILE,
+            None,
+            Some(assign_token),
+        );
+        define_string(
+            c"pg_jwt.jwks",
+            c"The JSON Web Key Set session tokens are verified against.",
+            c"A JWKS {\"keys\": [...]} or a single JWK. Superuser only; hidden from non-superusers because HMAC (oct) keys are secrets.",
+            &JWKS,
+            None,
+            PGC_SUSET,
+            pg_sys::GUC_SUPERUSER_ONLY | hidden,
+            Some(check_jwks),
+            Some(assign_config_string),
+        );
+        define_string(
+            c"pg_jwt.audience",
+            c"The audience session tokens must name in aud (empty: tokens must carry no aud).",
+            c"",
+            &AUDIENCE,
+            None,
+            PGC_SUSET,
+            0,
+            None,
+            Some(assign_config_string),
+        );
+        define_string(
+            c"pg_jwt.issuer",
+            c"The issuer session tokens must name in iss (empty: not checked).",
+            c"",
+            &ISSUER,
+            None,
+            PGC_SUSET,
+            0,
+            None,
+            Some(assign_config_string),
+        );
+        define_string(
+            c"pg_jwt.required_claims",
+            c"Comma-separated claims a session token must carry.",
+            c"",
+            &REQUIRED_CLAIMS,
+            Some(c"exp"),
+            PGC_SUSET,
+            0,
+            None,
+            Some(assign_config_string),
+        );
+        define_int(
+            c"pg_jwt.leeway",
+            c"Clock skew tolerated for exp, nbf and iat, in seconds.",
+            c"",
+            &LEEWAY,
+            DEFAULT_LEEWAY,
+            0,
+            MAX_LEEWAY,
+            pg_sys::GUC_UNIT_S,
+        );
+        define_int(
+            c"pg_jwt.max_token_bytes",
+            c"Longest session token accepted, in bytes.",
+            c"",
+            &MAX_TOKEN_BYTES,
+            DEFAULT_MAX_TOKEN_BYTES,
+            256,
+            1024 * 1024,
+            0,
+        );
+        define_int(
+            c"pg_jwt.cache_size",
+            c"Verified tokens kept per backend.",
+            c"",
+            &CACHE_SIZE,
+            DEFAULT_CACHE_SIZE,
+            1,
+            100_000,
+            0,
+        );
+        pg_sys::MarkGUCPrefixReserved(c"pg_jwt".as_ptr());
+    }
+}
