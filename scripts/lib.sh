@@ -22,7 +22,7 @@ as_postgres() {
 # Starts a throwaway cluster on a unix socket in a fresh temp directory.
 # Sets PGTMP (its directory), PGHOST and PGPORT. Stop it with stop_cluster.
 start_cluster() {
-    local conf_extra=${1:-}
+    local conf_extra=${1:-"shared_preload_libraries = 'pg_jwt'"}
     PGTMP=$(mktemp -d /tmp/pgjwt.XXXXXX)
     chmod 755 "$PGTMP"
     chown postgres: "$PGTMP" 2>/dev/null || $SUDO chown postgres: "$PGTMP"
@@ -32,7 +32,6 @@ start_cluster() {
         echo "port = ${PGPORT:-54329}"
         echo "unix_socket_directories = '$PGTMP'"
         echo "fsync = off"
-        echo "shared_preload_libraries = 'pg_jwt'"
         printf '%s\n' "$conf_extra"
     } | as_postgres tee -a "$PGTMP/data/postgresql.conf" >/dev/null
     as_postgres "$PG_BIN/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w start >/dev/null

@@ -11,3 +11,6 @@ PGRX_DATA=/tmp/pgjwt-pgrx-data
 mkdir -p "$PGRX_DATA"
 chown postgres: "$PGRX_DATA" 2>/dev/null || $SUDO chown postgres: "$PGRX_DATA"
 cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$PGRX_DATA"
+
+say "client suite against a throwaway cluster and pgbouncer"
+bash scripts/client-tests.sh

@@ -509,7 +509,9 @@ mod tests {
     #[pg_test]
     fn validation_settings_apply_to_the_session_token() {
         let pad = "x".repeat(200);
-        let p = setup(&fresh(&format!(r#","aud":"api","iss":"https://i.example","pad":"{pad}""#)));
+        let p = setup(&fresh(&format!(
+            r#","aud":"api","iss":"https://i.example","pad":"{pad}""#
+        )));
         // A token with aud and no configured audience is refused (RFC 7519 4.1.3).
         assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: audience mismatch");
         Spi::run("SET pg_jwt.audience = 'api'").unwrap();

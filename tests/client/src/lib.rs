@@ -1,0 +1,132 @@
+//! Shared set-up for the client suite. scripts/client-tests.sh starts a throwaway cluster (and
+//! pgbouncer) and exports where they listen:
+//! - PGJWT_TEST_HOST, PGJWT_TEST_PORT: the cluster (unix socket directory, port);
+//! - PGJWT_PGBOUNCER_PORT: pgbouncer in transaction pooling mode on 127.0.0.1.
+//!
+//! Databases: `app` loads pg_jwt at session start (session_preload_libraries); `lazy` does not
+//! preload it (checklist F2). Roles: `postgres` (superuser) and `app` (no superuser, RLS applies).
+
+use postgres::{Client, NoTls};
+use std::sync::Once;
+
+pub const TENANTS: usize = 6;
+pub const AUDIENCE: &str = "pg_jwt_client_tests";
+pub const ISSUER: &str = "https://issuer.test";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the suite through scripts/client-tests.sh"))
+}
+
+pub fn connect_as(user: &str, db: &str) -> Client {
+    connect_with(user, db, "")
+}
+
+pub fn connect_with(user: &str, db: &str, options: &str) -> Client {
+    try_connect(user, db, options).unwrap_or_else(|e| panic!("connect as {user} to {db}: {e}"))
+}
+
+pub fn try_connect(user: &str, db: &str, options: &str) -> Result<Client, postgres::Error> {
+    let mut cfg = postgres::Config::new();
+    cfg.host_path(env("PGJWT_TEST_HOST"))
+        .port(env("PGJWT_TEST_PORT").parse().unwrap())
+        .user(user)
+        .dbname(db);
+    if !options.is_empty() {
+        cfg.options(options);
+    }
+    cfg.connect(NoTls)
+}
+
+pub fn connect_pgbouncer() -> Client {
+    let mut cfg = postgres::Config::new();
+    cfg.host("127.0.0.1")
+        .port(env("PGJWT_PGBOUNCER_PORT").parse().unwrap())
+        .user("app")
+        .dbname("app");
+    cfg.connect(NoTls).expect("connect through pgbouncer")
+}
+
+pub fn superuser() -> Client {
+    connect_as("postgres", "app")
+}
+
+pub fn app() -> Client {
+    connect_as("app", "app")
+}
+
+/// Tenant `i`'s id.
+pub fn tenant(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{:012}", i)
+}
+
+/// Single-quoted SQL literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+static SETUP: Once = Once::new();
+
+/// Creates the schema, policies, keys and configuration once per test run (idempotent).
+pub fn setup() {
+    SETUP.call_once(|| {
+        let mut su = superuser();
+        su.batch_execute(include_str!("schema.sql")).expect("schema.sql");
+        let private = su
+            .query_one("SELECT jwt_generate_jwk('ES256', 'test-key')::text", &[])
+            .unwrap()
+            .get::<_, String>(0);
+        let public = su
+            .query_one(&format!("SELECT jwt_public_jwks({})::text", lit(&private)), &[])
+            .unwrap()
+            .get::<_, String>(0);
+        su.batch_execute(&format!(
+            "DELETE FROM test_keys; INSERT INTO test_keys VALUES ({});
+             ALTER DATABASE app SET pg_jwt.jwks = {p};
+             ALTER DATABASE app SET pg_jwt.audience = {a};
+             ALTER DATABASE app SET pg_jwt.issuer = {i};
+             ALTER DATABASE lazy SET pg_jwt.jwks = {p};
+             ALTER DATABASE lazy SET pg_jwt.audience = {a};",
+            lit(&private),
+            p = lit(&public),
+            a = lit(AUDIENCE),
+            i = lit(ISSUER)
+        ))
+        .unwrap();
+    });
+}
+
+/// A token for tenant `i` (valid `ttl` seconds) with extra claims.
+pub fn token(su: &mut Client, i: usize, ttl: i64, extra: &str) -> String {
+    let sql = format!(
+        "SELECT jwt_sign(jsonb_build_object('sub', 'user-{i}', 'tenant_id', {t}, 'aud', {a}, 'iss', {is},
+                 'exp', extract(epoch FROM now())::bigint + {ttl}) || {x}::jsonb, key)
+         FROM test_keys",
+        t = lit(&tenant(i)),
+        a = lit(AUDIENCE),
+        is = lit(ISSUER),
+        x = lit(if extra.is_empty() { "{}" } else { extra })
+    );
+    su.query_one(&sql, &[]).unwrap().get(0)
+}
+
+/// The SQLSTATE of an error, or "ok".
+pub fn sqlstate<T>(r: &Result<T, postgres::Error>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_owned())
+            .unwrap_or_else(|| format!("no sqlstate: {e}")),
+    }
+}
+
+/// The message (and detail) of a database error.
+pub fn message<T>(r: &Result<T, postgres::Error>) -> String {
+    match r {
+        Ok(_) => String::new(),
+        Err(e) => match e.as_db_error() {
+            Some(db) => format!("{} / {}", db.message(), db.detail().unwrap_or("")),
+            None => e.to_string(),
+        },
+    }
+}
