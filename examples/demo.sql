@@ -1,0 +1,101 @@
+-- The pg_jwt demo: run with psql as a superuser on a scratch database (make demo does this).
+\set QUIET on
+\pset footer off
+\set VERBOSITY default
+\set ON_ERROR_STOP off
+
+\echo '=== 1. Schema, policies and the non-superuser role "app" (examples/schema.sql)'
+\ir schema.sql
+
+\echo '=== 2. Keys: an ES256 key pair stands in for the identity provider'
+-- In production pg_jwt.jwks is your provider's published JWKS; the private key never enters
+-- the database. Here the demo keeps it in a superuser-only table to sign tokens.
+CREATE SCHEMA idp;
+REVOKE ALL ON SCHEMA idp FROM PUBLIC;
+CREATE TABLE idp.signing_key AS SELECT jwt_generate_jwk('ES256', 'demo-2026') AS jwk;
+SELECT jwt_public_jwks(jwk) AS jwks FROM idp.signing_key \gset
+SELECT :'jwks'::jsonb AS "published JWKS (what pg_jwt.jwks holds)";
+SELECT current_database() AS db \gset
+ALTER DATABASE :"db" SET pg_jwt.jwks = :'jwks';
+ALTER DATABASE :"db" SET pg_jwt.audience = 'https://api.example.com';
+ALTER DATABASE :"db" SET pg_jwt.issuer = 'https://id.example.com';
+\c
+\set QUIET on
+\pset footer off
+
+\echo '=== 3. Tokens signed by the "identity provider"'
+CREATE FUNCTION pg_temp.token(claims jsonb, ttl int DEFAULT 600) RETURNS text LANGUAGE sql AS $$
+  SELECT jwt_sign(jsonb_build_object('iss', 'https://id.example.com', 'aud', 'https://api.example.com',
+                  'iat', extract(epoch FROM now())::bigint,
+                  'exp', extract(epoch FROM now())::bigint + ttl) || claims, jwk)
+  FROM idp.signing_key $$;
+SELECT pg_temp.token('{"sub":"alice","tenant_id":"a0000000-0000-4000-8000-00000000000a","roles":["member"]}') AS alice \gset
+SELECT pg_temp.token('{"sub":"bob","tenant_id":"b0000000-0000-4000-8000-00000000000b","roles":["member"]}') AS bob \gset
+SELECT pg_temp.token('{"sub":"carol","tenant_id":"a0000000-0000-4000-8000-00000000000a","roles":["member","admin"]}') AS carol \gset
+SELECT pg_temp.token('{"sub":"alice","tenant_id":"a0000000-0000-4000-8000-00000000000a"}', -3600) AS expired \gset
+SELECT jwt_sign(jsonb_build_object('iss', 'https://id.example.com', 'aud', 'https://other-api.example.com',
+       'exp', extract(epoch FROM now())::bigint + 600, 'sub', 'alice', 'tenant_id', 'a0000000-0000-4000-8000-00000000000a'), jwk)
+  AS wrong_aud FROM idp.signing_key \gset
+-- Tampered: Bob's signature on a payload that claims Acme's tenant.
+SELECT split_part(:'bob', '.', 1) || '.' ||
+       split_part(:'alice', '.', 2) || '.' || split_part(:'bob', '.', 3) AS tampered \gset
+SELECT left(:'alice', 60) || '...' AS "Alice's token (ES256)";
+SELECT jwt_decode_unverified(:'alice') -> 'payload' AS "its payload (decoded without verification, debugging only)";
+
+\echo ''
+\echo '=== From here on we are the application: role "app", no superuser'
+SET ROLE app;
+
+\echo ''
+\echo '--- 4. Alice (tenant Acme) sees only Acme documents'
+BEGIN;
+SET LOCAL pg_jwt.token = :'alice';
+SELECT jwt_claim('sub') AS sub, jwt_claim_uuid('tenant_id') AS tenant_id, jwt_claim_array('roles') AS roles;
+SELECT id, title, owner FROM documents ORDER BY id;
+COMMIT;
+
+\echo '--- 5. Bob (tenant Globex) sees only Globex documents'
+BEGIN;
+SET LOCAL pg_jwt.token = :'bob';
+SELECT id, title, owner FROM documents ORDER BY id;
+SELECT name FROM users;
+COMMIT;
+
+\echo '--- 6. WITH CHECK: Alice may write into Acme, not into Globex'
+BEGIN;
+SET LOCAL pg_jwt.token = :'alice';
+INSERT INTO documents (title) VALUES ('Acme offsite notes') RETURNING id, tenant_id, owner, title;
+INSERT INTO documents (tenant_id, title) VALUES ('b0000000-0000-4000-8000-00000000000b', 'planted in Globex');
+ROLLBACK;
+
+\echo '--- 7. No token: nothing is visible (the accessors return NULL, policies fail closed)'
+SELECT count(*) AS "documents visible without a token" FROM documents;
+
+\echo '--- 8. Refused tokens, each with its reason (SQLSTATE 28000)'
+\echo '    a tampered token (Bob''s signature over a payload claiming Acme):'
+BEGIN;
+SET LOCAL pg_jwt.token = :'tampered';
+SELECT count(*) FROM documents;
+ROLLBACK;
+\echo '    an expired token:'
+BEGIN;
+SET LOCAL pg_jwt.token = :'expired';
+SELECT count(*) FROM documents;
+ROLLBACK;
+\echo '    a token for another audience:'
+BEGIN;
+SET LOCAL pg_jwt.token = :'wrong_aud';
+SELECT count(*) FROM documents;
+ROLLBACK;
+\echo '    and the key settings are not the application''s to change (SQLSTATE 42501):'
+SET pg_jwt.jwks = '{"keys":[]}';
+
+\echo '--- 9. Carol carries the admin role claim: her view widens to every tenant'
+BEGIN;
+SET LOCAL pg_jwt.token = :'carol';
+SELECT d.id, d.title, d.tenant_id FROM documents d ORDER BY d.id;
+COMMIT;
+
+RESET ROLE;
+\echo ''
+\echo 'Done: the SQL of this demo is in examples/schema.sql and examples/demo.sql.'
