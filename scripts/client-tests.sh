@@ -61,4 +61,4 @@ done
 
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
-    cargo test --release -p pg_jwt_client_tests -- --test-threads=1
+    cargo test --release -p pg_jwt_client_tests --test client -- --test-threads=1

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Runs every test layer: the pure core (no PostgreSQL), then the #[pg_test]s in a backend.
+# Runs every test layer: the pure core (no PostgreSQL), the #[pg_test]s in a backend, and the
+# client suite against a throwaway cluster and pgbouncer. Ends with one summary line.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+LOG=$(mktemp /tmp/pgjwt-test.XXXXXX.log)
 
 say "core unit tests (no PostgreSQL)"
-cargo test -p pg_jwt_core
+cargo test -p pg_jwt_core --lib --tests 2>&1 | tee -a "$LOG"
 
 say "#[pg_test]s inside PostgreSQL $PG_MAJOR"
 PGRX_DATA=/tmp/pgjwt-pgrx-data
 mkdir -p "$PGRX_DATA"
 chown postgres: "$PGRX_DATA" 2>/dev/null || $SUDO chown postgres: "$PGRX_DATA"
-cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$PGRX_DATA"
+cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$PGRX_DATA" 2>&1 | tee -a "$LOG"
 
 say "client suite against a throwaway cluster and pgbouncer"
-bash scripts/client-tests.sh
+bash scripts/client-tests.sh 2>&1 | tee -a "$LOG"
+
+say "summary"
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$LOG"
+rm -f "$LOG"
