@@ -34,25 +34,31 @@ static DECODE: [u8; 256] = decode_table();
 
 /// Decodes strict, unpadded base64url.
 pub fn decode(input: &[u8]) -> Result<Vec<u8>, B64Error> {
-    let mut out = Vec::with_capacity(input.len() / 4 * 3 + 2);
-    decode_into(input, &mut out)?;
-    Ok(out)
-}
-
-/// Decodes strict, unpadded base64url, appending to `out`.
-pub fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), B64Error> {
     if input.len() % 4 == 1 {
         return Err(B64Error::InvalidLength);
     }
+    let whole = input.len() / 4;
+    let mut out = vec![0u8; whole * 3];
     let mut chunks = input.chunks_exact(4);
-    for chunk in chunks.by_ref() {
+    for (chunk, dst) in chunks.by_ref().zip(out.chunks_exact_mut(3)) {
         let mut acc: u32 = 0;
+        let mut bad = 0u8;
         for &c in chunk {
-            acc = (acc << 6) | u32::from(sextet(c)?);
+            let v = DECODE[c as usize];
+            bad |= v;
+            acc = (acc << 6) | u32::from(v & 0x3F);
         }
-        out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
+        if bad == INVALID || bad & 0xC0 != 0 {
+            return Err(B64Error::InvalidCharacter);
+        }
+        dst.copy_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]);
     }
-    let rest = chunks.remainder();
+    decode_tail(chunks.remainder(), &mut out)?;
+    Ok(out)
+}
+
+/// The last 0, 2 or 3 characters.
+fn decode_tail(rest: &[u8], out: &mut Vec<u8>) -> Result<(), B64Error> {
     let mut acc: u32 = 0;
     for &c in rest {
         acc = (acc << 6) | u32::from(sextet(c)?);

@@ -45,6 +45,7 @@ impl Json {
     pub fn parse(input: &[u8]) -> Result<Json, JsonError> {
         let text = std::str::from_utf8(input).map_err(|_| JsonError::InvalidUtf8)?;
         let mut p = Parser {
+            text,
             s: text.as_bytes(),
             pos: 0,
         };
@@ -148,6 +149,8 @@ pub fn write_json_string(s: &str, out: &mut String) {
 }
 
 struct Parser<'a> {
+    /// The whole input, already validated as UTF-8; `s` is the same bytes.
+    text: &'a str,
     s: &'a [u8],
     pos: usize,
 }
@@ -191,7 +194,7 @@ impl Parser<'_> {
             return Err(JsonError::TooDeep);
         }
         self.pos += 1; // '{'
-        let mut members: Vec<(String, Json)> = Vec::new();
+        let mut members: Vec<(String, Json)> = Vec::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -280,9 +283,7 @@ impl Parser<'_> {
             }
             self.digits();
         }
-        let text = self.s.get(start..self.pos).ok_or(JsonError::Syntax)?;
-        // The bytes matched are ASCII digits and signs, so this cannot fail.
-        let text = std::str::from_utf8(text).map_err(|_| JsonError::Syntax)?;
+        let text = self.text.get(start..self.pos).ok_or(JsonError::Syntax)?;
         Ok(Json::Number(text.to_owned()))
     }
 
@@ -305,20 +306,32 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String, JsonError> {
         self.pos += 1; // opening quote
+                       // The common case: no escapes. Copy the run up to the closing quote in one allocation.
+        let rest = self.s.get(self.pos..).unwrap_or_default();
+        if let Some(end) = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20) {
+            if rest.get(end) == Some(&b'"') {
+                // Runs end at ASCII bytes, so these are character boundaries of the valid input.
+                let text = self.text.get(self.pos..self.pos + end).ok_or(JsonError::InvalidUtf8)?;
+                self.pos += end + 1;
+                return Ok(text.to_owned());
+            }
+        }
         let mut out = String::new();
         loop {
             // Copy a run of plain characters at once. The input is valid UTF-8 and the run
             // stops only at ASCII bytes, so the slice boundaries are character boundaries.
-            let run_start = self.pos;
-            while let Some(c) = self.peek() {
-                if c == b'"' || c == b'\\' || c < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
-            if self.pos > run_start {
-                let run = self.s.get(run_start..self.pos).ok_or(JsonError::Syntax)?;
-                out.push_str(std::str::from_utf8(run).map_err(|_| JsonError::InvalidUtf8)?);
+            let rest = self.s.get(self.pos..).unwrap_or_default();
+            let run_len = rest
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                .unwrap_or(rest.len());
+            if run_len > 0 {
+                out.push_str(
+                    self.text
+                        .get(self.pos..self.pos + run_len)
+                        .ok_or(JsonError::InvalidUtf8)?,
+                );
+                self.pos += run_len;
             }
             match self.peek() {
                 Some(b'"') => {
@@ -373,6 +386,13 @@ impl Parser<'_> {
 fn has_duplicate_names(members: &[(String, Json)]) -> bool {
     if members.len() < 2 {
         return false;
+    }
+    if members.len() <= 24 {
+        // Small objects (every real header and claim set): pairwise, without allocating.
+        return members
+            .iter()
+            .enumerate()
+            .any(|(i, (a, _))| members.iter().skip(i + 1).any(|(b, _)| a == b));
     }
     let mut names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
     names.sort_unstable();

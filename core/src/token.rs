@@ -102,10 +102,22 @@ pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> R
 
 /// Splits into exactly three segments. Five segments is JWE, which is not supported.
 fn split(token: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TokenError> {
-    let mut parts = token.split(|b| *b == b'.');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(h), Some(p), Some(s), None) => Ok((h, p, s)),
-        _ => {
+    let dot = |from: usize| {
+        token
+            .get(from..)
+            .and_then(|t| t.iter().position(|b| *b == b'.'))
+            .map(|i| from + i)
+    };
+    let parts = dot(0).and_then(|d1| {
+        let d2 = dot(d1 + 1)?;
+        if dot(d2 + 1).is_some() {
+            return None;
+        }
+        Some((token.get(..d1)?, token.get(d1 + 1..d2)?, token.get(d2 + 1..)?))
+    });
+    match parts {
+        Some(p) => Ok(p),
+        None => {
             if token.iter().filter(|b| **b == b'.').count() == 4 {
                 Err(TokenError::Unsupported("encrypted tokens (JWE) are not supported"))
             } else {
