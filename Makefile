@@ -1,11 +1,14 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test setup install fmt
+.PHONY: demo test bench setup install fmt
 
 demo: setup
 	scripts/demo.sh
 
 test: setup
 	scripts/test.sh
+
+bench: setup
+	scripts/bench.sh
 
 setup:
 	scripts/setup.sh

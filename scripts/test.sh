@@ -6,7 +6,10 @@ cd "$ROOT"
 LOG=$(mktemp /tmp/pgjwt-test.XXXXXX.log)
 
 say "core unit tests (no PostgreSQL)"
-cargo test -p pg_jwt_core --lib --tests 2>&1 | tee -a "$LOG"
+cargo test -p pg_jwt_core --lib --tests --benches 2>&1 | tee -a "$LOG"
+
+say "the SQL benchmark runner compiles (it runs with make bench)"
+cargo build --release -p pg_jwt_bench 2>&1 | tail -1
 
 say "#[pg_test]s inside PostgreSQL $PG_MAJOR"
 PGRX_DATA=/tmp/pgjwt-pgrx-data

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make bench: builds in release mode, measures the verification floor (pure Rust), starts a
+# throwaway cluster, runs the SQL benchmarks (benches/runner) and writes BENCHMARKS.md.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+OUT=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
+WORK=$(mktemp -d /tmp/pgjwt-bench.XXXXXX)
+started=$(date +%s)
+
+bash scripts/install.sh
+
+say "1/2 verification floor (cargo bench -p pg_jwt_core --bench verify)"
+cargo bench -p pg_jwt_core --bench verify 2>/dev/null | grep '^|' > "$WORK/floor.md"
+cat "$WORK/floor.md"
+
+say "2/2 SQL benchmarks on a throwaway cluster"
+cargo build --release -p pg_jwt_bench 2>&1 | tail -1
+PGPORT=${PGJWT_BENCH_PORT:-54332}
+start_cluster "shared_preload_libraries = 'pg_jwt'
+shared_buffers = '512MB'
+max_worker_processes = 8
+max_parallel_workers = 4
+max_wal_size = '4GB'
+synchronous_commit = off
+log_min_messages = warning"
+trap 'stop_cluster; rm -rf "$WORK"' EXIT
+createdb bench
+PGJWT_BENCH_HOST=$PGTMP PGJWT_BENCH_PORT=$PGPORT PGJWT_PGBENCH=$PG_BIN/pgbench \
+    "$CARGO_TARGET_DIR/release/pg_jwt_bench" > "$WORK/sql.md"
+elapsed=$(( $(date +%s) - started ))
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+{
+    echo "# pg_jwt benchmarks"
+    echo
+    echo "Produced by \`make bench\` (scripts/bench.sh) on $(date -u '+%Y-%m-%d %H:%M UTC') in ${elapsed} s."
+    echo "Machine: $(nproc) cores, ${cpu:-unknown CPU}, $(free -g | awk '/^Mem:/ {print $2}') GiB;"
+    echo "$(psql -XAt -c 'SELECT version()' 2>/dev/null | cut -d, -f1 || "$PG_BIN/postgres" --version)."
+    echo
+    echo "Absolute times drift on a shared machine; the ratios are taken within one run and are what"
+    echo "the targets are about. Every figure is the median of several runs, with min and max beside it."
+    echo
+    echo "## 1. Verification floor: pg_jwt against the bare ring check"
+    echo
+    echo "A realistic token (about 300 bytes of claims), a key set of 3 keys, the full verification"
+    echo "(size cap, strict base64url, header policy, key choice by kid, signature, JSON claims, claim"
+    echo "checks) against ring's signature check alone on the same bytes. Rust, no PostgreSQL."
+    echo
+    cat "$WORK/floor.md"
+    echo
+    cat "$WORK/sql.md"
+    echo
+    cat benches/NOTES.md
+} > "$OUT"
+say "wrote $OUT"
+cat "$OUT"
