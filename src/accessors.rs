@@ -12,9 +12,45 @@ use crate::{jsonb, session};
 use pg_jwt_core::Json;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{JsonB, PgSqlErrorCode, Uuid, VariadicArray};
+use pgrx::{pg_sys, IntoDatum, JsonB, PgSqlErrorCode, Uuid, VariadicArray};
 
-/// Looks up `path` in the session claims; `Ok(None)` for no token or no such claim.
+/// The result type of an accessor.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Text,
+    Uuid,
+    Bigint,
+    Array,
+}
+
+/// Looks up `path` in `claims` and converts the value to `kind`, as a Datum allocated in the
+/// current memory context. `Ok(None)`: no token, no such claim, or JSON null.
+pub fn lookup_as_datum(
+    claims: Option<&session::Claims>,
+    path: &mut dyn Iterator<Item = Option<&str>>,
+    kind: Kind,
+) -> Result<Option<pg_sys::Datum>, ErrorReport> {
+    let Some(claims) = claims else { return Ok(None) };
+    let mut at = &claims.json;
+    for name in path {
+        let Some(name) = name else { return Ok(None) };
+        match at.get(name) {
+            Some(v) => at = v,
+            None => return Ok(None),
+        }
+    }
+    if matches!(at, Json::Null) {
+        return Ok(None);
+    }
+    Ok(match kind {
+        Kind::Text => as_text(at).into_datum(),
+        Kind::Uuid => to_uuid(at)?.into_datum(),
+        Kind::Bigint => to_bigint(at)?.into_datum(),
+        Kind::Array => to_array(at)?.into_datum(),
+    })
+}
+
+/// The claim at `path` of the session token, converted by `f`.
 fn with_claim<T>(
     path: &mut dyn Iterator<Item = Option<&str>>,
     f: impl FnOnce(&Json) -> Result<Option<T>, ErrorReport>,
@@ -48,14 +84,14 @@ fn conversion_error(code: PgSqlErrorCode, what: &str) -> ErrorReport {
     ErrorReport::new(code, format!("pg_jwt: the claim is not a valid {what}"), "pg_jwt")
 }
 
-fn to_uuid(v: &Json) -> Result<Option<Uuid>, ErrorReport> {
+pub fn to_uuid(v: &Json) -> Result<Option<Uuid>, ErrorReport> {
     let parsed = v.as_str().and_then(parse_uuid);
     parsed
         .map(|b| Some(Uuid::from_bytes(b)))
         .ok_or_else(|| conversion_error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "uuid"))
 }
 
-fn to_bigint(v: &Json) -> Result<Option<i64>, ErrorReport> {
+pub fn to_bigint(v: &Json) -> Result<Option<i64>, ErrorReport> {
     let text = match v {
         Json::Number(n) => n.as_str(),
         Json::String(s) => s.as_str(),
@@ -81,7 +117,7 @@ fn to_bigint(v: &Json) -> Result<Option<i64>, ErrorReport> {
     })
 }
 
-fn to_array(v: &Json) -> Result<Option<Vec<String>>, ErrorReport> {
+pub fn to_array(v: &Json) -> Result<Option<Vec<String>>, ErrorReport> {
     Ok(Some(match v {
         Json::Array(items) => items.iter().map(as_text).collect(),
         other => vec![as_text(other)],
@@ -122,10 +158,6 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-fn one(name: &str) -> impl Iterator<Item = Option<&str>> {
-    std::iter::once(Some(name))
-}
-
 /// All verified claims of `pg_jwt.token`; NULL when no token is set.
 #[pg_extern(stable, parallel_safe)]
 pub fn jwt_claims() -> Result<Option<JsonB>, ErrorReport> {
@@ -135,22 +167,10 @@ pub fn jwt_claims() -> Result<Option<JsonB>, ErrorReport> {
     }
 }
 
-/// One top-level claim as text (strings unquoted, other values as JSON text).
-#[pg_extern(stable, strict, parallel_safe)]
-pub fn jwt_claim(name: &str) -> Result<Option<String>, ErrorReport> {
-    with_claim(&mut one(name), |v| Ok(Some(as_text(v))))
-}
-
 /// A nested claim as text: `jwt_claim('app_metadata', 'tenant_id')`.
 #[pg_extern(stable, strict, parallel_safe, name = "jwt_claim")]
 pub fn jwt_claim_path(path: VariadicArray<&str>) -> Result<Option<String>, ErrorReport> {
     with_claim(&mut path.iter(), |v| Ok(Some(as_text(v))))
-}
-
-/// A top-level claim as uuid; ERROR 22P02 when it is not a uuid string.
-#[pg_extern(stable, strict, parallel_safe)]
-pub fn jwt_claim_uuid(name: &str) -> Result<Option<Uuid>, ErrorReport> {
-    with_claim(&mut one(name), to_uuid)
 }
 
 #[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_uuid")]
@@ -158,21 +178,9 @@ pub fn jwt_claim_uuid_path(path: VariadicArray<&str>) -> Result<Option<Uuid>, Er
     with_claim(&mut path.iter(), to_uuid)
 }
 
-/// A top-level claim as bigint (a JSON integer or a string of one); ERROR 22P02/22003 otherwise.
-#[pg_extern(stable, strict, parallel_safe)]
-pub fn jwt_claim_bigint(name: &str) -> Result<Option<i64>, ErrorReport> {
-    with_claim(&mut one(name), to_bigint)
-}
-
 #[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_bigint")]
 pub fn jwt_claim_bigint_path(path: VariadicArray<&str>) -> Result<Option<i64>, ErrorReport> {
     with_claim(&mut path.iter(), to_bigint)
-}
-
-/// A top-level claim as text[]: an array's elements, or a one-element array for a scalar.
-#[pg_extern(stable, strict, parallel_safe)]
-pub fn jwt_claim_array(name: &str) -> Result<Option<Vec<String>>, ErrorReport> {
-    with_claim(&mut one(name), to_array)
 }
 
 #[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_array")]

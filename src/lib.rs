@@ -3,7 +3,8 @@
 //! The token and key logic lives in the `pg_jwt_core` crate (no PostgreSQL dependency). This
 //! crate is the thin SQL layer, one module per concern:
 //! - `functions`: SQL functions that take token and keys as arguments (`jwt_verify`, ...);
-//! - `accessors`: the claim accessors for RLS policies (`jwt_claim`, ...);
+//! - `accessors`: the claim accessors for RLS policies (`jwt_claim`, ...), and `fastpath`:
+//!   their per-row path with a per-call-site cache;
 //! - `session`: the per-backend verification cache behind the accessors;
 //! - `gucs`: every `pg_jwt.*` setting;
 //! - `errors`: core errors to SQLSTATEs; `jsonb`: exact JSON <-> jsonb; `clock`.
@@ -15,6 +16,7 @@ use pgrx::prelude::*;
 mod accessors;
 mod clock;
 mod errors;
+mod fastpath;
 mod functions;
 mod gucs;
 mod jsonb;

@@ -684,6 +684,47 @@ mod tests {
     }
 
     #[pg_test]
+    fn call_site_cache_follows_token_changes_within_one_query() {
+        let p = setup(&fresh(""));
+        Spi::run("CREATE TEMP TABLE toks (i int, t text)").unwrap();
+        for i in 0..5 {
+            let t = sign(
+                &fresh(&format!(
+                    r#","n":{i},"tenant":"3f2504e0-4f89-11d3-9a0c-0305e82c330{i}""#
+                )),
+                &p,
+            );
+            Spi::run(&format!("INSERT INTO toks VALUES ({i}, {})", quote(&t))).unwrap();
+        }
+        Spi::run("INSERT INTO toks VALUES (5, '')").unwrap();
+        // Each row sets its own token, then reads claims through the same call sites. The CTE is
+        // MATERIALIZED and unsorted so that both are evaluated per row, left to right (a Sort or a
+        // pushed-down filter would evaluate the STABLE accessors apart from the VOLATILE set_config).
+        let mismatches = Spi::get_one::<i64>(
+            "WITH q AS MATERIALIZED (
+               SELECT i, set_config('pg_jwt.token', t, true) AS s,
+                      jwt_claim('n') AS n, jwt_claim_bigint('n') AS nb,
+                      jwt_claim_uuid('tenant')::text AS u, jwt_claim_array('n') AS a
+               FROM toks)
+             SELECT count(*) FROM q
+             WHERE n IS DISTINCT FROM CASE WHEN i < 5 THEN i::text END
+                OR nb IS DISTINCT FROM CASE WHEN i < 5 THEN i::bigint END
+                OR u IS DISTINCT FROM CASE WHEN i < 5 THEN '3f2504e0-4f89-11d3-9a0c-0305e82c330' || i END
+                OR a IS DISTINCT FROM CASE WHEN i < 5 THEN ARRAY[i::text] END",
+        )
+        .unwrap();
+        assert_eq!(mismatches, Some(0));
+        // The same call site with a different argument on each row.
+        let names = Spi::get_one::<String>(
+            "SELECT string_agg(coalesce(jwt_claim(k), '-'), ',' ORDER BY k)
+             FROM (SELECT set_config('pg_jwt.token', t, true) FROM toks WHERE i = 2) s,
+                  unnest(ARRAY['n', 'sub', 'tenant', 'missing']) k",
+        )
+        .unwrap();
+        assert_eq!(names, Some("-,2,alice,3f2504e0-4f89-11d3-9a0c-0305e82c3302".into()));
+    }
+
+    #[pg_test]
     fn accessors_are_stable_strict_and_parallel_safe() {
         let n = Spi::get_one::<i64>(
             "SELECT count(*) FROM pg_proc WHERE proname LIKE 'jwt_claim%' AND provolatile = 's' AND proparallel = 's'",

@@ -9,14 +9,12 @@ CREATE TABLE bench_keys (alg text PRIMARY KEY, private jsonb, public jsonb);
 -- 1,000,000 rows over 10 tenants, and a 20,000-row slice for the slow PL/pgSQL verifier.
 CREATE TABLE rls_1m (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, amount int NOT NULL, note text NOT NULL);
 INSERT INTO rls_1m
-SELECT g, ('00000000-0000-4000-8000-' || lpad((g % 10)::text, 12, '0'))::uuid, (g * 7919) % 1000, 'row ' || g
+SELECT g, ('00000000-0000-4000-8000-' || lpad((g % 10)::text, 12, '0'))::uuid, ((g::bigint * 7919) % 1000)::int, 'row ' || g
 FROM generate_series(1, 1000000) g;
 CREATE INDEX rls_1m_tenant ON rls_1m (tenant_id);
 CREATE TABLE rls_20k AS SELECT * FROM rls_1m WHERE id <= 20000;
 ALTER TABLE rls_20k ADD PRIMARY KEY (id);
 CREATE INDEX rls_20k_tenant ON rls_20k (tenant_id);
-VACUUM ANALYZE rls_1m;
-VACUUM ANALYZE rls_20k;
 ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY;
 ALTER TABLE rls_20k ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON rls_1m, rls_20k TO bench_app, bench_hs;
