@@ -48,3 +48,11 @@ pub fn internal(message: &str) -> ErrorReport {
         FUNC,
     )
 }
+
+/// Raises `report` as an ERROR; never returns (pgrx turns the panic into the PostgreSQL error
+/// at the function boundary).
+pub fn raise(report: ErrorReport) -> ! {
+    report.report(pgrx::PgLogLevel::ERROR);
+    // report(ERROR) does not return; this keeps the function's type honest.
+    std::panic::panic_any(internal("error report returned"))
+}

@@ -11,6 +11,7 @@
 //! raises the errors.
 
 use crate::accessors::{self, Kind};
+use crate::fmgr::{self, v1_finfo};
 use crate::{clock, gucs, session};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
@@ -35,14 +36,6 @@ struct CallSite {
     valid_until: f64,
 }
 
-/// The bytes of the (strict, so non-NULL) text argument 0, detoasted if needed.
-unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a [u8] {
-    let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
-    let v = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());
-    let len = pgrx::varlena::varsize_any_exhdr(v);
-    std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len)
-}
-
 unsafe fn call_site(fcinfo: pg_sys::FunctionCallInfo) -> *mut CallSite {
     let flinfo = (*fcinfo).flinfo;
     if (*flinfo).fn_extra.is_null() {
@@ -53,7 +46,7 @@ unsafe fn call_site(fcinfo: pg_sys::FunctionCallInfo) -> *mut CallSite {
 }
 
 unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
-    let name = arg_bytes(fcinfo);
+    let name = fmgr::arg_bytes(fcinfo, 0);
     let site = &mut *call_site(fcinfo);
     let tg = gucs::token_generation();
     let cg = gucs::config_generation();
@@ -112,11 +105,7 @@ unsafe fn slow_path(
 
 macro_rules! v1_accessor {
     ($finfo:ident, $func:ident, $kind:expr) => {
-        #[no_mangle]
-        pub extern "C" fn $finfo() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
+        v1_finfo!($finfo);
 
         #[no_mangle]
         #[pg_guard]

@@ -1,44 +1,98 @@
 //! SQL functions that take their token and keys as arguments: `jwt_verify`, `jwt_sign`,
 //! `jwt_public_jwks`, `jwt_decode_unverified`, `jwt_generate_jwk`. Thin wrappers over the core.
 
+use crate::fmgr::{self, v1_finfo};
 use crate::{clock, errors, jsonb};
+use lru::LruCache;
 use pg_jwt_core::token::{self, HeaderPolicy};
-use pg_jwt_core::{jwk, Json, KeySet, SigningKey, Validation};
-use pgrx::pg_sys::panic::ErrorReport;
+use pg_jwt_core::{jwk, Json, KeyError, KeySet, SigningKey, Validation};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::{ErrorReport, ErrorReportable};
 use pgrx::prelude::*;
 use pgrx::JsonB;
+use std::cell::RefCell;
+use std::num::NonZeroUsize;
+use std::rc::Rc;
 
 /// Largest leeway accepted, in seconds (one day).
 pub const MAX_LEEWAY_SECONDS: i32 = 86_400;
 /// Token size cap of `jwt_decode_unverified` (fixed, so the function can be IMMUTABLE).
 const DECODE_MAX_TOKEN_BYTES: usize = 64 * 1024;
 
-/// Verifies `token` against `jwks` (a JWKS or a single JWK) and returns its claims.
-/// NULL token or key set gives NULL. STABLE: it reads the clock.
-#[pg_extern(stable, parallel_safe)]
-pub fn jwt_verify(
-    token: Option<&str>,
-    jwks: Option<JsonB>,
-    audience: default!(Option<&str>, "NULL"),
-    issuer: default!(Option<&str>, "NULL"),
-    leeway_seconds: default!(Option<i32>, 30),
-) -> Result<Option<JsonB>, ErrorReport> {
-    let (Some(token), Some(jwks)) = (token, jwks) else {
-        return Ok(None);
+/// Key sets imported by `jwt_verify`, keyed by the raw bytes of the jsonb argument (jsonb's
+/// binary form is canonical), so a query verifying many tokens against one key set imports it
+/// once. Bounded; per backend.
+const KEY_SET_CACHE: usize = 16;
+
+thread_local! {
+    static KEY_SETS: RefCell<LruCache<Vec<u8>, Rc<Result<KeySet, KeyError>>>> =
+        RefCell::new(LruCache::new(NonZeroUsize::new(KEY_SET_CACHE).unwrap_or(NonZeroUsize::MIN)));
+}
+
+unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Rc<Result<KeySet, KeyError>> {
+    let raw = fmgr::arg_bytes(fcinfo, i);
+    if let Some(hit) = KEY_SETS.with(|c| c.borrow_mut().get(raw).cloned()) {
+        return hit;
+    }
+    let parsed = Rc::new(KeySet::parse(fmgr::arg_jsonb_text(fcinfo, i).as_bytes()));
+    KEY_SETS.with(|c| c.borrow_mut().put(raw.to_vec(), Rc::clone(&parsed)));
+    parsed
+}
+
+v1_finfo!(pg_finfo_pg_jwt_verify);
+
+/// `jwt_verify(token, jwks, audience, issuer, leeway_seconds)`: the verified claims of `token`
+/// against `jwks` (a JWKS or a single JWK). NULL token or key set gives NULL. STABLE (it reads
+/// the clock), PARALLEL SAFE. A V1 C function: it reads the key set's raw jsonb bytes for the
+/// cache and builds the result with `jsonb_in` from the exact claims text.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn pg_jwt_verify(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    if fmgr::arg_is_null(fcinfo, 0) || fmgr::arg_is_null(fcinfo, 1) {
+        return pgrx::fcinfo::pg_return_null(fcinfo);
+    }
+    let text_arg = |i: usize| -> Option<String> {
+        if fmgr::arg_is_null(fcinfo, i) {
+            None
+        } else {
+            Some(String::from_utf8_lossy(fmgr::arg_bytes(fcinfo, i)).into_owned())
+        }
     };
-    let leeway = checked_leeway(leeway_seconds)?;
-    let keys = KeySet::parse(jsonb::to_text(&jwks)?.as_bytes()).map_err(|e| errors::bad_key(&e))?;
-    let required = vec!["exp".to_owned()];
+    let audience = text_arg(2);
+    let issuer = text_arg(3);
+    let leeway = checked_leeway((!fmgr::arg_is_null(fcinfo, 4)).then(|| fmgr::arg_i32(fcinfo, 4))).unwrap_or_report();
+    let token = fmgr::arg_bytes(fcinfo, 0);
+    let keys = key_set_arg(fcinfo, 1);
+    let keys = match keys.as_ref() {
+        Ok(k) => k,
+        Err(e) => errors::raise(errors::bad_key(e)),
+    };
+    let required = ["exp".to_owned()];
     let validation = Validation {
         leeway: i64::from(leeway),
-        audience,
-        issuer,
+        audience: audience.as_deref(),
+        issuer: issuer.as_deref(),
         ..Validation::new(clock::now_unix(), &required)
     };
-    let verified = token::verify(token.as_bytes(), &keys, &HeaderPolicy::default(), &validation)
-        .map_err(|e| errors::token_rejected(&e))?;
-    jsonb::from_json(&verified.claims).map(Some)
+    let verified = token::verify(token, keys, &HeaderPolicy::default(), &validation)
+        .map_err(|e| errors::token_rejected(&e))
+        .unwrap_or_report();
+    match fmgr::jsonb_from_text(&verified.claims.to_json_string()) {
+        Some(d) => d,
+        None => errors::raise(errors::internal("claims could not be converted to jsonb")),
+    }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION jwt_verify(token text, jwks jsonb, audience text DEFAULT NULL, issuer text DEFAULT NULL,
+                           leeway_seconds integer DEFAULT 30) RETURNS jsonb
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_verify';
+COMMENT ON FUNCTION jwt_verify(text, jsonb, text, text, integer) IS
+    'The verified claims of token against jwks (a JWKS or one JWK); NULL token or jwks gives NULL';
+"#,
+    name = "jwt_verify"
+);
 
 pub fn checked_leeway(leeway: Option<i32>) -> Result<i32, ErrorReport> {
     match leeway {

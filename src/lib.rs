@@ -17,6 +17,7 @@ mod accessors;
 mod clock;
 mod errors;
 mod fastpath;
+mod fmgr;
 mod functions;
 mod gucs;
 mod jsonb;

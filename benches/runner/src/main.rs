@@ -248,27 +248,37 @@ fn main() {
         ("index scan", "SET LOCAL max_parallel_workers_per_gather = 0; SET LOCAL enable_seqscan = off;"),
     ];
     let mut app = connect(&e, "bench_app");
-    let mut results: Vec<Vec<Stats>> = Vec::new();
-    for (_, using) in &policies {
-        su.batch_execute(&format!(
-            "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({using})"
-        ))
-        .unwrap();
-        let mut row = Vec::new();
-        for (_, settings) in &modes {
-            app.batch_execute(&format!(
-                "BEGIN; SET LOCAL pg_jwt.token = {}; SELECT set_config('request.jwt.claims', {}, true); {settings}",
-                lit(&es_token),
-                lit(&claims_json)
+    // Interleaved: every run measures each policy in each mode once, so drift on a shared
+    // machine spreads over all policies instead of biasing the ones measured last.
+    let mut samples: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; policies.len()];
+    for run in 0..=e.runs {
+        for (p, (_, using)) in policies.iter().enumerate() {
+            su.batch_execute(&format!(
+                "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({using})"
             ))
             .unwrap();
-            let n: i64 = app.query_one("SELECT count(*) FROM rls_1m", &[]).unwrap().get(0);
-            assert_eq!(n, 100_000, "policy {using}");
-            row.push(time_ms(&mut app, "SELECT count(*) FROM rls_1m", e.runs));
-            app.batch_execute("COMMIT").unwrap();
+            for (m, (_, settings)) in modes.iter().enumerate() {
+                app.batch_execute(&format!(
+                    "BEGIN; SET LOCAL pg_jwt.token = {}; SELECT set_config('request.jwt.claims', {}, true); {settings}",
+                    lit(&es_token),
+                    lit(&claims_json)
+                ))
+                .unwrap();
+                let t = Instant::now();
+                let n: i64 = app.query_one("SELECT count(*) FROM rls_1m", &[]).unwrap().get(0);
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                assert_eq!(n, 100_000, "policy {using}");
+                app.batch_execute("COMMIT").unwrap();
+                if run > 0 {
+                    samples[p][m].push(ms); // run 0 warms up
+                }
+            }
         }
-        results.push(row);
     }
+    let results: Vec<Vec<Stats>> = samples
+        .into_iter()
+        .map(|modes| modes.into_iter().map(Stats::of).collect())
+        .collect();
     println!("Time per query (median, min–max) and nanoseconds per row above the literal floor (medians).\n");
     println!("| policy | {} | {} | {} |", modes[0].0, modes[1].0, modes[2].0);
     println!("|---|---|---|---|");
@@ -357,7 +367,7 @@ fn main() {
     };
     let dir = std::env::temp_dir().join(format!("pgjwt-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let cases: [(&str, &str, &str, &str, String, bool); 6] = [
+    let cases: [(&str, &str, &str, &str, String, bool); 7] = [
         (
             "baseline: no token, no RLS",
             "bench_app",
@@ -365,6 +375,14 @@ fn main() {
             "ES256",
             "\\set tid 1".into(),
             false,
+        ),
+        (
+            "control: RLS with a literal policy, no token (RLS's own cost)",
+            "bench_app",
+            "bench.token",
+            "ES256",
+            "\\set tid 1".into(),
+            true,
         ),
         (
             "same ES256 token every transaction (cache hit)",
@@ -412,12 +430,23 @@ fn main() {
         "indexed `SELECT` under the policy `tenant_id = jwt_claim_uuid('tenant_id')`; `END`. The baseline runs the"
     );
     println!("same script with RLS disabled, setting an unrelated setting instead of the token. Cache-miss runs set");
-    println!("`pg_jwt.cache_size = 1` for the role, so every transaction verifies its token.\n");
+    println!("`pg_jwt.cache_size = 1` for the role, so every transaction verifies its token. The control case");
+    println!("enables RLS with a literal policy and calls no pg_jwt function: its gap to the baseline is what");
+    println!("row-level security itself costs per transaction.\n");
     println!("| case | TPS (median, min–max) | ratio to baseline |");
     println!("|---|---|---|");
     let mut baseline = 0.0;
     for (i, (name, role, guc, alg, pick, rls)) in cases.iter().enumerate() {
         let miss = name.contains("miss");
+        let using = if name.starts_with("control") {
+            format!("tenant_id = '{TENANT}'")
+        } else {
+            "tenant_id = jwt_claim_uuid('tenant_id')".to_owned()
+        };
+        su.batch_execute(&format!(
+            "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({using})"
+        ))
+        .unwrap();
         su.batch_execute(&format!(
             "ALTER TABLE rls_1m {} ROW LEVEL SECURITY; ALTER ROLE {role} {}",
             if *rls { "ENABLE" } else { "DISABLE" },
