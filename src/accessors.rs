@@ -75,7 +75,7 @@ fn with_claim<T>(
 /// Text form of a claim: strings unquoted, everything else as JSON text.
 fn as_text(v: &Json) -> String {
     match v {
-        Json::String(s) => s.clone(),
+        Json::String(s) => s.to_string(),
         other => other.to_json_string(),
     }
 }

@@ -128,8 +128,8 @@ pub fn jwt_decode_unverified(token: &str) -> Result<JsonB, ErrorReport> {
     let (header, payload) =
         token::decode_unverified(token.as_bytes(), DECODE_MAX_TOKEN_BYTES).map_err(|e| errors::token_rejected(&e))?;
     jsonb::from_json(&Json::Object(vec![
-        ("header".to_owned(), header),
-        ("payload".to_owned(), payload),
+        ("header".into(), header),
+        ("payload".into(), payload),
     ]))
 }
 

@@ -8,6 +8,9 @@
 
 use std::fmt::Write as _;
 
+/// Strings of up to 24 bytes are stored inline (no allocation): most claim names and values.
+pub type Str = compact_str::CompactString;
+
 /// Maximum nesting depth of arrays and objects.
 pub const MAX_DEPTH: usize = 32;
 
@@ -17,10 +20,10 @@ pub enum Json {
     Null,
     Bool(bool),
     /// The number exactly as written in the input (validated against the JSON grammar).
-    Number(String),
-    String(String),
+    Number(Str),
+    String(Str),
     Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
+    Object(Vec<(Str, Json)>),
 }
 
 /// Why a text is not acceptable JSON.
@@ -73,7 +76,7 @@ impl Json {
         }
     }
 
-    pub fn as_object(&self) -> Option<&[(String, Json)]> {
+    pub fn as_object(&self) -> Option<&[(Str, Json)]> {
         match self {
             Json::Object(m) => Some(m),
             _ => None,
@@ -194,7 +197,7 @@ impl Parser<'_> {
             return Err(JsonError::TooDeep);
         }
         self.pos += 1; // '{'
-        let mut members: Vec<(String, Json)> = Vec::with_capacity(8);
+        let mut members: Vec<(Str, Json)> = Vec::with_capacity(8);
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -284,7 +287,7 @@ impl Parser<'_> {
             self.digits();
         }
         let text = self.text.get(start..self.pos).ok_or(JsonError::Syntax)?;
-        Ok(Json::Number(text.to_owned()))
+        Ok(Json::Number(Str::from(text)))
     }
 
     fn digits(&mut self) {
@@ -304,7 +307,7 @@ impl Parser<'_> {
         Ok(v)
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
+    fn string(&mut self) -> Result<Str, JsonError> {
         self.pos += 1; // opening quote
                        // The common case: no escapes. Copy the run up to the closing quote in one allocation.
         let rest = self.s.get(self.pos..).unwrap_or_default();
@@ -313,10 +316,10 @@ impl Parser<'_> {
                 // Runs end at ASCII bytes, so these are character boundaries of the valid input.
                 let text = self.text.get(self.pos..self.pos + end).ok_or(JsonError::InvalidUtf8)?;
                 self.pos += end + 1;
-                return Ok(text.to_owned());
+                return Ok(Str::from(text));
             }
         }
-        let mut out = String::new();
+        let mut out = Str::default();
         loop {
             // Copy a run of plain characters at once. The input is valid UTF-8 and the run
             // stops only at ASCII bytes, so the slice boundaries are character boundaries.
@@ -383,7 +386,7 @@ impl Parser<'_> {
     }
 }
 
-fn has_duplicate_names(members: &[(String, Json)]) -> bool {
+fn has_duplicate_names(members: &[(Str, Json)]) -> bool {
     if members.len() < 2 {
         return false;
     }
@@ -501,6 +504,6 @@ mod tests {
         let s = "a\"b\\c\u{1}\u{1f}\n\t/é";
         let mut out = String::new();
         write_json_string(s, &mut out);
-        assert_eq!(p(&out).unwrap(), Json::String(s.to_owned()));
+        assert_eq!(p(&out).unwrap(), Json::String(s.into()));
     }
 }

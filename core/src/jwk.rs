@@ -9,7 +9,7 @@
 use crate::alg::{AlgName, Algorithm};
 use crate::b64;
 use crate::error::KeyError;
-use crate::json::Json;
+use crate::json::{Json, Str};
 use num_bigint::BigUint;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hmac, signature};
@@ -285,11 +285,11 @@ fn key_objects(json: &Json) -> Result<&[Json], String> {
     }
 }
 
-fn get<'a>(obj: &'a [(String, Json)], name: &str) -> Option<&'a Json> {
+fn get<'a>(obj: &'a [(Str, Json)], name: &str) -> Option<&'a Json> {
     obj.iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn opt_str<'a>(obj: &'a [(String, Json)], name: &str) -> Result<Option<&'a str>, String> {
+fn opt_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<Option<&'a str>, String> {
     match get(obj, name) {
         None => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
@@ -297,15 +297,15 @@ fn opt_str<'a>(obj: &'a [(String, Json)], name: &str) -> Result<Option<&'a str>,
     }
 }
 
-fn req_str<'a>(obj: &'a [(String, Json)], name: &str) -> Result<&'a str, String> {
+fn req_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<&'a str, String> {
     opt_str(obj, name)?.ok_or_else(|| format!("member {name} is missing"))
 }
 
-fn req_b64(obj: &[(String, Json)], name: &str) -> Result<Vec<u8>, String> {
+fn req_b64(obj: &[(Str, Json)], name: &str) -> Result<Vec<u8>, String> {
     b64::decode(req_str(obj, name)?.as_bytes()).map_err(|_| format!("member {name} is not strict base64url"))
 }
 
-fn forbid(obj: &[(String, Json)], kty: &str, names: &[&str]) -> Result<(), String> {
+fn forbid(obj: &[(Str, Json)], kty: &str, names: &[&str]) -> Result<(), String> {
     match names.iter().find(|n| get(obj, n).is_some()) {
         Some(n) => Err(format!("member {n} does not belong to a key of kty {kty}")),
         None => Ok(()),
@@ -319,7 +319,7 @@ struct Common {
     for_signatures: bool,
 }
 
-fn common_members(obj: &[(String, Json)], usage: &str) -> Result<Common, String> {
+fn common_members(obj: &[(Str, Json)], usage: &str) -> Result<Common, String> {
     let kid = opt_str(obj, "kid")?;
     if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
         return Err(format!("kid is longer than {MAX_KID_BYTES} bytes"));
@@ -370,7 +370,7 @@ fn is_rsa_alg(a: Algorithm) -> bool {
 }
 
 /// Imports one public JWK for verification. `Ok(None)`: skipped as not a JWS verification key.
-fn import_public_key(obj: &[(String, Json)]) -> Result<Option<VerifyKey>, String> {
+fn import_public_key(obj: &[(Str, Json)]) -> Result<Option<VerifyKey>, String> {
     let kty = req_str(obj, "kty")?;
     if kty != "oct" {
         if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| get(obj, m).is_some()) {
@@ -442,7 +442,7 @@ fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
     }
 }
 
-fn hmac_secret(obj: &[(String, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>, String> {
+fn hmac_secret(obj: &[(Str, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>, String> {
     let secret = req_b64(obj, "k")?;
     if secret.is_empty() {
         return Err("member k is empty".into());
@@ -458,7 +458,7 @@ fn hmac_secret(obj: &[(String, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>
 }
 
 /// A minimal big-endian unsigned integer (RFC 7518 §6.3.1.1: no leading zero octets).
-fn minimal_uint(obj: &[(String, Json)], name: &str) -> Result<Vec<u8>, String> {
+fn minimal_uint(obj: &[(Str, Json)], name: &str) -> Result<Vec<u8>, String> {
     let v = req_b64(obj, name)?;
     match v.first() {
         None => Err(format!("member {name} is empty")),
@@ -467,7 +467,7 @@ fn minimal_uint(obj: &[(String, Json)], name: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn rsa_public_components(obj: &[(String, Json)]) -> Result<(Vec<u8>, Vec<u8>), String> {
+fn rsa_public_components(obj: &[(Str, Json)]) -> Result<(Vec<u8>, Vec<u8>), String> {
     let n = minimal_uint(obj, "n")?;
     let e = minimal_uint(obj, "e")?;
     let top = n.first().copied().unwrap_or(0);
@@ -524,7 +524,7 @@ fn is_roca_fingerprint(n: &[u8]) -> bool {
     })
 }
 
-fn ec_public_point(obj: &[(String, Json)], curve: Curve) -> Result<Vec<u8>, String> {
+fn ec_public_point(obj: &[(Str, Json)], curve: Curve) -> Result<Vec<u8>, String> {
     let x = req_b64(obj, "x")?;
     let y = req_b64(obj, "y")?;
     let len = curve.coordinate_len();
@@ -541,7 +541,7 @@ fn ec_public_point(obj: &[(String, Json)], curve: Curve) -> Result<Vec<u8>, Stri
     Ok(point)
 }
 
-fn ed25519_public_key(obj: &[(String, Json)]) -> Result<Vec<u8>, String> {
+fn ed25519_public_key(obj: &[(Str, Json)]) -> Result<Vec<u8>, String> {
     let x = req_b64(obj, "x")?;
     let bytes: [u8; 32] = x
         .as_slice()
@@ -591,7 +591,7 @@ impl SigningKey {
         Self::from_object(obj).map_err(KeyError::Jwk)
     }
 
-    fn from_object(obj: &[(String, Json)]) -> Result<SigningKey, String> {
+    fn from_object(obj: &[(Str, Json)]) -> Result<SigningKey, String> {
         let kty = req_str(obj, "kty")?;
         let kid = opt_str(obj, "kid")?;
         if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
@@ -721,7 +721,7 @@ pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
             .collect();
         out.push(Json::Object(kept));
     }
-    Ok(Json::Object(vec![("keys".to_owned(), Json::Array(out))]))
+    Ok(Json::Object(vec![("keys".into(), Json::Array(out))]))
 }
 
 /// Generates a private JWK for `alg` (HS*, ES256, ES384, EdDSA). ring cannot generate RSA keys.
@@ -739,14 +739,14 @@ pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError>
     }
     let rng = SystemRandom::new();
     let fail = || KeyError::Argument("the system random number generator failed".into());
-    let s = |v: &str| Json::String(v.to_owned());
-    let mut members: Vec<(String, Json)> = match alg {
+    let s = |v: &str| Json::String(v.into());
+    let mut members: Vec<(Str, Json)> = match alg {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             let mut secret = vec![0u8; alg.hmac_min_key_len()];
             rng.fill(&mut secret).map_err(|_| fail())?;
             vec![
                 ("kty".into(), s("oct")),
-                ("k".into(), Json::String(b64::encode(&secret))),
+                ("k".into(), Json::String(b64::encode(&secret).into())),
             ]
         }
         Algorithm::ES256 | Algorithm::ES384 => {
@@ -770,9 +770,9 @@ pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError>
             vec![
                 ("kty".into(), s("EC")),
                 ("crv".into(), s(curve.name())),
-                ("x".into(), Json::String(b64::encode(x))),
-                ("y".into(), Json::String(b64::encode(y))),
-                ("d".into(), Json::String(b64::encode(d))),
+                ("x".into(), Json::String(b64::encode(x).into())),
+                ("y".into(), Json::String(b64::encode(y).into())),
+                ("d".into(), Json::String(b64::encode(d).into())),
             ]
         }
         Algorithm::EdDSA => {
@@ -783,8 +783,8 @@ pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError>
             vec![
                 ("kty".into(), s("OKP")),
                 ("crv".into(), s("Ed25519")),
-                ("x".into(), Json::String(b64::encode(x))),
-                ("d".into(), Json::String(b64::encode(seed))),
+                ("x".into(), Json::String(b64::encode(x).into())),
+                ("d".into(), Json::String(b64::encode(seed).into())),
             ]
         }
         _ => {

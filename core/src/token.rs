@@ -278,11 +278,11 @@ pub fn sign(claims: &Json, key: &SigningKey) -> Result<String, KeyError> {
         return Err(KeyError::Argument("claims must be a JSON object".into()));
     }
     let mut header = vec![
-        ("alg".to_owned(), Json::String(key.alg.name().to_owned())),
-        ("typ".to_owned(), Json::String("JWT".to_owned())),
+        ("alg".into(), Json::String(key.alg.name().into())),
+        ("typ".into(), Json::String("JWT".into())),
     ];
     if let Some(kid) = &key.kid {
-        header.push(("kid".to_owned(), Json::String(kid.clone())));
+        header.push(("kid".into(), Json::String(kid.as_str().into())));
     }
     let mut token = b64::encode(Json::Object(header).to_json_string().as_bytes());
     token.push('.');
