@@ -59,6 +59,9 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
+say "SQL golden files (pg_regress, tests/pg_regress)"
+bash scripts/regress.sh
+
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
     cargo test --release -p pg_jwt_client_tests --test client -- --test-threads=1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test layer: the pure core (no PostgreSQL), the #[pg_test]s in a backend, and the
-# client suite against a throwaway cluster and pgbouncer. Ends with one summary line.
+# Runs every test layer: the pure core (no PostgreSQL), the #[pg_test]s in a backend, the SQL
+# golden files and the client suite against a throwaway cluster and pgbouncer. Ends with one
+# summary line.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 LOG=$(mktemp /tmp/pgjwt-test.XXXXXX.log)
@@ -17,7 +18,7 @@ mkdir -p "$PGRX_DATA"
 chown postgres: "$PGRX_DATA" 2>/dev/null || $SUDO chown postgres: "$PGRX_DATA"
 cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$PGRX_DATA" 2>&1 | tee -a "$LOG"
 
-say "client suite against a throwaway cluster and pgbouncer"
+say "SQL golden files and the client suite, against a throwaway cluster and pgbouncer"
 bash scripts/client-tests.sh 2>&1 | tee -a "$LOG"
 
 say "summary"

@@ -23,6 +23,16 @@ pub enum Kind {
     Array,
 }
 
+/// The value at `path` below `root` (object members by exact name, no dotted-path parsing);
+/// `None` for a NULL path element, a missing member or JSON null.
+fn walk<'a>(root: &'a Json, path: &mut dyn Iterator<Item = Option<&str>>) -> Option<&'a Json> {
+    let mut at = root;
+    for name in path {
+        at = at.get(name?)?;
+    }
+    (!matches!(at, Json::Null)).then_some(at)
+}
+
 /// Looks up `path` in `claims` and converts the value to `kind`, as a Datum allocated in the
 /// current memory context. `Ok(None)`: no token, no such claim, or JSON null.
 pub fn lookup_as_datum(
@@ -30,18 +40,9 @@ pub fn lookup_as_datum(
     path: &mut dyn Iterator<Item = Option<&str>>,
     kind: Kind,
 ) -> Result<Option<pg_sys::Datum>, ErrorReport> {
-    let Some(claims) = claims else { return Ok(None) };
-    let mut at = &claims.json;
-    for name in path {
-        let Some(name) = name else { return Ok(None) };
-        match at.get(name) {
-            Some(v) => at = v,
-            None => return Ok(None),
-        }
-    }
-    if matches!(at, Json::Null) {
+    let Some(at) = claims.and_then(|c| walk(&c.json, path)) else {
         return Ok(None);
-    }
+    };
     Ok(match kind {
         Kind::Text => as_text(at).into_datum(),
         Kind::Uuid => to_uuid(at)?.into_datum(),
@@ -55,20 +56,10 @@ fn with_claim<T>(
     path: &mut dyn Iterator<Item = Option<&str>>,
     f: impl FnOnce(&Json) -> Result<Option<T>, ErrorReport>,
 ) -> Result<Option<T>, ErrorReport> {
-    let Some(claims) = session::current_claims()? else {
-        return Ok(None);
-    };
-    let mut at = &claims.json;
-    for name in path {
-        let Some(name) = name else { return Ok(None) };
-        match at.get(name) {
-            Some(v) => at = v,
-            None => return Ok(None),
-        }
-    }
-    match at {
-        Json::Null => Ok(None),
-        v => f(v),
+    let claims = session::current_claims()?;
+    match claims.as_ref().and_then(|c| walk(&c.json, path)) {
+        Some(v) => f(v),
+        None => Ok(None),
     }
 }
 

@@ -160,18 +160,33 @@ unsafe extern "C-unwind" fn check_jwks(
     match KeySet::parse(text) {
         Ok(_) => true,
         Err(e) => {
+            // Replace PostgreSQL's default message, which would echo the value (key material).
+            set_check_message(
+                "invalid value for parameter \"pg_jwt.jwks\" (the value is not shown: it may hold secrets)",
+            );
             set_check_detail(&format!("pg_jwt: {e}"));
             false
         }
     }
 }
 
-/// Sets GUC_check_errdetail (the C macro's effect) to `msg`.
-unsafe fn set_check_detail(msg: &str) {
+/// A palloc'd copy of `msg` for the GUC check-hook message variables.
+unsafe fn check_string(msg: &str) -> *mut c_char {
     let clean: String = msg.chars().filter(|c| *c != '\0').collect();
-    if let Ok(c) = std::ffi::CString::new(clean) {
-        pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(c.as_ptr());
+    match std::ffi::CString::new(clean) {
+        Ok(c) => pg_sys::pstrdup(c.as_ptr()),
+        Err(_) => null_mut(),
     }
+}
+
+/// Sets GUC_check_errmsg (the C macro's effect): the error's message.
+unsafe fn set_check_message(msg: &str) {
+    pg_sys::GUC_check_errmsg_string = check_string(msg);
+}
+
+/// Sets GUC_check_errdetail (the C macro's effect): the error's detail.
+unsafe fn set_check_detail(msg: &str) {
+    pg_sys::GUC_check_errdetail_string = check_string(msg);
 }
 
 unsafe fn define_string(

@@ -564,6 +564,9 @@ mod tests {
     fn bad_or_missing_key_set_is_22023() {
         let out = outcome(r#"SET pg_jwt.jwks = '{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}'"#);
         assert!(out.starts_with("22023") && out.contains("pg_jwt.jwks"), "{out}");
+        // A refused key set is never echoed: it may hold HMAC secrets.
+        let out = outcome(r#"SET pg_jwt.jwks = '{"kty":"oct","k":"c2VjcmV0LXNob3J0"}'"#);
+        assert!(out.starts_with("22023") && !out.contains("c2VjcmV0LXNob3J0"), "{out}");
         Spi::run("RESET pg_jwt.jwks").unwrap();
         Spi::run("SET pg_jwt.token = 'a.b.c'").unwrap();
         let out = outcome("SELECT jwt_claim('sub')");
