@@ -41,6 +41,24 @@ fn tmpdir(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// Generates a private key with `openssl genpkey` into `dir/name`; returns its path and the
+/// `openssl pkey -text` dump of it.
+fn genkey(dir: &Path, name: &str, algorithm: &str, option: Option<&str>) -> (std::path::PathBuf, String) {
+    let key = dir.join(name);
+    let mut args = vec!["genpkey", "-algorithm", algorithm];
+    if let Some(opt) = option {
+        args.extend(["-pkeyopt", opt]);
+    }
+    args.extend(["-out", key.to_str().unwrap()]);
+    openssl(&args, None);
+    let text = String::from_utf8(openssl(
+        &["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"],
+        None,
+    ))
+    .unwrap();
+    (key, text)
+}
+
 /// The hex-dumped fields of `openssl pkey -text`, e.g. "modulus", "priv", "pub".
 fn text_field(text: &str, name: &str) -> Vec<u8> {
     let mut hex = String::new();
@@ -90,24 +108,7 @@ fn dgst_sign(dir: &Path, key: &Path, input: &str, extra: &[&str]) -> Vec<u8> {
 #[test]
 fn openssl_rs256_and_ps256_tokens_verify() {
     let dir = tmpdir("rsa");
-    let key = dir.join("rsa.pem");
-    openssl(
-        &[
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            key.to_str().unwrap(),
-        ],
-        None,
-    );
-    let text = String::from_utf8(openssl(
-        &["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"],
-        None,
-    ))
-    .unwrap();
+    let (key, text) = genkey(&dir, "rsa.pem", "RSA", Some("rsa_keygen_bits:2048"));
     let n = strip_zeros(text_field(&text, "modulus"));
     let jwks = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, b64::encode(&n));
     let keys = keyset(&jwks);
@@ -199,24 +200,7 @@ fn der_to_raw(der: &[u8], len: usize) -> Vec<u8> {
 fn openssl_es256_and_es384_tokens_verify() {
     for (curve, alg, len, digest) in [("P-256", "ES256", 32, "-sha256"), ("P-384", "ES384", 48, "-sha384")] {
         let dir = tmpdir(alg);
-        let key = dir.join("ec.pem");
-        openssl(
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                &format!("ec_paramgen_curve:{curve}"),
-                "-out",
-                key.to_str().unwrap(),
-            ],
-            None,
-        );
-        let text = String::from_utf8(openssl(
-            &["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"],
-            None,
-        ))
-        .unwrap();
+        let (key, text) = genkey(&dir, "ec.pem", "EC", Some(&format!("ec_paramgen_curve:{curve}")));
         let point = text_field(&text, "pub");
         assert_eq!(point[0], 4);
         let jwks = format!(
@@ -248,16 +232,7 @@ fn openssl_es256_and_es384_tokens_verify() {
 #[test]
 fn openssl_eddsa_token_verifies() {
     let dir = tmpdir("ed25519");
-    let key = dir.join("ed.pem");
-    openssl(
-        &["genpkey", "-algorithm", "ED25519", "-out", key.to_str().unwrap()],
-        None,
-    );
-    let text = String::from_utf8(openssl(
-        &["pkey", "-in", key.to_str().unwrap(), "-noout", "-text"],
-        None,
-    ))
-    .unwrap();
+    let (key, text) = genkey(&dir, "ed.pem", "ED25519", None);
     let x = text_field(&text, "pub");
     let keys = keyset(&format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{}"}}"#, b64::encode(&x)));
     let input = sign_input(r#"{"alg":"EdDSA"}"#);
