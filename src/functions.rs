@@ -31,6 +31,13 @@ thread_local! {
 
 unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Rc<Result<KeySet, KeyError>> {
     let raw = fmgr::arg_bytes(fcinfo, i);
+    if raw.len() > jwk::MAX_KEY_SET_BYTES {
+        // Refused before it is converted or kept in the cache.
+        return Rc::new(Err(KeyError::Set(format!(
+            "larger than {} bytes",
+            jwk::MAX_KEY_SET_BYTES
+        ))));
+    }
     if let Some(hit) = KEY_SETS.with(|c| c.borrow_mut().get(raw).cloned()) {
         return hit;
     }

@@ -142,6 +142,13 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
             });
             return Ok(None);
         };
+        let max = s.config.as_ref().map_or(0, |c| c.policy.max_token_bytes);
+        if max > 0 && token.len() > max {
+            // Before hashing it for the cache: the size cap comes first.
+            return Err(SessionError::Token(TokenError::TooLarge(
+                "the token is longer than the configured maximum",
+            )));
+        }
         if let Some(hit) = s.cache.get(token) {
             let claims = Rc::clone(hit);
             s.current = Some(Current {

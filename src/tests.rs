@@ -577,6 +577,21 @@ mod tests {
     }
 
     #[pg_test]
+    fn oversized_tokens_and_key_sets_are_refused_before_any_work() {
+        setup(&fresh(""));
+        // A 50 MB session token: refused by its size (checked before the token is hashed for the
+        // cache or decoded).
+        Spi::run("SELECT set_config('pg_jwt.token', repeat('a', 50 * 1024 * 1024), false)").unwrap();
+        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: token too large");
+        Spi::run("SET pg_jwt.token = ''").unwrap();
+        // A 20 MB key set argument: 22023, and not kept in the key-set cache.
+        let out = outcome(
+            "SELECT jwt_verify('a.b.c', jsonb_build_object('keys', '[]'::jsonb, 'pad', repeat('x', 20 * 1024 * 1024)))",
+        );
+        assert!(out.starts_with("22023 pg_jwt: invalid key set: larger than"), "{out}");
+    }
+
+    #[pg_test]
     fn misspelt_settings_are_errors() {
         let out = outcome("SET pg_jwt.tokne = 'x'");
         assert!(out.contains("invalid configuration parameter name"), "{out}");
