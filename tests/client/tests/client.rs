@@ -603,3 +603,78 @@ fn f12_long_transaction_past_exp_loses_its_claims() {
     su.batch_execute("ALTER ROLE app IN DATABASE app RESET pg_jwt.leeway")
         .unwrap();
 }
+
+#[test]
+fn d19_key_rotation_by_reload_invalidates_cached_verifications_at_once() {
+    setup();
+    let mut su = superuser();
+    // Database "rotation" has no database-level key set, so ALTER SYSTEM applies to it.
+    let exists: bool = su
+        .query_one("SELECT count(*) > 0 FROM pg_database WHERE datname = 'rotation'", &[])
+        .unwrap()
+        .get(0);
+    if !exists {
+        su.batch_execute("CREATE DATABASE rotation").unwrap();
+    }
+    connect_as("postgres", "rotation")
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_jwt")
+        .unwrap();
+    let key = |su: &mut Client| -> String {
+        su.query_one("SELECT jwt_generate_jwk('HS256', 'rot')::text", &[])
+            .unwrap()
+            .get(0)
+    };
+    let (old_key, new_key) = (key(&mut su), key(&mut su));
+    let sign = |su: &mut Client, k: &str| -> String {
+        su.query_one(
+            &format!("SELECT jwt_sign(jsonb_build_object('sub', 'rotated', 'exp', extract(epoch FROM now())::bigint + 600), {})", lit(k)),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let old_token = sign(&mut su, &old_key);
+    let reload_to = |su: &mut Client, k: &str| {
+        // Separate statements: ALTER SYSTEM cannot run inside a multi-statement batch.
+        su.batch_execute(&format!("ALTER SYSTEM SET pg_jwt.jwks = {}", lit(k)))
+            .unwrap();
+        su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    };
+    // Polls a new transaction of the same session until `want` holds (a reload is asynchronous).
+    let poll = |c: &mut Client, token: &str, want: &str| -> String {
+        let mut last = String::new();
+        for _ in 0..100 {
+            c.batch_execute("BEGIN").unwrap();
+            set_local(c, token);
+            let r = c.query_one("SELECT jwt_claim('sub')", &[]);
+            last = match &r {
+                Ok(row) => row.get::<_, Option<String>>(0).unwrap_or_default(),
+                Err(_) => sqlstate(&r),
+            };
+            c.batch_execute("ROLLBACK").unwrap();
+            if last == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        last
+    };
+    reload_to(&mut su, &old_key);
+    let mut c = connect_as("app", "rotation");
+    assert_eq!(
+        poll(&mut c, &old_token, "rotated"),
+        "rotated",
+        "the old key verifies its token"
+    );
+    // Rotate: the same session, which has the token's verification cached, must refuse it.
+    reload_to(&mut su, &new_key);
+    assert_eq!(
+        poll(&mut c, &old_token, "28000"),
+        "28000",
+        "a reload invalidates cached verifications"
+    );
+    let new_token = sign(&mut su, &new_key);
+    assert_eq!(poll(&mut c, &new_token, "rotated"), "rotated");
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+}
