@@ -162,7 +162,7 @@ unsafe extern "C-unwind" fn check_jwks(
         Err(e) => {
             // Replace PostgreSQL's default message, which would echo the value (key material).
             set_check_message(
-                "invalid value for parameter \"pg_jwt.jwks\" (the value is not shown: it may hold secrets)",
+                "pg_jwt: invalid value for parameter \"pg_jwt.jwks\" (the value is not shown: it may hold secrets)",
             );
             set_check_detail(&format!("pg_jwt: {e}"));
             false
