@@ -8,7 +8,7 @@
 //! - STABLE (never IMMUTABLE: a cached plan must follow the current token) and PARALLEL SAFE
 //!   (the claims are derived from settings only, which parallel workers receive).
 
-use crate::{jsonb, session};
+use crate::session;
 use pg_jwt_core::Json;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -17,6 +17,8 @@ use pgrx::{pg_sys, IntoDatum, JsonB, PgSqlErrorCode, Uuid, VariadicArray};
 /// The result type of an accessor.
 #[derive(Clone, Copy)]
 pub enum Kind {
+    /// The whole claims object as jsonb (`jwt_claims()`).
+    Claims,
     Text,
     Uuid,
     Bigint,
@@ -44,6 +46,8 @@ pub fn lookup_as_datum(
         return Ok(None);
     };
     Ok(match kind {
+        // SAFETY: called from a V1 function, inside a transaction.
+        Kind::Claims => unsafe { crate::fmgr::jsonb_from_text(&at.to_json_string()) },
         Kind::Text => as_text(at).into_datum(),
         Kind::Uuid => to_uuid(at)?.into_datum(),
         Kind::Bigint => to_bigint(at)?.into_datum(),
@@ -147,15 +151,6 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
         *out.get_mut(i)? = (hi * 16 + lo) as u8;
     }
     Some(out)
-}
-
-/// All verified claims of `pg_jwt.token`; NULL when no token is set.
-#[pg_extern(stable, parallel_safe)]
-pub fn jwt_claims() -> Result<Option<JsonB>, ErrorReport> {
-    match session::current_claims()? {
-        None => Ok(None),
-        Some(c) => jsonb::from_json(&c.json).map(Some),
-    }
 }
 
 /// A nested claim as text: `jwt_claim('app_metadata', 'tenant_id')`.

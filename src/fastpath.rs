@@ -1,5 +1,5 @@
-//! The per-row path of the one-name accessors: `jwt_claim(text)`, `jwt_claim_uuid(text)`,
-//! `jwt_claim_bigint(text)` and `jwt_claim_array(text)`.
+//! The per-row path of `jwt_claims()` and the one-name accessors: `jwt_claim(text)`,
+//! `jwt_claim_uuid(text)`, `jwt_claim_bigint(text)` and `jwt_claim_array(text)`.
 //!
 //! They are plain V1 C functions (declared by `extension_sql!` below) so that a call costs only
 //! what it must. Each call site (one `FmgrInfo`, e.g. one policy expression in one query)
@@ -46,7 +46,12 @@ unsafe fn call_site(fcinfo: pg_sys::FunctionCallInfo) -> *mut CallSite {
 }
 
 unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
-    let name = fmgr::arg_bytes(fcinfo, 0);
+    // jwt_claims() has no argument; the others take the claim name.
+    let name: &[u8] = if matches!(kind, Kind::Claims) {
+        b""
+    } else {
+        fmgr::arg_bytes(fcinfo, 0)
+    };
     let site = &mut *call_site(fcinfo);
     let tg = gucs::token_generation();
     let cg = gucs::config_generation();
@@ -81,7 +86,8 @@ unsafe fn slow_path(
     let name_str = String::from_utf8_lossy(name);
     // Build the result in the call site's memory context so it lives as long as the cache.
     let old = pg_sys::MemoryContextSwitchTo((*(*fcinfo).flinfo).fn_mcxt);
-    let result = accessors::lookup_as_datum(claims.as_deref(), &mut std::iter::once(Some(name_str.as_ref())), kind);
+    let mut path = std::iter::once(Some(name_str.as_ref())).filter(|_| !matches!(kind, Kind::Claims));
+    let result = accessors::lookup_as_datum(claims.as_deref(), &mut path, kind);
     pg_sys::MemoryContextSwitchTo(old);
     let result = result.unwrap_or_report();
     if name.len() <= MAX_CACHED_NAME {
@@ -115,6 +121,7 @@ macro_rules! v1_accessor {
     };
 }
 
+v1_accessor!(pg_finfo_pg_jwt_claims, pg_jwt_claims, Kind::Claims);
 v1_accessor!(pg_finfo_pg_jwt_claim_text, pg_jwt_claim_text, Kind::Text);
 v1_accessor!(pg_finfo_pg_jwt_claim_uuid, pg_jwt_claim_uuid, Kind::Uuid);
 v1_accessor!(pg_finfo_pg_jwt_claim_bigint, pg_jwt_claim_bigint, Kind::Bigint);
@@ -122,7 +129,11 @@ v1_accessor!(pg_finfo_pg_jwt_claim_array, pg_jwt_claim_array, Kind::Array);
 
 extension_sql!(
     r#"
--- One-name claim accessors: V1 C functions with a per-call-site cache (src/fastpath.rs).
+-- jwt_claims() and the one-name claim accessors: V1 C functions with a per-call-site cache
+-- (src/fastpath.rs).
+CREATE FUNCTION jwt_claims() RETURNS jsonb
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_claims';
+COMMENT ON FUNCTION jwt_claims() IS 'All verified claims of pg_jwt.token as jsonb (NULL without a token)';
 CREATE FUNCTION jwt_claim(name text) RETURNS text
     STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_claim_text';
 CREATE FUNCTION jwt_claim_uuid(name text) RETURNS uuid

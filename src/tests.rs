@@ -722,13 +722,15 @@ mod tests {
             "WITH q AS MATERIALIZED (
                SELECT i, set_config('pg_jwt.token', t, true) AS s,
                       jwt_claim('n') AS n, jwt_claim_bigint('n') AS nb,
-                      jwt_claim_uuid('tenant')::text AS u, jwt_claim_array('n') AS a
+                      jwt_claim_uuid('tenant')::text AS u, jwt_claim_array('n') AS a,
+                      jwt_claims() ->> 'n' AS c
                FROM toks)
              SELECT count(*) FROM q
              WHERE n IS DISTINCT FROM CASE WHEN i < 5 THEN i::text END
                 OR nb IS DISTINCT FROM CASE WHEN i < 5 THEN i::bigint END
                 OR u IS DISTINCT FROM CASE WHEN i < 5 THEN '3f2504e0-4f89-11d3-9a0c-0305e82c330' || i END
-                OR a IS DISTINCT FROM CASE WHEN i < 5 THEN ARRAY[i::text] END",
+                OR a IS DISTINCT FROM CASE WHEN i < 5 THEN ARRAY[i::text] END
+                OR c IS DISTINCT FROM CASE WHEN i < 5 THEN i::text END",
         )
         .unwrap();
         assert_eq!(mismatches, Some(0));
