@@ -224,10 +224,7 @@ pub struct KeySet {
 impl KeySet {
     /// Parses a JWKS (`{"keys": [...]}`) or a single JWK.
     pub fn parse(text: &[u8]) -> Result<KeySet, KeyError> {
-        if text.len() > MAX_KEY_SET_BYTES {
-            return Err(KeyError::Set(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
-        }
-        let json = Json::parse(text).map_err(|e| KeyError::Set(format!("not valid JSON ({e:?})")))?;
+        let json = parse_key_json(text, KeyError::Set)?;
         let members = key_objects(&json).map_err(KeyError::Set)?;
         let mut keys: Vec<VerifyKey> = Vec::with_capacity(members.len());
         let mut skipped = 0;
@@ -265,6 +262,15 @@ impl KeySet {
         }
         Ok(KeySet { keys, skipped })
     }
+}
+
+/// The size cap, then strict JSON: the start of every key import. `error` wraps the reason in
+/// the caller's kind of error (a key set or a single JWK).
+fn parse_key_json(text: &[u8], error: fn(String) -> KeyError) -> Result<Json, KeyError> {
+    if text.len() > MAX_KEY_SET_BYTES {
+        return Err(error(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
+    }
+    Json::parse(text).map_err(|e| error(format!("not valid JSON ({e:?})")))
 }
 
 /// The key objects of a JWKS or a single JWK.
@@ -581,10 +587,7 @@ impl SigningKey {
     /// Parses a private JWK. The algorithm is the JWK's `alg`, else the type's default
     /// (oct: HS256, RSA: RS256, EC: ES256/ES384 by curve, OKP Ed25519: EdDSA).
     pub fn parse(text: &[u8]) -> Result<SigningKey, KeyError> {
-        if text.len() > MAX_KEY_SET_BYTES {
-            return Err(KeyError::Jwk(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
-        }
-        let json = Json::parse(text).map_err(|e| KeyError::Jwk(format!("not valid JSON ({e:?})")))?;
+        let json = parse_key_json(text, KeyError::Jwk)?;
         let obj = json
             .as_object()
             .ok_or_else(|| KeyError::Jwk("expected a JSON object".into()))?;
@@ -696,10 +699,7 @@ impl SigningKey {
 /// The publishable form of a key set: private members removed, secret (`oct`) keys and keys
 /// of unknown type dropped. Accepts a JWKS or a single JWK; always returns a JWKS.
 pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
-    if text.len() > MAX_KEY_SET_BYTES {
-        return Err(KeyError::Set(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
-    }
-    let json = Json::parse(text).map_err(|e| KeyError::Set(format!("not valid JSON ({e:?})")))?;
+    let json = parse_key_json(text, KeyError::Set)?;
     let members = key_objects(&json).map_err(KeyError::Set)?;
     let mut out = Vec::new();
     for (index, member) in members.iter().enumerate() {
