@@ -6,10 +6,21 @@ cd "$ROOT"
 bash scripts/install.sh
 
 say "starting a throwaway cluster and pgbouncer for the client suite"
-# No shared_preload_libraries here: database app preloads pg_jwt per session, database lazy
-# does not (checklist F2 needs a backend where the library is not loaded yet).
+# The main cluster preloads pg_jwt, as the README requires. A second cluster ("nopreload")
+# had pg_jwt installed while preloaded and was then restarted without it, with an HMAC key set
+# in its configuration: the suite checks that the session path refuses there (55000) and that
+# CREATE EXTENSION does too.
+NOPRELOAD_PORT=${PGJWT_NOPRELOAD_PORT:-54332}
+NOPRELOAD_DIR=$(mktemp -d /tmp/pgjwt-np.XXXXXX)
+chmod 755 "$NOPRELOAD_DIR"
+chown postgres: "$NOPRELOAD_DIR" 2>/dev/null || $SUDO chown postgres: "$NOPRELOAD_DIR"
+stop_nopreload() {
+    as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$NOPRELOAD_DIR"
+}
 PGPORT=${PGJWT_TEST_PORT:-54331}
-start_cluster "max_worker_processes = 8
+start_cluster "shared_preload_libraries = 'pg_jwt'
+max_worker_processes = 8
 max_parallel_workers = 4
 log_min_messages = warning"
 BOUNCER_PORT=${PGJWT_PGBOUNCER_PORT:-64331}
@@ -23,15 +34,33 @@ cleanup() {
     fi
     stop_cluster
 }
-trap cleanup EXIT
+trap 'stop_nopreload; cleanup' EXIT
+
+say "a second cluster without shared_preload_libraries"
+as_postgres "$PG_BIN/initdb" -D "$NOPRELOAD_DIR/data" -U postgres -A trust --no-sync >"$NOPRELOAD_DIR/initdb.log" 2>&1
+printf '%s\n' "listen_addresses = ''" "port = $NOPRELOAD_PORT" "unix_socket_directories = '$NOPRELOAD_DIR'" \
+    "fsync = off" "log_min_messages = warning" "include_if_exists = 'preload.conf'" \
+    | as_postgres tee -a "$NOPRELOAD_DIR/data/postgresql.conf" >/dev/null
+echo "shared_preload_libraries = 'pg_jwt'" | as_postgres tee "$NOPRELOAD_DIR/data/preload.conf" >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD_DIR/data" -l "$NOPRELOAD_DIR/server.log" -w start >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -h "$NOPRELOAD_DIR" -p "$NOPRELOAD_PORT" -d postgres <<'SQL'
+CREATE ROLE app LOGIN;
+CREATE DATABASE app;
+\c app
+CREATE EXTENSION pg_jwt;
+ALTER SYSTEM SET pg_jwt.jwks = '{"keys":[{"kty":"oct","kid":"hs","alg":"HS256","k":"bm9wcmVsb2FkLXNlY3JldC1ub3ByZWxvYWQtc2VjcmV0LTEyMzQ1Njc4"}]}';
+ALTER SYSTEM SET pg_jwt.issuer = 'https://issuer.test';
+SQL
+as_postgres rm -f "$NOPRELOAD_DIR/data/preload.conf"
+as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD_DIR/data" -l "$NOPRELOAD_DIR/server.log" -w restart >/dev/null
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE DATABASE app;
-CREATE DATABASE lazy;
-ALTER DATABASE app SET session_preload_libraries = 'pg_jwt';
-\c lazy
 DO \$\$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app LOGIN; END IF; END \$\$;
-CREATE EXTENSION pg_jwt;
+-- Databases in other encodings (claims must keep their meaning there).
+CREATE DATABASE enc_euc_jp ENCODING 'EUC_JP' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE enc_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+CREATE DATABASE enc_sql_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
 \c app
 CREATE EXTENSION pg_jwt;
 SQL
@@ -64,4 +93,5 @@ bash scripts/regress.sh
 
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
-    cargo test --release -p pg_jwt_client_tests --test client -- --test-threads=1
+    PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \
+    cargo test --release -p pg_jwt_client_tests --tests -- --test-threads=1

@@ -12,7 +12,7 @@ use crate::session;
 use pg_jwt_core::Json;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, IntoDatum, JsonB, PgSqlErrorCode, Uuid, VariadicArray};
+use pgrx::{pg_sys, IntoDatum, JsonB, PgSqlErrorCode, Uuid};
 
 /// The result type of an accessor.
 #[derive(Clone, Copy)]
@@ -26,45 +26,60 @@ pub enum Kind {
 }
 
 /// The value at `path` below `root` (object members by exact name, no dotted-path parsing);
-/// `None` for a NULL path element, a missing member or JSON null.
-fn walk<'a>(root: &'a Json, path: &mut dyn Iterator<Item = Option<&str>>) -> Option<&'a Json> {
+/// `None` for a NULL path element, a missing member or JSON null. Names are UTF-8 (converted
+/// from the database encoding by the caller).
+fn walk<'a, S: AsRef<str>>(root: &'a Json, path: &[Option<S>]) -> Option<&'a Json> {
     let mut at = root;
     for name in path {
-        at = at.get(name?)?;
+        at = at.get(name.as_ref()?.as_ref())?;
     }
     (!matches!(at, Json::Null)).then_some(at)
 }
 
 /// Looks up `path` in `claims` and converts the value to `kind`, as a Datum allocated in the
-/// current memory context. `Ok(None)`: no token, no such claim, or JSON null.
-pub fn lookup_as_datum(
+/// current memory context (the caller's, normally the executor's per-row context).
+/// `Ok(None)`: no token, no such claim, or JSON null. Text leaves in the database encoding.
+///
+/// # Safety
+/// Call from a SQL function (inside a transaction); the result lives in the current memory
+/// context and is valid as long as that context is.
+pub unsafe fn lookup_as_datum<S: AsRef<str>>(
     claims: Option<&session::Claims>,
-    path: &mut dyn Iterator<Item = Option<&str>>,
+    path: &[Option<S>],
     kind: Kind,
 ) -> Result<Option<pg_sys::Datum>, ErrorReport> {
     let Some(at) = claims.and_then(|c| walk(&c.json, path)) else {
         return Ok(None);
     };
     Ok(match kind {
-        // SAFETY: called from a V1 function, inside a transaction.
-        Kind::Claims => unsafe { crate::fmgr::jsonb_from_text(&at.to_json_string()) },
-        Kind::Text => as_text(at).into_datum(),
+        Kind::Claims => Some(crate::fmgr::jsonb_from_text(&at.to_json_string())?),
+        Kind::Text => Some(crate::fmgr::text_datum(&as_text(at))?),
         Kind::Uuid => to_uuid(at)?.into_datum(),
         Kind::Bigint => to_bigint(at)?.into_datum(),
-        Kind::Array => to_array(at)?.into_datum(),
+        Kind::Array => Some(text_array_datum(&to_array(at)?.unwrap_or_default())?),
     })
 }
 
-/// The claim at `path` of the session token, converted by `f`.
-fn with_claim<T>(
-    path: &mut dyn Iterator<Item = Option<&str>>,
-    f: impl FnOnce(&Json) -> Result<Option<T>, ErrorReport>,
-) -> Result<Option<T>, ErrorReport> {
-    let claims = session::current_claims()?;
-    match claims.as_ref().and_then(|c| walk(&c.json, path)) {
-        Some(v) => f(v),
-        None => Ok(None),
+/// A one-dimensional text[] datum in the current memory context.
+///
+/// # Safety
+/// As `lookup_as_datum`.
+unsafe fn text_array_datum(items: &[String]) -> Result<pg_sys::Datum, ErrorReport> {
+    let mut elems = Vec::with_capacity(items.len());
+    for item in items {
+        elems.push(crate::fmgr::text_datum(item)?);
     }
+    let n = i32::try_from(elems.len()).map_err(|_| crate::errors::internal("array too long"))?;
+    // SAFETY: elems holds n valid text datums; text is varlena (-1), not by value, int-aligned.
+    let array = pg_sys::construct_array(
+        elems.as_mut_ptr(),
+        n,
+        pg_sys::TEXTOID,
+        -1,
+        false,
+        pg_sys::TYPALIGN_INT as std::ffi::c_char,
+    );
+    Ok(pg_sys::Datum::from(array))
 }
 
 /// Text form of a claim: strings unquoted, everything else as JSON text.
@@ -151,27 +166,6 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
         *out.get_mut(i)? = (hi * 16 + lo) as u8;
     }
     Some(out)
-}
-
-/// A nested claim as text: `jwt_claim('app_metadata', 'tenant_id')`.
-#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim")]
-pub fn jwt_claim_path(path: VariadicArray<&str>) -> Result<Option<String>, ErrorReport> {
-    with_claim(&mut path.iter(), |v| Ok(Some(as_text(v))))
-}
-
-#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_uuid")]
-pub fn jwt_claim_uuid_path(path: VariadicArray<&str>) -> Result<Option<Uuid>, ErrorReport> {
-    with_claim(&mut path.iter(), to_uuid)
-}
-
-#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_bigint")]
-pub fn jwt_claim_bigint_path(path: VariadicArray<&str>) -> Result<Option<i64>, ErrorReport> {
-    with_claim(&mut path.iter(), to_bigint)
-}
-
-#[pg_extern(stable, strict, parallel_safe, name = "jwt_claim_array")]
-pub fn jwt_claim_array_path(path: VariadicArray<&str>) -> Result<Option<Vec<String>>, ErrorReport> {
-    with_claim(&mut path.iter(), to_array)
 }
 
 /// This backend's verification cache: `{"verifications": n, "cached_tokens": n, "capacity": n}`.

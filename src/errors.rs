@@ -56,3 +56,24 @@ pub fn raise(report: ErrorReport) -> ! {
     // report(ERROR) does not return; this keeps the function's type honest.
     std::panic::panic_any(internal("error report returned"))
 }
+
+/// Text that cannot be represented in the target encoding: SQLSTATE 22P05. The message never
+/// carries the text.
+pub fn untranslatable(message: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER,
+        format!("pg_jwt: {message}"),
+        FUNC,
+    )
+}
+
+/// The session-token path used without `shared_preload_libraries`: SQLSTATE 55000.
+pub fn not_preloaded() -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "pg_jwt: the library must be loaded at server start".to_owned(),
+        FUNC,
+    )
+    .set_detail("Without preloading, a pg_jwt.* setting is a plain placeholder until the library loads: readable by any role, and replaceable through connection options.")
+    .set_hint("Add pg_jwt to shared_preload_libraries in postgresql.conf and restart the server.")
+}

@@ -1,77 +1,163 @@
-//! The per-row path of `jwt_claims()` and the one-name accessors: `jwt_claim(text)`,
-//! `jwt_claim_uuid(text)`, `jwt_claim_bigint(text)` and `jwt_claim_array(text)`.
+//! The per-row path of the claim accessors: `jwt_claims()`, the one-name accessors
+//! `jwt_claim(text)`, `jwt_claim_uuid(text)`, `jwt_claim_bigint(text)`, `jwt_claim_array(text)`
+//! and their VARIADIC path forms.
 //!
 //! They are plain V1 C functions (declared by `extension_sql!` below) so that a call costs only
-//! what it must. Each call site (one `FmgrInfo`, e.g. one policy expression in one query)
+//! what it must and text crosses the encoding boundary under our control (`encoding`). Each
+//! call site of a one-name accessor (one `FmgrInfo`, e.g. one policy expression in one query)
 //! keeps in `fn_extra`: the token and configuration generations it saw, the claim name, the
 //! result it returned, and the time window in which the token is valid. While the generations
 //! and the name are unchanged and the clock is inside the window, the cached result is returned:
 //! two counter loads, a short comparison and a coarse clock read. Anything else goes through
 //! the checked slow path (`session::current_claims` and the conversions of `accessors`), which
 //! raises the errors.
+//!
+//! Memory: the slow path builds its result in the caller's memory context (the executor resets
+//! it per row), and keeps a copy for the cache in the call site's context (`fn_mcxt`, which
+//! lives as long as the query or the PL/pgSQL expression). At most two cached entries exist per
+//! call site: the current one and the one it replaced. The replaced one may still be held by the
+//! caller within the current expression evaluation, so it is freed only at the next replacement.
+//! Names longer than `MAX_CACHED_NAME` are not cached. So a call site holds at most two names of
+//! at most `MAX_CACHED_NAME` bytes and two results, whatever the number of rows, token changes
+//! or name lengths.
 
 use crate::accessors::{self, Kind};
 use crate::fmgr::{self, v1_finfo};
-use crate::{clock, gucs, session};
+use crate::{clock, encoding, gucs, session};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
+use std::borrow::Cow;
 use std::ffi::c_void;
+use std::ptr::null_mut;
 
 /// Claim names up to this length are cached per call site; longer ones always take the slow path.
-const MAX_CACHED_NAME: usize = 64;
+const MAX_CACHED_NAME: usize = 256;
 
-/// Per-call-site state, allocated zeroed in `fn_mcxt` (plain data: nothing to drop).
+/// One cached result, its name and the results's copy, both palloc'd in `fn_mcxt`.
+#[repr(C)]
+struct Entry {
+    name: *mut u8,
+    name_len: usize,
+    result_null: bool,
+    result: pg_sys::Datum,
+    /// The palloc'd copy `result` points to (null for by-value or NULL results).
+    result_copy: *mut c_void,
+}
+
+impl Entry {
+    /// Frees what the entry owns and empties it.
+    ///
+    /// # Safety
+    /// The pointers must be null or palloc'd chunks no caller uses any more.
+    unsafe fn free(&mut self) {
+        if !self.name.is_null() {
+            pg_sys::pfree(self.name.cast());
+        }
+        if !self.result_copy.is_null() {
+            pg_sys::pfree(self.result_copy);
+        }
+        *self = Entry::EMPTY;
+    }
+
+    const EMPTY: Entry = Entry {
+        name: null_mut(),
+        name_len: 0,
+        result_null: true,
+        result: pg_sys::Datum::null(),
+        result_copy: null_mut(),
+    };
+
+    fn name(&self) -> &[u8] {
+        if self.name.is_null() {
+            &[]
+        } else {
+            // SAFETY: name points to name_len bytes owned by this entry (see `store`).
+            unsafe { std::slice::from_raw_parts(self.name, self.name_len) }
+        }
+    }
+}
+
+/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state).
 #[repr(C)]
 struct CallSite {
     valid: bool,
     token_generation: u64,
     config_generation: u64,
-    name_len: usize,
-    name: [u8; MAX_CACHED_NAME],
-    result_null: bool,
-    result: pg_sys::Datum,
+    current: Entry,
+    /// The entry `current` replaced: possibly still held by the caller, freed at the next
+    /// replacement.
+    retired: Entry,
     /// The cached result may be returned while `valid_from <= now < valid_until`.
     valid_from: f64,
     valid_until: f64,
 }
 
-unsafe fn call_site(fcinfo: pg_sys::FunctionCallInfo) -> *mut CallSite {
+/// The call site's state in `fn_extra`, created on first use.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call whose `fn_extra` is ours (set only here).
+unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
     let flinfo = (*fcinfo).flinfo;
     if (*flinfo).fn_extra.is_null() {
+        // SAFETY: zeroed memory is a valid CallSite (null pointers, false, zero).
         (*flinfo).fn_extra =
             pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<CallSite>()).cast::<c_void>();
     }
-    (*flinfo).fn_extra.cast::<CallSite>()
+    &mut *(*flinfo).fn_extra.cast::<CallSite>()
 }
 
+/// A copy of `result` (of `kind`) in `cxt`: (datum, the chunk to free later or null).
+///
+/// # Safety
+/// `result` must be a valid datum of `kind`'s SQL type.
+unsafe fn copy_result(cxt: pg_sys::MemoryContext, result: pg_sys::Datum, kind: Kind) -> (pg_sys::Datum, *mut c_void) {
+    let (src, len) = match kind {
+        Kind::Bigint => return (result, null_mut()),
+        Kind::Uuid => (result.cast_mut_ptr::<u8>(), 16usize),
+        Kind::Claims | Kind::Text | Kind::Array => {
+            let v = result.cast_mut_ptr::<pg_sys::varlena>();
+            (v.cast::<u8>(), pgrx::varlena::varsize_any(v))
+        }
+    };
+    let copy = pg_sys::MemoryContextAlloc(cxt, len);
+    std::ptr::copy_nonoverlapping(src, copy.cast::<u8>(), len);
+    (pg_sys::Datum::from(copy), copy)
+}
+
+/// A one-name accessor (or `jwt_claims()`): the cached result when still valid, else the slow
+/// path.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call of one of the functions declared below.
 unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
-    // jwt_claims() has no argument; the others take the claim name.
+    // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
     let name: &[u8] = if matches!(kind, Kind::Claims) {
         b""
     } else {
         fmgr::arg_bytes(fcinfo, 0)
     };
-    let site = &mut *call_site(fcinfo);
+    let site = call_site(fcinfo);
     let tg = gucs::token_generation();
     let cg = gucs::config_generation();
-    if site.valid
-        && site.token_generation == tg
-        && site.config_generation == cg
-        && site.name.get(..site.name_len) == Some(name)
-    {
+    if site.valid && site.token_generation == tg && site.config_generation == cg && site.current.name() == name {
         let now = clock::now_unix_coarse() as f64;
         if site.valid_from <= now && now < site.valid_until {
-            return if site.result_null {
+            return if site.current.result_null {
                 pgrx::fcinfo::pg_return_null(fcinfo)
             } else {
-                site.result
+                site.current.result
             };
         }
     }
     slow_path(fcinfo, site, name, kind, tg, cg)
 }
 
+/// Verifies (or finds) the session token's claims, looks the claim up, caches the result.
+/// Errors (rejected token, bad key set, wrong claim type) are raised here, never cached.
+///
+/// # Safety
+/// As `accessor`; `site` is this call's call site.
 unsafe fn slow_path(
     fcinfo: pg_sys::FunctionCallInfo,
     site: &mut CallSite,
@@ -81,22 +167,33 @@ unsafe fn slow_path(
     cg: u64,
 ) -> pg_sys::Datum {
     site.valid = false;
-    // Errors (rejected token, bad key set, wrong claim type) are raised here, never cached.
     let claims = session::current_claims().unwrap_or_report();
-    let name_str = String::from_utf8_lossy(name);
-    // Build the result in the call site's memory context so it lives as long as the cache.
-    let old = pg_sys::MemoryContextSwitchTo((*(*fcinfo).flinfo).fn_mcxt);
-    let mut path = std::iter::once(Some(name_str.as_ref())).filter(|_| !matches!(kind, Kind::Claims));
-    let result = accessors::lookup_as_datum(claims.as_deref(), &mut path, kind);
-    pg_sys::MemoryContextSwitchTo(old);
-    let result = result.unwrap_or_report();
+    let path: Vec<Option<Cow<str>>> = if matches!(kind, Kind::Claims) {
+        Vec::new()
+    } else {
+        vec![Some(encoding::from_server(name).unwrap_or_report())]
+    };
+    // Built in the caller's memory context: never freed by us.
+    let result = accessors::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
     if name.len() <= MAX_CACHED_NAME {
-        site.name[..name.len()].copy_from_slice(name);
-        site.name_len = name.len();
+        let cxt = (*(*fcinfo).flinfo).fn_mcxt;
+        // The entry two replacements old can no longer be held by the caller: free it.
+        site.retired.free();
+        site.retired = std::mem::replace(&mut site.current, Entry::EMPTY);
+        if !name.is_empty() {
+            let copy = pg_sys::MemoryContextAlloc(cxt, name.len()).cast::<u8>();
+            std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
+            site.current.name = copy;
+            site.current.name_len = name.len();
+        }
+        if let Some(d) = result {
+            let (datum, chunk) = copy_result(cxt, d, kind);
+            site.current.result = datum;
+            site.current.result_copy = chunk;
+            site.current.result_null = false;
+        }
         site.token_generation = tg;
         site.config_generation = cg;
-        site.result_null = result.is_none();
-        site.result = result.unwrap_or(pg_sys::Datum::from(0));
         let leeway = gucs::leeway() as f64;
         let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
         site.valid_until = times.exp.map_or(f64::INFINITY, |exp| exp + leeway);
@@ -109,28 +206,79 @@ unsafe fn slow_path(
     }
 }
 
+/// A VARIADIC path accessor: `jwt_claim('app_metadata', 'tenant_id')`. No per-call-site cache
+/// (the verified claims are still cached per backend); the result lives in the caller's memory
+/// context. A NULL path element gives NULL.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call whose argument 0 is a non-NULL text[] (the function is
+/// STRICT).
+unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
+    let claims = session::current_claims().unwrap_or_report();
+    let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0);
+    let array = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()).cast::<pg_sys::ArrayType>();
+    let mut elems: *mut pg_sys::Datum = null_mut();
+    let mut nulls: *mut bool = null_mut();
+    let mut n: std::ffi::c_int = 0;
+    // SAFETY: array is a detoasted text[]; deconstruct_array fills palloc'd arrays of n items.
+    pg_sys::deconstruct_array(
+        array,
+        pg_sys::TEXTOID,
+        -1,
+        false,
+        pg_sys::TYPALIGN_INT as std::ffi::c_char,
+        &mut elems,
+        &mut nulls,
+        &mut n,
+    );
+    let n = usize::try_from(n).unwrap_or(0);
+    let mut path: Vec<Option<Cow<str>>> = Vec::with_capacity(n);
+    for i in 0..n {
+        // SAFETY: i < n, the length deconstruct_array reported for both arrays.
+        if *nulls.add(i) {
+            path.push(None);
+        } else {
+            let v = pg_sys::pg_detoast_datum_packed((*elems.add(i)).cast_mut_ptr());
+            let len = pgrx::varlena::varsize_any_exhdr(v);
+            let bytes = std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len);
+            path.push(Some(Cow::Owned(encoding::from_server(bytes).unwrap_or_report().into_owned())));
+        }
+    }
+    match accessors::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report() {
+        Some(d) => d,
+        None => pgrx::fcinfo::pg_return_null(fcinfo),
+    }
+}
+
 macro_rules! v1_accessor {
-    ($finfo:ident, $func:ident, $kind:expr) => {
+    ($finfo:ident, $func:ident, $body:ident, $kind:expr) => {
         v1_finfo!($finfo);
 
         #[no_mangle]
         #[pg_guard]
         pub unsafe extern "C-unwind" fn $func(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-            accessor(fcinfo, $kind)
+            // SAFETY: PostgreSQL calls this through the declaration below, with its arguments.
+            unsafe { $body(fcinfo, $kind) }
         }
     };
 }
 
-v1_accessor!(pg_finfo_pg_jwt_claims, pg_jwt_claims, Kind::Claims);
-v1_accessor!(pg_finfo_pg_jwt_claim_text, pg_jwt_claim_text, Kind::Text);
-v1_accessor!(pg_finfo_pg_jwt_claim_uuid, pg_jwt_claim_uuid, Kind::Uuid);
-v1_accessor!(pg_finfo_pg_jwt_claim_bigint, pg_jwt_claim_bigint, Kind::Bigint);
-v1_accessor!(pg_finfo_pg_jwt_claim_array, pg_jwt_claim_array, Kind::Array);
+v1_accessor!(pg_finfo_pg_jwt_claims, pg_jwt_claims, accessor, Kind::Claims);
+v1_accessor!(pg_finfo_pg_jwt_claim_text, pg_jwt_claim_text, accessor, Kind::Text);
+v1_accessor!(pg_finfo_pg_jwt_claim_uuid, pg_jwt_claim_uuid, accessor, Kind::Uuid);
+v1_accessor!(pg_finfo_pg_jwt_claim_bigint, pg_jwt_claim_bigint, accessor, Kind::Bigint);
+v1_accessor!(pg_finfo_pg_jwt_claim_array, pg_jwt_claim_array, accessor, Kind::Array);
+// The path forms keep the symbol names of the 0.1.0 release (pgrx wrappers then), so an
+// installed 0.1.0 catalog still finds them.
+v1_accessor!(pg_finfo_jwt_claim_path_wrapper, jwt_claim_path_wrapper, path_accessor, Kind::Text);
+v1_accessor!(pg_finfo_jwt_claim_uuid_path_wrapper, jwt_claim_uuid_path_wrapper, path_accessor, Kind::Uuid);
+v1_accessor!(pg_finfo_jwt_claim_bigint_path_wrapper, jwt_claim_bigint_path_wrapper, path_accessor, Kind::Bigint);
+v1_accessor!(pg_finfo_jwt_claim_array_path_wrapper, jwt_claim_array_path_wrapper, path_accessor, Kind::Array);
 
 extension_sql!(
     r#"
--- jwt_claims() and the one-name claim accessors: V1 C functions with a per-call-site cache
--- (src/fastpath.rs).
+-- jwt_claims() and the claim accessors: V1 C functions (src/fastpath.rs); the one-name forms
+-- keep a per-call-site cache.
 CREATE FUNCTION jwt_claims() RETURNS jsonb
     STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_claims';
 COMMENT ON FUNCTION jwt_claims() IS 'All verified claims of pg_jwt.token as jsonb (NULL without a token)';
@@ -146,6 +294,14 @@ COMMENT ON FUNCTION jwt_claim(text) IS 'One top-level claim of the verified pg_j
 COMMENT ON FUNCTION jwt_claim_uuid(text) IS 'One top-level claim of the verified pg_jwt.token as uuid';
 COMMENT ON FUNCTION jwt_claim_bigint(text) IS 'One top-level claim of the verified pg_jwt.token as bigint';
 COMMENT ON FUNCTION jwt_claim_array(text) IS 'One top-level claim of the verified pg_jwt.token as text[]';
+CREATE FUNCTION jwt_claim(VARIADIC path text[]) RETURNS text
+    STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_path_wrapper';
+CREATE FUNCTION jwt_claim_uuid(VARIADIC path text[]) RETURNS uuid
+    STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_uuid_path_wrapper';
+CREATE FUNCTION jwt_claim_bigint(VARIADIC path text[]) RETURNS bigint
+    STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_bigint_path_wrapper';
+CREATE FUNCTION jwt_claim_array(VARIADIC path text[]) RETURNS text[]
+    STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_array_path_wrapper';
 "#,
-    name = "one_name_accessors"
+    name = "claim_accessors"
 );

@@ -2,6 +2,7 @@
 //! (`fastpath`, `jwt_verify`): raw argument access and text/jsonb conversions.
 
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
 use std::ffi::{CStr, CString};
 
 /// Declares the `pg_finfo_*` record PostgreSQL looks for next to a V1 function.
@@ -34,19 +35,44 @@ pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> i32 {
     pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i).value() as i32
 }
 
-/// The text of jsonb argument `i` (through `jsonb_out`). Not NULL.
-pub unsafe fn arg_jsonb_text(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> String {
+/// The text of jsonb argument `i` (through `jsonb_out`), as UTF-8. Not NULL.
+///
+/// # Safety
+/// `fcinfo` must be a valid call with a non-NULL jsonb argument `i`.
+pub unsafe fn arg_jsonb_text(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<String, ErrorReport> {
     let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i);
     match pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(raw)]) {
-        Some(out) => CStr::from_ptr(out.cast_mut_ptr::<std::ffi::c_char>())
-            .to_string_lossy()
-            .into_owned(),
-        None => String::new(),
+        Some(out) => {
+            let text = CStr::from_ptr(out.cast_mut_ptr::<std::ffi::c_char>());
+            let utf8 = crate::encoding::from_server(text.to_bytes())?.into_owned();
+            pg_sys::pfree(out.cast_mut_ptr());
+            Ok(utf8)
+        }
+        None => Ok(String::new()),
     }
 }
 
-/// A jsonb datum from JSON text (through `jsonb_in`, so numbers stay exact).
-pub unsafe fn jsonb_from_text(text: &str) -> Option<pg_sys::Datum> {
-    let c = CString::new(text).ok()?;
+/// A jsonb datum in the current memory context from UTF-8 JSON text (through `jsonb_in`, so
+/// numbers stay exact), converted to the database encoding first (22P05 if it cannot be).
+///
+/// # Safety
+/// Call inside a transaction; the result lives in the current memory context.
+pub unsafe fn jsonb_from_text(text: &str) -> Result<pg_sys::Datum, ErrorReport> {
+    let server = crate::encoding::to_server(text)?;
+    let c = CString::new(server.into_owned())
+        .map_err(|_| crate::errors::internal("JSON text holds a NUL byte"))?;
     pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
+        .ok_or_else(|| crate::errors::internal("jsonb_in returned NULL"))
+}
+
+/// A text datum in the current memory context from UTF-8 text, converted to the database
+/// encoding (22P05 if it cannot be represented).
+///
+/// # Safety
+/// Call inside a transaction; the result lives in the current memory context.
+pub unsafe fn text_datum(s: &str) -> Result<pg_sys::Datum, ErrorReport> {
+    let bytes = crate::encoding::to_server(s)?;
+    let len = i32::try_from(bytes.len()).map_err(|_| crate::errors::internal("text too long"))?;
+    // SAFETY: bytes is valid for len bytes; the result is palloc'd in the current context.
+    Ok(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(bytes.as_ptr().cast(), len)))
 }

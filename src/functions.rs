@@ -2,14 +2,13 @@
 //! `jwt_public_jwks`, `jwt_decode_unverified`, `jwt_generate_jwk`. Thin wrappers over the core.
 
 use crate::fmgr::{self, v1_finfo};
-use crate::{clock, errors, jsonb};
+use crate::{clock, encoding, errors};
 use lru::LruCache;
 use pg_jwt_core::token::{self, HeaderPolicy};
 use pg_jwt_core::{jwk, Json, KeyError, KeySet, SigningKey, Validation};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::{ErrorReport, ErrorReportable};
 use pgrx::prelude::*;
-use pgrx::JsonB;
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
@@ -29,21 +28,21 @@ thread_local! {
         RefCell::new(LruCache::new(NonZeroUsize::new(KEY_SET_CACHE).unwrap_or(NonZeroUsize::MIN)));
 }
 
-unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Rc<Result<KeySet, KeyError>> {
+unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<Result<KeySet, KeyError>>, ErrorReport> {
     let raw = fmgr::arg_bytes(fcinfo, i);
     if raw.len() > jwk::MAX_KEY_SET_BYTES {
         // Refused before it is converted or kept in the cache.
-        return Rc::new(Err(KeyError::Set(format!(
+        return Ok(Rc::new(Err(KeyError::Set(format!(
             "larger than {} bytes",
             jwk::MAX_KEY_SET_BYTES
-        ))));
+        )))));
     }
     if let Some(hit) = KEY_SETS.with(|c| c.borrow_mut().get(raw).cloned()) {
-        return hit;
+        return Ok(hit);
     }
-    let parsed = Rc::new(KeySet::parse(fmgr::arg_jsonb_text(fcinfo, i).as_bytes()));
+    let parsed = Rc::new(KeySet::parse(fmgr::arg_jsonb_text(fcinfo, i)?.as_bytes()));
     KEY_SETS.with(|c| c.borrow_mut().put(raw.to_vec(), Rc::clone(&parsed)));
-    parsed
+    Ok(parsed)
 }
 
 v1_finfo!(pg_finfo_pg_jwt_verify);
@@ -58,18 +57,11 @@ pub unsafe extern "C-unwind" fn pg_jwt_verify(fcinfo: pg_sys::FunctionCallInfo) 
     if fmgr::arg_is_null(fcinfo, 0) || fmgr::arg_is_null(fcinfo, 1) {
         return pgrx::fcinfo::pg_return_null(fcinfo);
     }
-    let text_arg = |i: usize| -> Option<String> {
-        if fmgr::arg_is_null(fcinfo, i) {
-            None
-        } else {
-            Some(String::from_utf8_lossy(fmgr::arg_bytes(fcinfo, i)).into_owned())
-        }
-    };
-    let audience = text_arg(2);
-    let issuer = text_arg(3);
+    let audience = text_arg(fcinfo, 2).unwrap_or_report();
+    let issuer = text_arg(fcinfo, 3).unwrap_or_report();
     let leeway = checked_leeway((!fmgr::arg_is_null(fcinfo, 4)).then(|| fmgr::arg_i32(fcinfo, 4))).unwrap_or_report();
     let token = fmgr::arg_bytes(fcinfo, 0);
-    let keys = key_set_arg(fcinfo, 1);
+    let keys = key_set_arg(fcinfo, 1).unwrap_or_report();
     let keys = match keys.as_ref() {
         Ok(k) => k,
         Err(e) => errors::raise(errors::bad_key(e)),
@@ -84,10 +76,7 @@ pub unsafe extern "C-unwind" fn pg_jwt_verify(fcinfo: pg_sys::FunctionCallInfo) 
     let verified = token::verify(token, keys, &HeaderPolicy::default(), &validation)
         .map_err(|e| errors::token_rejected(&e))
         .unwrap_or_report();
-    match fmgr::jsonb_from_text(&verified.claims.to_json_string()) {
-        Some(d) => d,
-        None => errors::raise(errors::internal("claims could not be converted to jsonb")),
-    }
+    fmgr::jsonb_from_text(&verified.claims.to_json_string()).unwrap_or_report()
 }
 
 extension_sql!(
@@ -111,39 +100,101 @@ pub fn checked_leeway(leeway: Option<i32>) -> Result<i32, ErrorReport> {
     }
 }
 
-/// Signs `claims` with the private JWK `jwk`. VOLATILE: ECDSA and RSA-PSS signatures are
-/// randomized.
-#[pg_extern(volatile, strict, parallel_safe)]
-pub fn jwt_sign(claims: JsonB, jwk: JsonB) -> Result<String, ErrorReport> {
-    let key = SigningKey::parse(jsonb::to_text(&jwk)?.as_bytes()).map_err(|e| errors::bad_key(&e))?;
-    let claims = Json::parse(jsonb::to_text(&claims)?.as_bytes())
-        .map_err(|_| errors::bad_argument("claims must be a JSON object"))?;
-    token::sign(&claims, &key).map_err(|e| errors::bad_key(&e))
+/// The text of argument `i` (text) as UTF-8, or `None` when NULL.
+///
+/// # Safety
+/// `fcinfo` must be a valid call with a text argument `i`.
+unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Option<String>, ErrorReport> {
+    if fmgr::arg_is_null(fcinfo, i) {
+        return Ok(None);
+    }
+    Ok(Some(encoding::from_server(fmgr::arg_bytes(fcinfo, i))?.into_owned()))
 }
 
-/// The publishable form of a key set: private members and secret keys removed.
-#[pg_extern(immutable, strict, parallel_safe)]
-pub fn jwt_public_jwks(jwks: JsonB) -> Result<JsonB, ErrorReport> {
-    let public = jwk::public_key_set(jsonb::to_text(&jwks)?.as_bytes()).map_err(|e| errors::bad_key(&e))?;
-    jsonb::from_json(&public)
+/// Returns `result` or raises its error.
+fn or_raise(result: Result<pg_sys::Datum, ErrorReport>) -> pg_sys::Datum {
+    result.unwrap_or_report()
 }
 
-/// `{"header": ..., "payload": ...}` of a token, WITHOUT verifying anything. For debugging only:
-/// never use its output for authorization.
-#[pg_extern(immutable, strict, parallel_safe)]
-pub fn jwt_decode_unverified(token: &str) -> Result<JsonB, ErrorReport> {
-    let (header, payload) =
-        token::decode_unverified(token.as_bytes(), DECODE_MAX_TOKEN_BYTES).map_err(|e| errors::token_rejected(&e))?;
-    jsonb::from_json(&Json::Object(vec![
-        ("header".into(), header),
-        ("payload".into(), payload),
-    ]))
+v1_finfo!(pg_finfo_jwt_sign_wrapper);
+
+/// `jwt_sign(claims jsonb, jwk jsonb)`: signs `claims` with the private JWK `jwk`. VOLATILE:
+/// ECDSA and RSA-PSS signatures are randomized. STRICT. (The symbol name is the one of the
+/// 0.1.0 release, so an installed catalog still finds it.)
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn jwt_sign_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    or_raise((|| {
+        let jwk = fmgr::arg_jsonb_text(fcinfo, 1)?;
+        let key = SigningKey::parse(jwk.as_bytes()).map_err(|e| errors::bad_key(&e))?;
+        let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0)?.as_bytes())
+            .map_err(|_| errors::bad_argument("claims must be a JSON object"))?;
+        let token = token::sign(&claims, &key).map_err(|e| errors::bad_key(&e))?;
+        fmgr::text_datum(&token)
+    })())
 }
 
-/// A new private JWK for `alg` (HS256/384/512, ES256, ES384, EdDSA). VOLATILE: random.
-#[pg_extern(volatile, parallel_safe)]
-pub fn jwt_generate_jwk(alg: Option<&str>, kid: default!(Option<&str>, "NULL")) -> Result<Option<JsonB>, ErrorReport> {
-    let Some(alg) = alg else { return Ok(None) };
-    let key = jwk::generate_jwk(alg, kid).map_err(|e| errors::bad_key(&e))?;
-    jsonb::from_json(&key).map(Some)
+v1_finfo!(pg_finfo_jwt_public_jwks_wrapper);
+
+/// `jwt_public_jwks(jwks jsonb)`: the publishable form of a key set, private members and
+/// secret keys removed. IMMUTABLE, STRICT.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn jwt_public_jwks_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    or_raise((|| {
+        let text = fmgr::arg_jsonb_text(fcinfo, 0)?;
+        let public = jwk::public_key_set(text.as_bytes()).map_err(|e| errors::bad_key(&e))?;
+        fmgr::jsonb_from_text(&public.to_json_string())
+    })())
 }
+
+v1_finfo!(pg_finfo_jwt_decode_unverified_wrapper);
+
+/// `jwt_decode_unverified(token text)`: `{"header": ..., "payload": ...}` of a token, WITHOUT
+/// verifying anything. For debugging only: never use its output for authorization. IMMUTABLE
+/// (fixed size cap), STRICT.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn jwt_decode_unverified_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    or_raise((|| {
+        // A token is base64url: any non-ASCII byte makes it malformed, in every encoding.
+        let token = fmgr::arg_bytes(fcinfo, 0);
+        let (header, payload) =
+            token::decode_unverified(token, DECODE_MAX_TOKEN_BYTES).map_err(|e| errors::token_rejected(&e))?;
+        let both = Json::Object(vec![("header".into(), header), ("payload".into(), payload)]);
+        fmgr::jsonb_from_text(&both.to_json_string())
+    })())
+}
+
+v1_finfo!(pg_finfo_jwt_generate_jwk_wrapper);
+
+/// `jwt_generate_jwk(alg text, kid text DEFAULT NULL)`: a new private JWK for `alg` (HS256/384/512,
+/// ES256, ES384, EdDSA). VOLATILE: random. NULL alg gives NULL.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn jwt_generate_jwk_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let Some(alg) = text_arg(fcinfo, 0).unwrap_or_report() else {
+        return pgrx::fcinfo::pg_return_null(fcinfo);
+    };
+    or_raise((|| {
+        let kid = text_arg(fcinfo, 1)?;
+        let key = jwk::generate_jwk(&alg, kid.as_deref()).map_err(|e| errors::bad_key(&e))?;
+        fmgr::jsonb_from_text(&key.to_json_string())
+    })())
+}
+
+extension_sql!(
+    r#"
+-- Signing and key helpers: V1 C functions (src/functions.rs), text converted to and from the
+-- database encoding at the boundary.
+CREATE FUNCTION jwt_sign(claims jsonb, jwk jsonb) RETURNS text
+    VOLATILE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_sign_wrapper';
+CREATE FUNCTION jwt_public_jwks(jwks jsonb) RETURNS jsonb
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_public_jwks_wrapper';
+CREATE FUNCTION jwt_decode_unverified(token text) RETURNS jsonb
+    IMMUTABLE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_decode_unverified_wrapper';
+CREATE FUNCTION jwt_generate_jwk(alg text, kid text DEFAULT NULL) RETURNS jsonb
+    VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_generate_jwk_wrapper';
+"#,
+    name = "signing_and_key_helpers"
+);

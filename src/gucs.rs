@@ -24,7 +24,7 @@ use pgrx::prelude::*;
 use std::cell::UnsafeCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Storage PostgreSQL writes a setting's current value into.
 struct Slot<T>(UnsafeCell<T>);
@@ -46,7 +46,19 @@ pub const DEFAULT_MAX_TOKEN_BYTES: c_int = 16384;
 pub const DEFAULT_CACHE_SIZE: c_int = 1000;
 
 static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Whether `_PG_init` ran from `shared_preload_libraries` (fixed for the process's life; forked
+/// backends and parallel workers inherit it from the postmaster).
+static PRELOADED: AtomicBool = AtomicBool::new(false);
 static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// Whether the library was loaded by `shared_preload_libraries`. Without it, every `pg_jwt.*`
+/// setting is a plain placeholder until the library loads in a backend: readable by any role
+/// (`SHOW pg_jwt.jwks`) and replaceable by connection options, after which PostgreSQL drops the
+/// configured value. So the session-token path refuses to work unless this is true.
+#[inline]
+pub fn preloaded() -> bool {
+    PRELOADED.load(Ordering::Relaxed)
+}
 
 /// Changes whenever `pg_jwt.token` is assigned a value (SET, SET LOCAL, RESET, end of
 /// transaction or savepoint restoring an earlier value).
@@ -142,13 +154,24 @@ unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) 
     CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
+/// Whether a value from `source` ends up in a catalog every role can read: `ALTER DATABASE/ROLE
+/// ... SET` and function `SET` clauses are validated as `PGC_S_TEST` and stored in
+/// `pg_db_role_setting` / `pg_proc.proconfig`; at session start they are applied as
+/// `PGC_S_DATABASE`, `PGC_S_USER` or `PGC_S_DATABASE_USER`.
+fn stored_in_readable_catalog(source: pg_sys::GucSource::Type) -> bool {
+    use pg_sys::GucSource::{PGC_S_DATABASE, PGC_S_DATABASE_USER, PGC_S_TEST, PGC_S_USER};
+    matches!(source, PGC_S_TEST | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER)
+}
+
 /// Refuses a key set that does not import, so a mistake shows at SET / ALTER SYSTEM time
-/// (SQLSTATE 22023) and a bad value in a reloaded configuration file is not applied.
+/// (SQLSTATE 22023) and a bad value in a reloaded configuration file is not applied. Refuses a
+/// key set holding secrets (`oct` keys) where it would be stored in a catalog other roles can
+/// read (see `stored_in_readable_catalog`).
 #[pg_guard]
 unsafe extern "C-unwind" fn check_jwks(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
     if newval.is_null() || (*newval).is_null() {
         return true;
@@ -158,6 +181,16 @@ unsafe extern "C-unwind" fn check_jwks(
         return true;
     }
     match KeySet::parse(text) {
+        Ok(set) if set.holds_secrets && stored_in_readable_catalog(source) => {
+            set_check_message(
+                "pg_jwt: a key set with secret (oct) keys cannot be stored per database, per role or in a function's SET clause",
+            );
+            set_check_detail("pg_jwt: those values are kept in pg_db_role_setting or pg_proc, which every role can read.");
+            set_check_hint(
+                "Put HMAC key sets in postgresql.conf or set them with ALTER SYSTEM (only the server's owner can read those files); public key sets may be set per database or role.",
+            );
+            false
+        }
         Ok(_) => true,
         Err(e) => {
             // Replace PostgreSQL's default message, which would echo the value (key material).
@@ -187,6 +220,11 @@ unsafe fn set_check_message(msg: &str) {
 /// Sets GUC_check_errdetail (the C macro's effect): the error's detail.
 unsafe fn set_check_detail(msg: &str) {
     pg_sys::GUC_check_errdetail_string = check_string(msg);
+}
+
+/// Sets GUC_check_errhint (the C macro's effect): the error's hint.
+unsafe fn set_check_hint(msg: &str) {
+    pg_sys::GUC_check_errhint_string = check_string(msg);
 }
 
 unsafe fn define_string(
@@ -244,6 +282,8 @@ unsafe fn define_int(
 /// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error).
 pub fn init() {
     use pg_sys::GucContext::{PGC_SUSET, PGC_USERSET};
+    // SAFETY: a plain read of a backend global, on the only thread.
+    PRELOADED.store(unsafe { pg_sys::process_shared_preload_libraries_in_progress }, Ordering::Relaxed);
     let hidden = pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE;
     // SAFETY: called once from _PG_init; the slots are 'static.
     unsafe {

@@ -7,7 +7,9 @@
 //!   their per-row path with a per-call-site cache;
 //! - `session`: the per-backend verification cache behind the accessors;
 //! - `gucs`: every `pg_jwt.*` setting;
-//! - `errors`: core errors to SQLSTATEs; `jsonb`: exact JSON <-> jsonb; `clock`.
+//! - `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument and result helpers; `clock`;
+//! - `encoding`: claim text to and from the database encoding;
+//! - `setup`: the install-time check that the library is preloaded.
 
 use pgrx::prelude::*;
 
@@ -15,13 +17,14 @@ use pgrx::prelude::*;
 
 mod accessors;
 mod clock;
+mod encoding;
 mod errors;
 mod fastpath;
 mod fmgr;
 mod functions;
 mod gucs;
-mod jsonb;
 mod session;
+mod setup;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -38,6 +41,7 @@ pub mod pg_test {
 
     #[must_use]
     pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
+        // The session-token path requires preloading (src/setup.rs).
+        vec!["shared_preload_libraries = 'pg_jwt'"]
     }
 }

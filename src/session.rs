@@ -101,6 +101,10 @@ impl SessionError {
 
 /// The verified claims of `pg_jwt.token`; `Ok(None)` when no token is set.
 pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
+    if !gucs::preloaded() {
+        // Findings: without preloading, a setting can be read or replaced before we load.
+        return Err(errors::not_preloaded());
+    }
     let tg = gucs::token_generation();
     let cg = gucs::config_generation();
     let fast = STATE.with(|s| {

@@ -219,6 +219,10 @@ pub struct KeySet {
     pub keys: Vec<VerifyKey>,
     /// How many keys of the input were skipped as not for JWS signatures.
     pub skipped: usize,
+    /// Whether the text holds secret key material: an `oct` key or a `k` member, imported or
+    /// skipped (an `oct` key marked `use: enc` is skipped but is still a secret). Private
+    /// members of asymmetric keys are refused outright, so they never get here.
+    pub holds_secrets: bool,
 }
 
 impl KeySet {
@@ -228,11 +232,13 @@ impl KeySet {
         let members = key_objects(&json).map_err(KeyError::Set)?;
         let mut keys: Vec<VerifyKey> = Vec::with_capacity(members.len());
         let mut skipped = 0;
+        let mut holds_secrets = false;
         for (index, member) in members.iter().enumerate() {
             let obj = member.as_object().ok_or_else(|| KeyError::Key {
                 index,
                 reason: "not a JSON object".into(),
             })?;
+            holds_secrets |= get(obj, "kty").and_then(Json::as_str) == Some("oct") || get(obj, "k").is_some();
             match import_public_key(obj).map_err(|reason| KeyError::Key { index, reason })? {
                 Some(key) => {
                     if let Some(kid) = &key.kid {
@@ -260,7 +266,11 @@ impl KeySet {
                 "no usable signature verification key ({skipped} key(s) skipped as not for JWS signatures)"
             )));
         }
-        Ok(KeySet { keys, skipped })
+        Ok(KeySet {
+            keys,
+            skipped,
+            holds_secrets,
+        })
     }
 }
 

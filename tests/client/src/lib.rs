@@ -3,8 +3,12 @@
 //! - PGJWT_TEST_HOST, PGJWT_TEST_PORT: the cluster (unix socket directory, port);
 //! - PGJWT_PGBOUNCER_PORT: pgbouncer in transaction pooling mode on 127.0.0.1.
 //!
-//! Databases: `app` loads pg_jwt at session start (session_preload_libraries); `lazy` does not
-//! preload it (checklist F2). Roles: `postgres` (superuser) and `app` (no superuser, RLS applies).
+//! - PGJWT_NOPRELOAD_HOST, PGJWT_NOPRELOAD_PORT: a second cluster where pg_jwt is installed but
+//!   not in shared_preload_libraries, with an HMAC key set and an issuer in its configuration.
+//!
+//! The main cluster preloads pg_jwt. Databases: `app`, and `enc_euc_jp`, `enc_latin1`,
+//! `enc_sql_ascii` in those encodings. Roles: `postgres` (superuser) and `app` (no superuser,
+//! RLS applies).
 
 use postgres::{Client, NoTls};
 use std::sync::Once;
@@ -29,6 +33,19 @@ pub fn try_connect(user: &str, db: &str, options: &str) -> Result<Client, postgr
     let mut cfg = postgres::Config::new();
     cfg.host_path(env("PGJWT_TEST_HOST"))
         .port(env("PGJWT_TEST_PORT").parse().unwrap())
+        .user(user)
+        .dbname(db);
+    if !options.is_empty() {
+        cfg.options(options);
+    }
+    cfg.connect(NoTls)
+}
+
+/// A connection to the cluster that does not preload pg_jwt.
+pub fn try_connect_nopreload(user: &str, db: &str, options: &str) -> Result<Client, postgres::Error> {
+    let mut cfg = postgres::Config::new();
+    cfg.host_path(env("PGJWT_NOPRELOAD_HOST"))
+        .port(env("PGJWT_NOPRELOAD_PORT").parse().unwrap())
         .user(user)
         .dbname(db);
     if !options.is_empty() {
@@ -83,9 +100,7 @@ pub fn setup() {
             "DELETE FROM test_keys; INSERT INTO test_keys VALUES ({});
              ALTER DATABASE app SET pg_jwt.jwks = {p};
              ALTER DATABASE app SET pg_jwt.audience = {a};
-             ALTER DATABASE app SET pg_jwt.issuer = {i};
-             ALTER DATABASE lazy SET pg_jwt.jwks = {p};
-             ALTER DATABASE lazy SET pg_jwt.audience = {a};",
+             ALTER DATABASE app SET pg_jwt.issuer = {i};",
             lit(&private),
             p = lit(&public),
             a = lit(AUDIENCE),

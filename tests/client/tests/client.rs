@@ -289,11 +289,10 @@ fn f3_non_superuser_cannot_change_the_key_settings() {
         .unwrap()
         .get(0);
     assert_eq!(hidden, 0);
-    // Through the startup packet (PGOPTIONS): with shared_preload_libraries the connection is
-    // refused (42501). With session_preload_libraries (this cluster) the value arrives as a
-    // placeholder and is refused with a warning when the library loads; PostgreSQL does not
-    // reinstate the database-level value, so that session is left with no key set and every
-    // token fails (22023): fail closed, and the attacker's key is never used.
+    // Through the startup packet (PGOPTIONS): with shared_preload_libraries (required) the
+    // connection is refused (42501). Without preloading the session path refuses to work
+    // (security_fixes.rs, S3); should a connection get through here, the attacker's key must
+    // still never verify.
     let mut su = superuser();
     let attacker_key = r#"{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
     let forged: String = su
@@ -401,24 +400,17 @@ fn f2_placeholder_set_before_the_library_loads_is_never_trusted() {
         )
         .unwrap()
         .get(0);
-    // `lazy` does not preload pg_jwt: the SET creates a placeholder before the library exists.
-    let mut c = connect_as("app", "lazy");
-    let loaded: bool = c
-        .query_one("SELECT count(*) > 0 FROM pg_settings WHERE name = 'pg_jwt.leeway'", &[])
-        .unwrap()
-        .get(0);
-    assert!(!loaded, "pg_jwt must not be loaded yet in database lazy");
+    // Preloaded: the setting exists before any statement, so the non-superuser's SET is refused.
+    let mut c = app();
+    let r = c.batch_execute(&format!("SET pg_jwt.jwks = {}", lit(&attacker_public)));
+    assert_eq!(sqlstate(&r), "42501", "{}", message(&r));
+    // Not preloaded: the SET creates a placeholder, and the session path refuses to run at all.
+    let mut c = try_connect_nopreload("app", "app", "").unwrap();
     c.batch_execute(&format!("SET pg_jwt.jwks = {}", lit(&attacker_public)))
         .unwrap();
     c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&evil))).unwrap();
-    // The first accessor call loads the library; the placeholder is re-applied with the
-    // attacker's privileges and refused, so the superuser's key set stays in force.
     let r = c.query_one("SELECT jwt_claim('sub')", &[]);
-    assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
-    // The token placeholder itself was kept (it is only a token): a genuine token works.
-    let good = token(&mut su, 0, 600, "");
-    c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&good))).unwrap();
-    assert_eq!(claim(&mut c, "sub"), Some("user-0".into()));
+    assert_eq!(sqlstate(&r), "55000", "{}", message(&r));
 }
 
 #[test]

@@ -1,0 +1,36 @@
+//! Whether a key set holds secret material (issue: HMAC key sets must never be stored in a
+//! catalog other roles can read). The SQL layer refuses such a set for `ALTER DATABASE/ROLE ...
+//! SET` and function `SET` clauses; here, the detection itself.
+
+mod common;
+use common::*;
+use pg_jwt_core::KeySet;
+
+#[test]
+fn an_hmac_key_set_holds_secrets() {
+    let private = private_jwk("HS256", Some("h"));
+    assert!(keyset(&verify_jwks(&private)).holds_secrets);
+    // A single JWK, not wrapped in a set.
+    assert!(KeySet::parse(private.as_bytes()).unwrap().holds_secrets);
+}
+
+#[test]
+fn public_key_sets_hold_no_secrets() {
+    for alg in ["RS256", "ES256", "ES384", "EdDSA"] {
+        let private = private_jwk(alg, Some("k"));
+        assert!(!keyset(&verify_jwks(&private)).holds_secrets, "{alg}");
+    }
+}
+
+#[test]
+fn a_skipped_oct_key_still_counts_as_a_secret() {
+    // An oct key marked for encryption is skipped for verification, but its secret is in the text.
+    let es = verify_jwks(&private_jwk("ES256", Some("sig")));
+    let es_key = es.trim_start_matches("{\"keys\":[").trim_end_matches("]}");
+    let jwks = format!(
+        "{{\"keys\":[{es_key},{{\"kty\":\"oct\",\"use\":\"enc\",\"kid\":\"e\",\"k\":\"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI\"}}]}}"
+    );
+    let set = keyset(&jwks);
+    assert_eq!(set.skipped, 1);
+    assert!(set.holds_secrets);
+}

@@ -1,0 +1,134 @@
+//! Text crossing the boundary between the core (UTF-8, as JSON requires) and the database
+//! (its own encoding).
+//!
+//! - Claim values leave as the database encoding: a `sub` of "é" must read back as "é" in an
+//!   EUC_JP or LATIN1 database, never as the bytes of another character. A value the database
+//!   encoding cannot represent raises 22P05 (untranslatable_character), without the value.
+//! - Claim names and other text arguments arrive in the database encoding and are converted to
+//!   UTF-8 before they are compared with the token's names.
+//! - Tokens are base64url (ASCII by construction). Key sets are JSON: ASCII in practice (a
+//!   non-ASCII `kid` in a jsonb argument is converted like any other argument).
+//!
+//! ASCII text is the same in every server encoding, so it is never converted: the common case
+//! costs one `is_ascii` scan and no allocation. In a UTF8 or SQL_ASCII database nothing is
+//! converted either (SQL_ASCII stores the bytes as given, which is what that encoding means).
+
+use crate::errors;
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::ffi::c_int;
+
+/// How this backend's database encoding relates to UTF-8 (fixed for the backend's life).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Database {
+    /// UTF8 or SQL_ASCII: bytes pass through.
+    PassThrough,
+    /// Another encoding: non-ASCII text is converted (`proc`: the UTF8 -> database conversion).
+    Convert { encoding: c_int, proc_oid: pg_sys::Oid },
+}
+
+thread_local! {
+    static DATABASE: Cell<Option<Database>> = const { Cell::new(None) };
+}
+
+fn database() -> Database {
+    if let Some(d) = DATABASE.with(Cell::get) {
+        return d;
+    }
+    // SAFETY: plain reads of backend state; FindDefaultConversionProc does a catalog lookup,
+    // which is allowed here because every caller runs inside a transaction (a SQL function).
+    let d = unsafe {
+        let encoding = pg_sys::GetDatabaseEncoding();
+        if encoding == pg_sys::pg_enc::PG_UTF8 as c_int || encoding == pg_sys::pg_enc::PG_SQL_ASCII as c_int {
+            Database::PassThrough
+        } else {
+            Database::Convert {
+                encoding,
+                proc_oid: pg_sys::FindDefaultConversionProc(pg_sys::pg_enc::PG_UTF8 as c_int, encoding),
+            }
+        }
+    };
+    DATABASE.with(|c| c.set(Some(d)));
+    d
+}
+
+fn untranslatable() -> ErrorReport {
+    errors::untranslatable("a claim value cannot be represented in the database encoding")
+}
+
+/// UTF-8 text (a claim value, JSON text) as bytes in the database encoding.
+pub fn to_server(s: &str) -> Result<Cow<'_, [u8]>, ErrorReport> {
+    if s.is_ascii() {
+        return Ok(Cow::Borrowed(s.as_bytes()));
+    }
+    let (encoding, proc_oid) = match database() {
+        Database::PassThrough => return Ok(Cow::Borrowed(s.as_bytes())),
+        Database::Convert { encoding, proc_oid } => (encoding, proc_oid),
+    };
+    if proc_oid == pg_sys::InvalidOid {
+        return Err(untranslatable());
+    }
+    let src_len = c_int::try_from(s.len()).map_err(|_| untranslatable())?;
+    // pg_do_encoding_conversion_buf converts only what surely fits: srclen < (dstlen - 1) / 4.
+    let dst_len = s
+        .len()
+        .checked_mul(pg_sys::MAX_CONVERSION_GROWTH as usize)
+        .and_then(|n| n.checked_add(8))
+        .ok_or_else(untranslatable)?;
+    let dst_len_c = c_int::try_from(dst_len).map_err(|_| untranslatable())?;
+    let mut src = s.as_bytes().to_vec();
+    let mut dst = vec![0u8; dst_len];
+    // SAFETY: src and dst are valid buffers of the lengths passed; with noError = true the
+    // conversion reports how much of the input it converted instead of raising an error, and it
+    // NUL-terminates its output inside dst.
+    let consumed = unsafe {
+        pg_sys::pg_do_encoding_conversion_buf(
+            proc_oid,
+            pg_sys::pg_enc::PG_UTF8 as c_int,
+            encoding,
+            src.as_mut_ptr(),
+            src_len,
+            dst.as_mut_ptr(),
+            dst_len_c,
+            true,
+        )
+    };
+    if consumed != src_len {
+        return Err(untranslatable());
+    }
+    let end = dst.iter().position(|b| *b == 0).unwrap_or(dst.len());
+    dst.truncate(end);
+    Ok(Cow::Owned(dst))
+}
+
+/// Text in the database encoding (a claim name, an argument) as UTF-8.
+pub fn from_server(b: &[u8]) -> Result<Cow<'_, str>, ErrorReport> {
+    if b.is_ascii() {
+        // ASCII is valid UTF-8: from_utf8 cannot fail here.
+        return Ok(Cow::Borrowed(std::str::from_utf8(b).unwrap_or_default()));
+    }
+    let not_utf8 = || errors::untranslatable("a text argument cannot be represented in UTF-8");
+    let converted: Vec<u8> = match database() {
+        Database::PassThrough => return std::str::from_utf8(b).map(Cow::Borrowed).map_err(|_| not_utf8()),
+        Database::Convert { .. } => {
+            let len = c_int::try_from(b.len()).map_err(|_| not_utf8())?;
+            // SAFETY: b is valid for len bytes and holds text in the database encoding (it came
+            // from a text datum, which PostgreSQL validated on input). pg_server_to_any returns
+            // either its input (nothing to convert) or a palloc'd NUL-terminated copy; either way
+            // we copy out at once. It raises only for invalid input, which cannot happen here.
+            unsafe {
+                let out = pg_sys::pg_server_to_any(b.as_ptr().cast(), len, pg_sys::pg_enc::PG_UTF8 as c_int);
+                if out.cast::<u8>().cast_const() == b.as_ptr() {
+                    b.to_vec()
+                } else {
+                    let bytes = std::ffi::CStr::from_ptr(out).to_bytes().to_vec();
+                    pg_sys::pfree(out.cast());
+                    bytes
+                }
+            }
+        }
+    };
+    String::from_utf8(converted).map(Cow::Owned).map_err(|_| not_utf8())
+}

@@ -1,0 +1,33 @@
+//! `CREATE EXTENSION pg_jwt` refuses (SQLSTATE 55000) unless the library was loaded by
+//! `shared_preload_libraries`, so the misconfiguration shows at set-up time and not as a
+//! readable or replaceable key setting later (see `gucs::preloaded`). The check function exists
+//! only while the install script runs.
+
+use crate::fmgr::v1_finfo;
+use crate::{errors, gucs};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+v1_finfo!(pg_finfo_pg_jwt_require_preload);
+
+/// Raises 55000 unless the library was preloaded; returns void.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn pg_jwt_require_preload(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    if !gucs::preloaded() {
+        errors::raise(errors::not_preloaded());
+    }
+    pg_sys::Datum::null()
+}
+
+extension_sql!(
+    r#"
+-- pg_jwt must be in shared_preload_libraries (src/setup.rs): refuse to install otherwise.
+CREATE FUNCTION pg_jwt_require_preload() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_require_preload';
+SELECT pg_jwt_require_preload();
+DROP FUNCTION pg_jwt_require_preload();
+"#,
+    name = "require_preload",
+    bootstrap
+);
