@@ -140,12 +140,15 @@ fn main() {
         &mut su,
         "SELECT encode(b64url_decode(private ->> 'k'), 'hex') FROM bench_keys WHERE alg = 'HS256'",
     );
+    // HMAC secrets may not be stored per database or role (catalogs every role can read): the
+    // HMAC set is the server-wide one (ALTER SYSTEM), bench_app's role setting overrides it.
+    su.batch_execute(&format!("ALTER SYSTEM SET pg_jwt.jwks = {h}", h = lit(&hs)))
+        .unwrap();
     su.batch_execute(&format!(
-        "ALTER DATABASE bench SET pg_jwt.jwks = {a};
+        "ALTER ROLE bench_app SET pg_jwt.jwks = {a};
          ALTER DATABASE bench SET pg_jwt.audience = '{AUDIENCE}';
-         ALTER ROLE bench_hs SET pg_jwt.jwks = {h};",
-        a = lit(&asym),
-        h = lit(&hs)
+         SELECT pg_reload_conf();",
+        a = lit(&asym)
     ))
     .unwrap();
     let counts = [("HS256", 20_000), ("RS256", 3_000), ("ES256", 5_000), ("EdDSA", 5_000)];
