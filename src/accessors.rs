@@ -11,8 +11,7 @@
 use crate::session;
 use pg_jwt_core::Json;
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::prelude::*;
-use pgrx::{pg_sys, IntoDatum, JsonB, PgSqlErrorCode, Uuid};
+use pgrx::{pg_sys, IntoDatum, PgSqlErrorCode, Uuid};
 
 /// The result type of an accessor.
 #[derive(Clone, Copy)]
@@ -166,15 +165,4 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
         *out.get_mut(i)? = (hi * 16 + lo) as u8;
     }
     Some(out)
-}
-
-/// This backend's verification cache: `{"verifications": n, "cached_tokens": n, "capacity": n}`.
-#[pg_extern(volatile, parallel_safe)]
-pub fn jwt_cache_stats() -> Result<JsonB, ErrorReport> {
-    let (verifications, cached, capacity) = session::cache_stats();
-    Ok(JsonB(serde_json::json!({
-        "verifications": verifications,
-        "cached_tokens": cached,
-        "capacity": capacity,
-    })))
 }

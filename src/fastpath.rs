@@ -78,7 +78,8 @@ impl Entry {
     }
 }
 
-/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state).
+/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state: an
+/// empty window, and `valid` false).
 #[repr(C)]
 struct CallSite {
     valid: bool,
@@ -88,9 +89,8 @@ struct CallSite {
     /// The entry `current` replaced: possibly still held by the caller, freed at the next
     /// replacement.
     retired: Entry,
-    /// The cached result may be returned while `valid_from <= now < valid_until`.
-    valid_from: f64,
-    valid_until: f64,
+    /// The cached result may be returned while the clock is inside this window.
+    window: pg_jwt_core::claims::Window,
 }
 
 /// The call site's state in `fn_extra`, created on first use.
@@ -142,7 +142,7 @@ unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datu
     let cg = gucs::config_generation();
     if site.valid && site.token_generation == tg && site.config_generation == cg && site.current.name() == name {
         let now = clock::now_unix_coarse() as f64;
-        if site.valid_from <= now && now < site.valid_until {
+        if site.window.contains(now) {
             return if site.current.result_null {
                 pgrx::fcinfo::pg_return_null(fcinfo)
             } else {
@@ -194,10 +194,8 @@ unsafe fn slow_path(
         }
         site.token_generation = tg;
         site.config_generation = cg;
-        let leeway = gucs::leeway() as f64;
         let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
-        site.valid_until = times.exp.map_or(f64::INFINITY, |exp| exp + leeway);
-        site.valid_from = times.nbf.map_or(f64::NEG_INFINITY, |nbf| nbf - leeway);
+        site.window = times.window(gucs::leeway());
         site.valid = true;
     }
     match result {

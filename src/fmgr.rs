@@ -18,11 +18,19 @@ macro_rules! v1_finfo {
 pub(crate) use v1_finfo;
 
 /// Whether argument `i` is NULL.
+///
+/// # Safety
+/// `fcinfo` must be the valid call PostgreSQL passed in, with more than `i` arguments.
 pub unsafe fn arg_is_null(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> bool {
     pgrx::fcinfo::pg_arg_is_null(fcinfo, i)
 }
 
 /// The payload bytes of varlena argument `i` (text, jsonb), detoasted if needed. Not NULL.
+///
+/// # Safety
+/// `fcinfo` must be the valid call PostgreSQL passed in, and argument `i` a non-NULL varlena.
+/// The caller chooses `'a`: it must not outlive the call (the argument, or its detoasted copy
+/// in the current memory context, lives that long and no longer).
 pub unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> &'a [u8] {
     let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i);
     let v = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());
@@ -31,6 +39,9 @@ pub unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> &'a [
 }
 
 /// Integer argument `i`. Not NULL.
+///
+/// # Safety
+/// `fcinfo` must be the valid call PostgreSQL passed in, and argument `i` a non-NULL integer.
 pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> i32 {
     pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i).value() as i32
 }

@@ -13,8 +13,8 @@ use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
 
-/// Largest leeway accepted, in seconds (one day).
-pub const MAX_LEEWAY_SECONDS: i32 = 86_400;
+/// Largest leeway accepted, in seconds: the same bound as the `pg_jwt.leeway` setting.
+pub const MAX_LEEWAY_SECONDS: i32 = pg_jwt_core::claims::MAX_LEEWAY as i32;
 /// Token size cap of `jwt_decode_unverified` (fixed, so the function can be IMMUTABLE).
 const DECODE_MAX_TOKEN_BYTES: usize = 64 * 1024;
 
@@ -66,7 +66,10 @@ pub unsafe extern "C-unwind" fn pg_jwt_verify(fcinfo: pg_sys::FunctionCallInfo) 
         Ok(k) => k,
         Err(e) => errors::raise(errors::bad_key(e)),
     };
-    let required = ["exp".to_owned()];
+    let required: Vec<String> = pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
     let validation = Validation {
         leeway: i64::from(leeway),
         audience: audience.as_deref(),

@@ -11,8 +11,12 @@
 //! | `pg_jwt.max_token_bytes` | SUSET  | "                                    |
 //! | `pg_jwt.cache_size`    | SUSET    | "                                    |
 //!
-//! The storage is ours (not `GucSetting`) so the per-row path can read the token's raw pointer
-//! without copying it. Assign hooks bump two generation counters: PostgreSQL calls them on
+//! The storage is ours (not pgrx's `GucSetting`): the session cache's slow path looks the token
+//! up by its raw bytes without copying it (`token_bytes`), and `pg_jwt.jwks` needs a check hook
+//! that replaces PostgreSQL's message (which would echo the value, secrets included) and looks
+//! at the value's source; pgrx 0.18.1's `GucRegistry` offers neither a raw pointer to a
+//! string's current value nor check hooks with the source. The per-row path reads no setting at
+//! all: it compares the generation counters below. Assign hooks bump two generation counters: PostgreSQL calls them on
 //! every change of value, including SET LOCAL, RESET, the restore at COMMIT/ROLLBACK/ROLLBACK
 //! TO SAVEPOINT, and in parallel workers when the leader's settings are restored. The session
 //! cache compares generations instead of strings: a freed token string may be reallocated at
@@ -40,8 +44,8 @@ static LEEWAY: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_LEEWAY));
 static MAX_TOKEN_BYTES: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_MAX_TOKEN_BYTES));
 static CACHE_SIZE: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_CACHE_SIZE));
 
-pub const DEFAULT_LEEWAY: c_int = 30;
-pub const MAX_LEEWAY: c_int = 3600;
+pub const DEFAULT_LEEWAY: c_int = pg_jwt_core::claims::DEFAULT_LEEWAY as c_int;
+pub const MAX_LEEWAY: c_int = pg_jwt_core::claims::MAX_LEEWAY as c_int;
 pub const DEFAULT_MAX_TOKEN_BYTES: c_int = 16384;
 pub const DEFAULT_CACHE_SIZE: c_int = 1000;
 
@@ -77,7 +81,7 @@ pub fn config_generation() -> u64 {
 ///
 /// # Safety
 /// The returned slice is valid until the setting changes; callers copy what they keep.
-unsafe fn raw_str(slot: &Slot<*mut c_char>) -> Option<&'static [u8]> {
+unsafe fn raw_str<'a>(slot: &Slot<*mut c_char>) -> Option<&'a [u8]> {
     let p = *slot.0.get();
     if p.is_null() {
         None
@@ -86,15 +90,20 @@ unsafe fn raw_str(slot: &Slot<*mut c_char>) -> Option<&'static [u8]> {
     }
 }
 
-/// The raw token bytes; `None` when unset or empty.
+/// The raw token bytes, without copying; `None` when unset or empty.
+///
+/// # Safety
+/// The slice points into PostgreSQL's storage of the setting: it is valid only until the next
+/// assignment of `pg_jwt.token` (SET, RESET, end of transaction or savepoint). Use it and copy
+/// what must be kept before running anything that could change the setting.
 #[inline]
-pub fn token_bytes() -> Option<&'static [u8]> {
-    // SAFETY: read on the backend's only thread; the caller copies what it keeps.
+pub unsafe fn token_bytes<'a>() -> Option<&'a [u8]> {
+    // SAFETY: read on the backend's only thread; the caller upholds the lifetime rule above.
     unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
 }
 
 fn nonempty_string(slot: &Slot<*mut c_char>) -> Option<String> {
-    // SAFETY: as in token_bytes.
+    // SAFETY: read on the backend's only thread, copied at once.
     unsafe { raw_str(slot) }
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
@@ -114,8 +123,13 @@ pub fn issuer() -> Option<String> {
 
 /// `pg_jwt.required_claims` split on commas, trimmed, empty names dropped.
 pub fn required_claims() -> Vec<String> {
-    // SAFETY: as in token_bytes.
-    let raw = unsafe { raw_str(&REQUIRED_CLAIMS) }.unwrap_or(b"exp");
+    // SAFETY: read on the backend's only thread, copied before returning.
+    let Some(raw) = (unsafe { raw_str(&REQUIRED_CLAIMS) }) else {
+        return pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+    };
     String::from_utf8_lossy(raw)
         .split(',')
         .map(str::trim)
@@ -125,17 +139,17 @@ pub fn required_claims() -> Vec<String> {
 }
 
 pub fn leeway() -> i64 {
-    // SAFETY: as in token_bytes.
+    // SAFETY: an int slot PostgreSQL writes only on this thread.
     i64::from(unsafe { *LEEWAY.0.get() })
 }
 
 pub fn max_token_bytes() -> usize {
-    // SAFETY: as in token_bytes.
+    // SAFETY: an int slot PostgreSQL writes only on this thread.
     usize::try_from(unsafe { *MAX_TOKEN_BYTES.0.get() }).unwrap_or(0)
 }
 
 pub fn cache_size() -> usize {
-    // SAFETY: as in token_bytes.
+    // SAFETY: an int slot PostgreSQL writes only on this thread.
     usize::try_from(unsafe { *CACHE_SIZE.0.get() }).unwrap_or(1).max(1)
 }
 
@@ -336,6 +350,7 @@ pub fn init() {
             c"Comma-separated claims a session token must carry.",
             c"",
             &REQUIRED_CLAIMS,
+            // The boot value: pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS joined with commas.
             Some(c"exp"),
             PGC_SUSET,
             0,

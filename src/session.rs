@@ -11,7 +11,11 @@
 //! PostgreSQL copies into parallel workers; a worker verifies the token again in its own cache.
 //! That is why the accessors can be PARALLEL SAFE.
 
+use crate::fmgr::v1_finfo;
 use crate::{clock, errors, gucs};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReportable;
+use pgrx::prelude::*;
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy};
@@ -138,7 +142,9 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
             s.config_generation = cg;
         }
         s.current = None;
-        let Some(token) = gucs::token_bytes() else {
+        // SAFETY: the token is only read within this call, which assigns no setting; what is
+        // kept (the cache key) is copied.
+        let Some(token) = (unsafe { gucs::token_bytes() }) else {
             s.current = Some(Current {
                 token_generation: tg,
                 config_generation: cg,
@@ -188,10 +194,34 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
     })
 }
 
-/// (verifications done, tokens cached, cache capacity) in this backend.
+/// (verifications done, tokens cached, configured capacity) in this backend. The capacity is
+/// the setting's (applied to the cache at the next access after a change), so it is right
+/// before the first verification too.
 pub fn cache_stats() -> (u64, usize, usize) {
     STATE.with(|s| {
         let s = s.borrow();
-        (s.verifications, s.cache.len(), s.cache.cap().get())
+        (s.verifications, s.cache.len(), gucs::cache_size())
     })
 }
+
+v1_finfo!(pg_finfo_jwt_cache_stats_wrapper);
+
+/// `jwt_cache_stats()`: this backend's verification cache as
+/// `{"verifications": n, "cached_tokens": n, "capacity": n}`. VOLATILE, PARALLEL SAFE.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn jwt_cache_stats_wrapper(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    let (verifications, cached, capacity) = cache_stats();
+    let text = format!(r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}}}"#);
+    // SAFETY: called by PostgreSQL as a SQL function, inside a transaction.
+    unsafe { crate::fmgr::jsonb_from_text(&text) }.unwrap_or_report()
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION jwt_cache_stats() RETURNS jsonb
+    VOLATILE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_cache_stats_wrapper';
+COMMENT ON FUNCTION jwt_cache_stats() IS 'This backend''s verification cache: verifications, cached_tokens, capacity';
+"#,
+    name = "jwt_cache_stats"
+);

@@ -7,6 +7,12 @@ use crate::json::Json;
 pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
 /// Default clock leeway in seconds.
 pub const DEFAULT_LEEWAY: i64 = 30;
+/// Largest clock leeway accepted anywhere (the `pg_jwt.leeway` setting and `jwt_verify`'s
+/// argument), in seconds: an hour of skew is already far more than any sane clock has.
+pub const MAX_LEEWAY: i64 = 3600;
+/// The claims a token must carry unless configured otherwise (`pg_jwt.required_claims`'s
+/// default; `jwt_verify` always requires them).
+pub const DEFAULT_REQUIRED_CLAIMS: &[&str] = &["exp"];
 
 /// How claims are checked.
 #[derive(Debug, Clone)]
@@ -20,7 +26,8 @@ pub struct Validation<'a> {
     pub audience: Option<&'a str>,
     /// If set, `iss` must be exactly this string.
     pub issuer: Option<&'a str>,
-    /// Claims that must be present (by default `exp`).
+    /// Claims that must be present (callers pass [`DEFAULT_REQUIRED_CLAIMS`] unless configured
+    /// otherwise).
     pub required: &'a [String],
     /// If set, `exp` may be at most this many seconds after `now` (checklist E12).
     pub max_lifetime: Option<i64>,
@@ -46,20 +53,48 @@ pub struct TimeClaims {
     pub nbf: Option<f64>,
 }
 
+/// The half-open interval of Unix times `[from, until)` in which a token is valid: the one
+/// definition of expiry and not-before, used by the verification, the per-backend cache and the
+/// per-call-site cache alike.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// `nbf - leeway`, or minus infinity without `nbf`.
+    pub from: f64,
+    /// `exp + leeway`, or infinity without `exp`.
+    pub until: f64,
+}
+
+impl Window {
+    /// Whether `now` (Unix seconds) lies inside the window.
+    #[inline]
+    pub fn contains(&self, now: f64) -> bool {
+        self.from <= now && now < self.until
+    }
+}
+
 impl TimeClaims {
+    /// The validity window with `leeway` seconds of clock skew (negative counts as 0).
+    pub fn window(&self, leeway: i64) -> Window {
+        let leeway = leeway.max(0) as f64;
+        Window {
+            from: self.nbf.map_or(f64::NEG_INFINITY, |nbf| nbf - leeway),
+            until: self.exp.map_or(f64::INFINITY, |exp| exp + leeway),
+        }
+    }
+
     /// Re-checks `exp` and `nbf` against `now` (used when a cached verification is reused).
     pub fn check(&self, now: i64, leeway: i64) -> Result<(), TokenError> {
-        let leeway = leeway.max(0) as f64;
+        let window = self.window(leeway);
         let now = now as f64;
         if let Some(exp) = self.exp {
-            if exp <= now - leeway {
+            if now >= window.until {
                 return Err(TokenError::Expired {
                     exp: exp.floor() as i64,
                 });
             }
         }
         if let Some(nbf) = self.nbf {
-            if nbf > now + leeway {
+            if now < window.from {
                 return Err(TokenError::NotYetValid {
                     claim: "nbf",
                     at: nbf.floor() as i64,

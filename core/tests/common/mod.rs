@@ -28,10 +28,11 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// A private JWK (text) for `alg`; RSA keys come from RFC 7520's example key.
+/// A private JWK (text) for `alg`; RSA keys come from the repository's own test key
+/// (`testdata/`: ring cannot generate RSA keys).
 pub fn private_jwk(alg: &str, kid: Option<&str>) -> String {
     if alg.starts_with("RS") || alg.starts_with("PS") {
-        let mut j = Json::parse(read_vector("rfc7520/RFC7520-RSA-private.json").as_bytes()).unwrap();
+        let mut j = Json::parse(include_str!("../../../testdata/rsa-2048-private.jwk.json").as_bytes()).unwrap();
         if let Json::Object(m) = &mut j {
             m.retain(|(k, _)| k != "kid" && k != "alg");
             m.push(("alg".into(), Json::String(alg.into())));
