@@ -11,42 +11,39 @@
 //! | `pg_jwt.max_token_bytes` | SUSET  | "                                    |
 //! | `pg_jwt.cache_size`    | SUSET    | "                                    |
 //!
-//! The storage is ours (not pgrx's `GucSetting`): the session cache's slow path looks the token
-//! up by its raw bytes without copying it (`token_bytes`), and `pg_jwt.jwks` needs a check hook
-//! that replaces PostgreSQL's message (which would echo the value, secrets included) and looks
-//! at the value's source; pgrx 0.18.1's `GucRegistry` offers neither a raw pointer to a
-//! string's current value nor check hooks with the source. The per-row path reads no setting at
-//! all: it compares the generation counters below. Assign hooks bump two generation counters: PostgreSQL calls them on
+//! Defined with pgrx's `GucRegistry` and stored in `GucSetting`s. The session cache's slow path
+//! looks the token up by its raw bytes without copying it (`GucSetting::as_ptr`, see
+//! `token_bytes`); `pg_jwt.jwks` has a check hook that replaces PostgreSQL's message (which
+//! would echo the value, secrets included) and looks at the value's source. The per-row path
+//! reads no setting at all: it compares the generation counters below. Assign hooks bump two generation counters: PostgreSQL calls them on
 //! every change of value, including SET LOCAL, RESET, the restore at COMMIT/ROLLBACK/ROLLBACK
 //! TO SAVEPOINT, and in parallel workers when the leader's settings are restored. The session
 //! cache compares generations instead of strings: a freed token string may be reallocated at
 //! the same address, so a pointer comparison would not be safe.
 
 use pg_jwt_core::KeySet;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use std::cell::UnsafeCell;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::null_mut;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// Storage PostgreSQL writes a setting's current value into.
-struct Slot<T>(UnsafeCell<T>);
-// SAFETY: a PostgreSQL backend runs its SQL and GUC machinery on one thread.
-unsafe impl<T> Sync for Slot<T> {}
+type StringSetting = GucSetting<Option<CString>>;
 
-static TOKEN: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
-static JWKS: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
-static AUDIENCE: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
-static ISSUER: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
-static REQUIRED_CLAIMS: Slot<*mut c_char> = Slot(UnsafeCell::new(null_mut()));
-static LEEWAY: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_LEEWAY));
-static MAX_TOKEN_BYTES: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_MAX_TOKEN_BYTES));
-static CACHE_SIZE: Slot<c_int> = Slot(UnsafeCell::new(DEFAULT_CACHE_SIZE));
+static TOKEN: StringSetting = GucSetting::<Option<CString>>::new(None);
+static JWKS: StringSetting = GucSetting::<Option<CString>>::new(None);
+static AUDIENCE: StringSetting = GucSetting::<Option<CString>>::new(None);
+static ISSUER: StringSetting = GucSetting::<Option<CString>>::new(None);
+/// Boot value: `pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS` joined with commas.
+static REQUIRED_CLAIMS: StringSetting = GucSetting::<Option<CString>>::new(Some(c"exp"));
+static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_LEEWAY);
+static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_TOKEN_BYTES);
+static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CACHE_SIZE);
 
 pub const DEFAULT_LEEWAY: c_int = pg_jwt_core::claims::DEFAULT_LEEWAY as c_int;
 pub const MAX_LEEWAY: c_int = pg_jwt_core::claims::MAX_LEEWAY as c_int;
-pub const DEFAULT_MAX_TOKEN_BYTES: c_int = 16384;
+pub const DEFAULT_MAX_TOKEN_BYTES: c_int = pg_jwt_core::token::DEFAULT_MAX_TOKEN_BYTES as c_int;
 pub const DEFAULT_CACHE_SIZE: c_int = 1000;
 
 static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -81,8 +78,9 @@ pub fn config_generation() -> u64 {
 ///
 /// # Safety
 /// The returned slice is valid until the setting changes; callers copy what they keep.
-unsafe fn raw_str<'a>(slot: &Slot<*mut c_char>) -> Option<&'a [u8]> {
-    let p = *slot.0.get();
+unsafe fn raw_str<'a>(setting: &StringSetting) -> Option<&'a [u8]> {
+    // The current value's pointer, as PostgreSQL stored it (no copy, unlike `get()`).
+    let p = *setting.as_ptr();
     if p.is_null() {
         None
     } else {
@@ -102,9 +100,9 @@ pub unsafe fn token_bytes<'a>() -> Option<&'a [u8]> {
     unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
 }
 
-fn nonempty_string(slot: &Slot<*mut c_char>) -> Option<String> {
+fn nonempty_string(setting: &StringSetting) -> Option<String> {
     // SAFETY: read on the backend's only thread, copied at once.
-    unsafe { raw_str(slot) }
+    unsafe { raw_str(setting) }
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
 }
@@ -139,18 +137,15 @@ pub fn required_claims() -> Vec<String> {
 }
 
 pub fn leeway() -> i64 {
-    // SAFETY: an int slot PostgreSQL writes only on this thread.
-    i64::from(unsafe { *LEEWAY.0.get() })
+    i64::from(LEEWAY.get())
 }
 
 pub fn max_token_bytes() -> usize {
-    // SAFETY: an int slot PostgreSQL writes only on this thread.
-    usize::try_from(unsafe { *MAX_TOKEN_BYTES.0.get() }).unwrap_or(0)
+    usize::try_from(MAX_TOKEN_BYTES.get()).unwrap_or(0)
 }
 
 pub fn cache_size() -> usize {
-    // SAFETY: an int slot PostgreSQL writes only on this thread.
-    usize::try_from(unsafe { *CACHE_SIZE.0.get() }).unwrap_or(1).max(1)
+    usize::try_from(CACHE_SIZE.get()).unwrap_or(1).max(1)
 }
 
 #[pg_guard]
@@ -199,7 +194,9 @@ unsafe extern "C-unwind" fn check_jwks(
             set_check_message(
                 "pg_jwt: a key set with secret (oct) keys cannot be stored per database, per role or in a function's SET clause",
             );
-            set_check_detail("pg_jwt: those values are kept in pg_db_role_setting or pg_proc, which every role can read.");
+            set_check_detail(
+                "pg_jwt: those values are kept in pg_db_role_setting or pg_proc, which every role can read.",
+            );
             set_check_hint(
                 "Put HMAC key sets in postgresql.conf or set them with ALTER SYSTEM (only the server's owner can read those files); public key sets may be set per database or role.",
             );
@@ -241,52 +238,50 @@ unsafe fn set_check_hint(msg: &str) {
     pg_sys::GUC_check_errhint_string = check_string(msg);
 }
 
-unsafe fn define_string(
+/// Defines a superuser-only string setting whose changes bump the configuration generation.
+///
+/// # Safety
+/// Call once per name, from `_PG_init`; `check` must be `#[pg_guard]`ed.
+unsafe fn define_config_string(
     name: &'static CStr,
     short: &'static CStr,
-    long: &'static CStr,
-    slot: &'static Slot<*mut c_char>,
-    boot: Option<&'static CStr>,
-    context: pg_sys::GucContext::Type,
-    flags: u32,
+    setting: &'static StringSetting,
+    flags: GucFlags,
     check: pg_sys::GucStringCheckHook,
-    assign: pg_sys::GucStringAssignHook,
 ) {
-    pg_sys::DefineCustomStringVariable(
-        name.as_ptr(),
-        short.as_ptr(),
-        long.as_ptr(),
-        slot.0.get(),
-        boot.map_or(std::ptr::null(), CStr::as_ptr),
-        context,
-        flags as c_int,
+    GucRegistry::define_string_guc_with_hooks(
+        name,
+        short,
+        c"",
+        setting,
+        GucContext::Suset,
+        flags,
         check,
-        assign,
+        Some(assign_config_string),
         None,
     );
 }
 
-#[allow(clippy::too_many_arguments)]
-unsafe fn define_int(
+/// Defines a superuser-only integer setting whose changes bump the configuration generation.
+///
+/// # Safety
+/// Call once per name, from `_PG_init`.
+unsafe fn define_config_int(
     name: &'static CStr,
     short: &'static CStr,
-    long: &'static CStr,
-    slot: &'static Slot<c_int>,
-    boot: c_int,
-    min: c_int,
-    max: c_int,
-    flags: u32,
+    setting: &'static GucSetting<i32>,
+    (min, max): (i32, i32),
+    flags: GucFlags,
 ) {
-    pg_sys::DefineCustomIntVariable(
-        name.as_ptr(),
-        short.as_ptr(),
-        long.as_ptr(),
-        slot.0.get(),
-        boot,
+    GucRegistry::define_int_guc_with_hooks(
+        name,
+        short,
+        c"",
+        setting,
         min,
         max,
-        pg_sys::GucContext::PGC_SUSET,
-        flags as c_int,
+        GucContext::Suset,
+        flags,
         None,
         Some(assign_config_int),
         None,
@@ -295,97 +290,76 @@ unsafe fn define_int(
 
 /// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error).
 pub fn init() {
-    use pg_sys::GucContext::{PGC_SUSET, PGC_USERSET};
     // SAFETY: a plain read of a backend global, on the only thread.
-    PRELOADED.store(unsafe { pg_sys::process_shared_preload_libraries_in_progress }, Ordering::Relaxed);
-    let hidden = pg_sys::GUC_NO_SHOW_ALL | pg_sys::GUC_NOT_IN_SAMPLE;
-    // SAFETY: called once from _PG_init; the slots are 'static.
+    PRELOADED.store(
+        unsafe { pg_sys::process_shared_preload_libraries_in_progress },
+        Ordering::Relaxed,
+    );
+    // SAFETY: called once from _PG_init; the settings are 'static; every hook is #[pg_guard]ed.
     unsafe {
-        define_string(
+        GucRegistry::define_string_guc_with_hooks(
             c"pg_jwt.token",
             c"The raw JWT of the current user (set with SET LOCAL inside a transaction).",
             c"Only the token: claims are derived by verifying it against pg_jwt.jwks, never taken from any setting.",
             &TOKEN,
-            None,
-            PGC_USERSET,
-            hidden | pg_sys::GUC_DISALLOW_IN_FILE,
+            GucContext::Userset,
+            GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
             None,
             Some(assign_token),
+            None,
         );
-        define_string(
+        GucRegistry::define_string_guc_with_hooks(
             c"pg_jwt.jwks",
             c"The JSON Web Key Set session tokens are verified against.",
             c"A JWKS {\"keys\": [...]} or a single JWK. Superuser only; hidden from non-superusers because HMAC (oct) keys are secrets.",
             &JWKS,
-            None,
-            PGC_SUSET,
-            pg_sys::GUC_SUPERUSER_ONLY | hidden,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
             Some(check_jwks),
             Some(assign_config_string),
+            None,
         );
-        define_string(
+        define_config_string(
             c"pg_jwt.audience",
             c"The audience session tokens must name in aud (empty: tokens must carry no aud).",
-            c"",
             &AUDIENCE,
+            GucFlags::empty(),
             None,
-            PGC_SUSET,
-            0,
-            None,
-            Some(assign_config_string),
         );
-        define_string(
+        define_config_string(
             c"pg_jwt.issuer",
             c"The issuer session tokens must name in iss (empty: not checked).",
-            c"",
             &ISSUER,
+            GucFlags::empty(),
             None,
-            PGC_SUSET,
-            0,
-            None,
-            Some(assign_config_string),
         );
-        define_string(
+        define_config_string(
             c"pg_jwt.required_claims",
             c"Comma-separated claims a session token must carry.",
-            c"",
             &REQUIRED_CLAIMS,
-            // The boot value: pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS joined with commas.
-            Some(c"exp"),
-            PGC_SUSET,
-            0,
+            GucFlags::empty(),
             None,
-            Some(assign_config_string),
         );
-        define_int(
+        define_config_int(
             c"pg_jwt.leeway",
             c"Clock skew tolerated for exp, nbf and iat, in seconds.",
-            c"",
             &LEEWAY,
-            DEFAULT_LEEWAY,
-            0,
-            MAX_LEEWAY,
-            pg_sys::GUC_UNIT_S,
+            (0, MAX_LEEWAY),
+            GucFlags::UNIT_S,
         );
-        define_int(
+        define_config_int(
             c"pg_jwt.max_token_bytes",
             c"Longest session token accepted, in bytes.",
-            c"",
             &MAX_TOKEN_BYTES,
-            DEFAULT_MAX_TOKEN_BYTES,
-            256,
-            1024 * 1024,
-            0,
+            (256, 1024 * 1024),
+            GucFlags::empty(),
         );
-        define_int(
+        define_config_int(
             c"pg_jwt.cache_size",
             c"Verified tokens kept per backend.",
-            c"",
             &CACHE_SIZE,
-            DEFAULT_CACHE_SIZE,
-            1,
-            100_000,
-            0,
+            (1, 100_000),
+            GucFlags::empty(),
         );
         pg_sys::MarkGUCPrefixReserved(c"pg_jwt".as_ptr());
     }

@@ -13,14 +13,14 @@
 
 use crate::fmgr::v1_finfo;
 use crate::{clock, errors, gucs};
-use pgrx::pg_sys;
-use pgrx::pg_sys::panic::ErrorReportable;
-use pgrx::prelude::*;
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy};
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
+use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::pg_sys::panic::ErrorReportable;
+use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::rc::Rc;
@@ -152,13 +152,9 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
             });
             return Ok(None);
         };
+        // Before hashing it for the cache: the size cap comes first.
         let max = s.config.as_ref().map_or(0, |c| c.policy.max_token_bytes);
-        if max > 0 && token.len() > max {
-            // Before hashing it for the cache: the size cap comes first.
-            return Err(SessionError::Token(TokenError::TooLarge(
-                "the token is longer than the configured maximum",
-            )));
-        }
+        token::check_size(token, max).map_err(SessionError::Token)?;
         if let Some(hit) = s.cache.get(token) {
             let claims = Rc::clone(hit);
             s.current = Some(Current {

@@ -59,17 +59,24 @@ pub fn verify(
     })
 }
 
-/// Steps 1–9: size, segments, header, key choice, signature over the received bytes, and the
-/// payload's base64url. This is the JWS layer the Wycheproof and RFC 7520 vectors exercise.
-pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> Result<SignedToken, TokenError> {
-    let max = if policy.max_token_bytes == 0 {
+/// Step 1, before any decoding (and before a caller hashes the token for a cache): the size
+/// cap. `max_token_bytes` 0 means [`DEFAULT_MAX_TOKEN_BYTES`].
+pub fn check_size(token: &[u8], max_token_bytes: usize) -> Result<(), TokenError> {
+    let max = if max_token_bytes == 0 {
         DEFAULT_MAX_TOKEN_BYTES
     } else {
-        policy.max_token_bytes
+        max_token_bytes
     };
     if token.len() > max {
         return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
     }
+    Ok(())
+}
+
+/// Steps 1–9: size, segments, header, key choice, signature over the received bytes, and the
+/// payload's base64url. This is the JWS layer the Wycheproof and RFC 7520 vectors exercise.
+pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> Result<SignedToken, TokenError> {
+    check_size(token, policy.max_token_bytes)?;
     let (header_b64, payload_b64, signature_b64) = split(token)?;
     if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
         return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
@@ -256,14 +263,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
 
 /// Decodes a token without checking anything but its syntax: for debugging only.
 pub fn decode_unverified(token: &[u8], max_token_bytes: usize) -> Result<(Json, Json), TokenError> {
-    let max = if max_token_bytes == 0 {
-        DEFAULT_MAX_TOKEN_BYTES
-    } else {
-        max_token_bytes
-    };
-    if token.len() > max {
-        return Err(TokenError::TooLarge("the token is longer than the configured maximum"));
-    }
+    check_size(token, max_token_bytes)?;
     let (header_b64, payload_b64, _) = split(token)?;
     let header_bytes =
         b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
