@@ -133,36 +133,12 @@ pub fn to_array(v: &Json) -> Result<Option<Vec<String>>, ErrorReport> {
     }))
 }
 
-/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` or 32 hex digits, any case.
+/// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` or 32 hex digits, any case (the `uuid`
+/// crate's parser, limited to those two forms by length: its braced and `urn:uuid:` forms are
+/// not accepted here).
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let b = s.as_bytes();
-    let hex: [u8; 32] = match b.len() {
-        36 => {
-            if b.get(8) != Some(&b'-')
-                || b.get(13) != Some(&b'-')
-                || b.get(18) != Some(&b'-')
-                || b.get(23) != Some(&b'-')
-            {
-                return None;
-            }
-            let mut out = [0u8; 32];
-            let mut j = 0;
-            for (i, c) in b.iter().enumerate() {
-                if !matches!(i, 8 | 13 | 18 | 23) {
-                    *out.get_mut(j)? = *c;
-                    j += 1;
-                }
-            }
-            out
-        }
-        32 => b.try_into().ok()?,
-        _ => return None,
-    };
-    let mut out = [0u8; 16];
-    for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        *out.get_mut(i)? = (hi * 16 + lo) as u8;
+    if !matches!(s.len(), 32 | 36) {
+        return None;
     }
-    Some(out)
+    uuid::Uuid::try_parse_ascii(s.as_bytes()).ok().map(|u| u.into_bytes())
 }

@@ -239,7 +239,9 @@ unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys:
             let v = pg_sys::pg_detoast_datum_packed((*elems.add(i)).cast_mut_ptr());
             let len = pgrx::varlena::varsize_any_exhdr(v);
             let bytes = std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len);
-            path.push(Some(Cow::Owned(encoding::from_server(bytes).unwrap_or_report().into_owned())));
+            path.push(Some(Cow::Owned(
+                encoding::from_server(bytes).unwrap_or_report().into_owned(),
+            )));
         }
     }
     match accessors::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report() {
@@ -264,14 +266,39 @@ macro_rules! v1_accessor {
 v1_accessor!(pg_finfo_pg_jwt_claims, pg_jwt_claims, accessor, Kind::Claims);
 v1_accessor!(pg_finfo_pg_jwt_claim_text, pg_jwt_claim_text, accessor, Kind::Text);
 v1_accessor!(pg_finfo_pg_jwt_claim_uuid, pg_jwt_claim_uuid, accessor, Kind::Uuid);
-v1_accessor!(pg_finfo_pg_jwt_claim_bigint, pg_jwt_claim_bigint, accessor, Kind::Bigint);
+v1_accessor!(
+    pg_finfo_pg_jwt_claim_bigint,
+    pg_jwt_claim_bigint,
+    accessor,
+    Kind::Bigint
+);
 v1_accessor!(pg_finfo_pg_jwt_claim_array, pg_jwt_claim_array, accessor, Kind::Array);
 // The path forms keep the symbol names of the 0.1.0 release (pgrx wrappers then), so an
 // installed 0.1.0 catalog still finds them.
-v1_accessor!(pg_finfo_jwt_claim_path_wrapper, jwt_claim_path_wrapper, path_accessor, Kind::Text);
-v1_accessor!(pg_finfo_jwt_claim_uuid_path_wrapper, jwt_claim_uuid_path_wrapper, path_accessor, Kind::Uuid);
-v1_accessor!(pg_finfo_jwt_claim_bigint_path_wrapper, jwt_claim_bigint_path_wrapper, path_accessor, Kind::Bigint);
-v1_accessor!(pg_finfo_jwt_claim_array_path_wrapper, jwt_claim_array_path_wrapper, path_accessor, Kind::Array);
+v1_accessor!(
+    pg_finfo_jwt_claim_path_wrapper,
+    jwt_claim_path_wrapper,
+    path_accessor,
+    Kind::Text
+);
+v1_accessor!(
+    pg_finfo_jwt_claim_uuid_path_wrapper,
+    jwt_claim_uuid_path_wrapper,
+    path_accessor,
+    Kind::Uuid
+);
+v1_accessor!(
+    pg_finfo_jwt_claim_bigint_path_wrapper,
+    jwt_claim_bigint_path_wrapper,
+    path_accessor,
+    Kind::Bigint
+);
+v1_accessor!(
+    pg_finfo_jwt_claim_array_path_wrapper,
+    jwt_claim_array_path_wrapper,
+    path_accessor,
+    Kind::Array
+);
 
 extension_sql!(
     r#"

@@ -70,8 +70,7 @@ pub unsafe fn arg_jsonb_text(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Resu
 /// Call inside a transaction; the result lives in the current memory context.
 pub unsafe fn jsonb_from_text(text: &str) -> Result<pg_sys::Datum, ErrorReport> {
     let server = crate::encoding::to_server(text)?;
-    let c = CString::new(server.into_owned())
-        .map_err(|_| crate::errors::internal("JSON text holds a NUL byte"))?;
+    let c = CString::new(server.into_owned()).map_err(|_| crate::errors::internal("JSON text holds a NUL byte"))?;
     pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(pg_sys::Datum::from(c.as_ptr()))])
         .ok_or_else(|| crate::errors::internal("jsonb_in returned NULL"))
 }
@@ -85,5 +84,8 @@ pub unsafe fn text_datum(s: &str) -> Result<pg_sys::Datum, ErrorReport> {
     let bytes = crate::encoding::to_server(s)?;
     let len = i32::try_from(bytes.len()).map_err(|_| crate::errors::internal("text too long"))?;
     // SAFETY: bytes is valid for len bytes; the result is palloc'd in the current context.
-    Ok(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(bytes.as_ptr().cast(), len)))
+    Ok(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(
+        bytes.as_ptr().cast(),
+        len,
+    )))
 }

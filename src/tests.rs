@@ -472,6 +472,27 @@ mod tests {
     }
 
     #[pg_test]
+    fn uuid_claims_accept_exactly_the_canonical_and_32_hex_forms() {
+        setup(&fresh(
+            r#","u1":"3F2504E0-4F89-11D3-9A0C-0305E82C3301","u2":"3f2504e04f8911d39a0c0305e82c3301","b":"{3f2504e0-4f89-11d3-9a0c-0305e82c3301}","urn":"urn:uuid:3f2504e0-4f89-11d3-9a0c-0305e82c3301","moved":"3f2504e04-f89-11d3-9a0c-0305e82c3301","short":"3f2504e0-4f89-11d3-9a0c-0305e82c330","g":"3f2504e0-4f89-11d3-9a0c-0305e82c330g""#,
+        ));
+        for name in ["u1", "u2"] {
+            assert_eq!(
+                one_text(&format!("SELECT jwt_claim_uuid('{name}')::text")),
+                Some("3f2504e0-4f89-11d3-9a0c-0305e82c3301".into()),
+                "{name}"
+            );
+        }
+        for name in ["b", "urn", "moved", "short", "g"] {
+            let out = outcome(&format!("SELECT jwt_claim_uuid('{name}')"));
+            assert!(
+                out.starts_with("22P02 pg_jwt: the claim is not a valid uuid"),
+                "{name}: {out}"
+            );
+        }
+    }
+
+    #[pg_test]
     fn typed_accessors_refuse_values_of_another_type() {
         setup(&fresh(r#","org":"x1","huge":99999999999999999999,"frac":1.5,"obj":{}"#));
         assert!(outcome("SELECT jwt_claim_uuid('sub')").starts_with("22P02 pg_jwt: the claim is not a valid uuid"));

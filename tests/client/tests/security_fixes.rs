@@ -33,7 +33,11 @@ fn assert_refused_not_preloaded<T>(r: Result<T, postgres::Error>, what: &str) {
     let Err(e) = r else { unreachable!() };
     let db = e.as_db_error().unwrap();
     assert!(db.message().starts_with("pg_jwt:"), "{}", db.message());
-    assert!(db.hint().unwrap_or("").contains("shared_preload_libraries"), "{:?}", db.hint());
+    assert!(
+        db.hint().unwrap_or("").contains("shared_preload_libraries"),
+        "{:?}",
+        db.hint()
+    );
 }
 
 #[test]
@@ -61,7 +65,8 @@ fn s1_the_key_set_is_never_readable_by_the_application_role() {
     let mut su = superuser();
     let forged = forged_with_leaked_secret(&mut su);
     let mut c = try_connect_nopreload("app", "app", "").unwrap();
-    c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&forged))).unwrap();
+    c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&forged)))
+        .unwrap();
     for q in [
         "SELECT jwt_claim('sub')",
         "SELECT jwt_claims()::text",
@@ -92,15 +97,22 @@ fn s2_hmac_key_sets_are_refused_where_every_role_can_read_them() {
     setup();
     let mut su = superuser();
     let hmac: String = su
-        .query_one("SELECT jsonb_build_object('keys', jsonb_build_array(jwt_generate_jwk('HS256', 'h')))::text", &[])
-        .unwrap()
-        .get(0);
-    let secret = hmac.split("\"k\": \"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    let public: String = su
         .query_one(
-            "SELECT jwt_public_jwks(jwt_generate_jwk('ES256', 'p'))::text",
+            "SELECT jsonb_build_object('keys', jsonb_build_array(jwt_generate_jwk('HS256', 'h')))::text",
             &[],
         )
+        .unwrap()
+        .get(0);
+    let secret = hmac
+        .split("\"k\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let public: String = su
+        .query_one("SELECT jwt_public_jwks(jwt_generate_jwk('ES256', 'p'))::text", &[])
         .unwrap()
         .get(0);
     for stmt in [
@@ -185,7 +197,8 @@ fn s3_connection_options_cannot_relax_validation() {
         "-c pg_jwt.issuer=x -c pg_jwt.audience=x -c pg_jwt.required_claims=exp -c pg_jwt.leeway=3600",
     )
     .unwrap();
-    c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&wrong_issuer))).unwrap();
+    c.batch_execute(&format!("SET pg_jwt.token = {}", lit(&wrong_issuer)))
+        .unwrap();
     assert_refused_not_preloaded(c.query_one("SELECT jwt_claim('sub')", &[]), "jwt_claim");
 }
 
@@ -245,20 +258,36 @@ fn s4_claims_keep_their_meaning_in_non_utf8_databases() {
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(bodies, vec!["mine".to_owned()], "{db}: only the rows of the token's identity");
+        assert_eq!(
+            bodies,
+            vec!["mine".to_owned()],
+            "{db}: only the rows of the token's identity"
+        );
         let one = |c: &mut Client, q: &str| -> Option<String> {
             c.query_one(q, &[]).unwrap_or_else(|e| panic!("{db}: {q}: {e}")).get(0)
         };
         assert_eq!(one(&mut c, "SELECT jwt_claim('sub')"), Some("é".into()), "{db}");
         assert_eq!(one(&mut c, "SELECT jwt_claims()->>'sub'"), Some("é".into()), "{db}");
-        assert_eq!(one(&mut c, "SELECT jwt_claim('é')"), Some("ü".into()), "{db}: a non-ASCII name");
-        assert_eq!(one(&mut c, "SELECT jwt_claim('nested', 'ñ')"), Some("ö".into()), "{db}: path");
+        assert_eq!(
+            one(&mut c, "SELECT jwt_claim('é')"),
+            Some("ü".into()),
+            "{db}: a non-ASCII name"
+        );
+        assert_eq!(
+            one(&mut c, "SELECT jwt_claim('nested', 'ñ')"),
+            Some("ö".into()),
+            "{db}: path"
+        );
         assert_eq!(
             one(&mut c, "SELECT jwt_claim_array('list')::text"),
             Some("{é,a}".into()),
             "{db}: array"
         );
-        assert_eq!(one(&mut c, "SELECT jwt_claim('nested')"), Some(r#"{"ñ":"ö"}"#.into()), "{db}");
+        assert_eq!(
+            one(&mut c, "SELECT jwt_claim('nested')"),
+            Some(r#"{"ñ":"ö"}"#.into()),
+            "{db}"
+        );
         let verified: Option<String> = c
             .query_one(
                 "SELECT jwt_verify(current_setting('pg_jwt.token'), $1::text::jsonb, $2)->>'é'",
@@ -275,7 +304,11 @@ fn s4_claims_keep_their_meaning_in_non_utf8_databases() {
         if confusable.is_some() {
             assert_eq!(sqlstate(&r), "22P05", "{db}: {}", message(&r));
             assert!(message(&r).starts_with("pg_jwt:"), "{}", message(&r));
-            assert!(!message(&r).contains("😀") && !message(&r).contains("0xf0"), "{}", message(&r));
+            assert!(
+                !message(&r).contains("😀") && !message(&r).contains("0xf0"),
+                "{}",
+                message(&r)
+            );
             c.batch_execute("ROLLBACK").unwrap();
         } else {
             // SQL_ASCII stores bytes as given: the UTF-8 bytes come back unchanged.
@@ -317,9 +350,18 @@ fn s5_memory_per_call_site_stays_bounded() {
     let set = format!("SET pg_jwt.token = {}", lit(&t));
     // 1M rows with a long claim name (the finding: +151 MB), for each kind of accessor.
     for q in [
-        format!("SELECT count(jwt_claim({})) FROM generate_series(1, 1000000)", lit(&name77)),
-        format!("SELECT count(jwt_claim({})) FROM generate_series(1, 1000000)", lit(&name300)),
-        format!("SELECT count(jwt_claim_array({})) FROM generate_series(1, 1000000)", lit(&name77)),
+        format!(
+            "SELECT count(jwt_claim({})) FROM generate_series(1, 1000000)",
+            lit(&name77)
+        ),
+        format!(
+            "SELECT count(jwt_claim({})) FROM generate_series(1, 1000000)",
+            lit(&name300)
+        ),
+        format!(
+            "SELECT count(jwt_claim_array({})) FROM generate_series(1, 1000000)",
+            lit(&name77)
+        ),
         "SELECT count(jwt_claims()) FROM generate_series(1, 300000)".to_owned(),
         // A name that changes every row: the slow path every time.
         "SELECT count(jwt_claim(CASE WHEN i % 2 = 0 THEN 'sub' ELSE 'iss' END)) FROM generate_series(1, 1000000) i"
