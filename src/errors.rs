@@ -49,14 +49,6 @@ pub fn internal(message: &str) -> ErrorReport {
     )
 }
 
-/// Raises `report` as an ERROR; never returns (pgrx turns the panic into the PostgreSQL error
-/// at the function boundary).
-pub fn raise(report: ErrorReport) -> ! {
-    report.report(pgrx::PgLogLevel::ERROR);
-    // report(ERROR) does not return; this keeps the function's type honest.
-    std::panic::panic_any(internal("error report returned"))
-}
-
 /// Text that cannot be represented in the target encoding: SQLSTATE 22P05. The message never
 /// carries the text.
 pub fn untranslatable(message: &str) -> ErrorReport {

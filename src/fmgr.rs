@@ -17,6 +17,31 @@ macro_rules! v1_finfo {
 }
 pub(crate) use v1_finfo;
 
+/// Declares a V1 C function and its `pg_finfo_*` record. The body evaluates to
+/// `Result<Datum, ErrorReport>`; an `Err` is raised as the PostgreSQL error it describes (with
+/// its SQLSTATE). The body runs in the function's unsafe context: PostgreSQL calls it through
+/// its SQL declaration, with the declared arguments.
+macro_rules! v1_function {
+    ($(#[$attr:meta])* fn $name:ident / $finfo:ident ($fcinfo:ident) $body:block) => {
+        $crate::fmgr::v1_finfo!($finfo);
+
+        $(#[$attr])*
+        #[no_mangle]
+        #[::pgrx::pg_guard]
+        pub unsafe extern "C-unwind" fn $name(fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            #[allow(unused_unsafe)]
+            unsafe fn body(
+                $fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
+            ) -> Result<::pgrx::pg_sys::Datum, ::pgrx::pg_sys::panic::ErrorReport> {
+                $body
+            }
+            // SAFETY: PostgreSQL calls this through its SQL declaration, with its arguments.
+            ::pgrx::pg_sys::panic::ErrorReportable::unwrap_or_report(unsafe { body(fcinfo) })
+        }
+    };
+}
+pub(crate) use v1_function;
+
 /// Whether argument `i` is NULL.
 ///
 /// # Safety

@@ -1,13 +1,13 @@
 //! SQL functions that take their token and keys as arguments: `jwt_verify`, `jwt_sign`,
 //! `jwt_public_jwks`, `jwt_decode_unverified`, `jwt_generate_jwk`. Thin wrappers over the core.
 
-use crate::fmgr::{self, v1_finfo};
+use crate::fmgr::{self, v1_function};
 use crate::{clock, encoding, errors};
 use lru::LruCache;
 use pg_jwt_core::token::{self, HeaderPolicy};
 use pg_jwt_core::{jwk, Json, KeyError, KeySet, SigningKey, Validation};
 use pgrx::pg_sys;
-use pgrx::pg_sys::panic::{ErrorReport, ErrorReportable};
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
@@ -45,41 +45,35 @@ unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<R
     Ok(parsed)
 }
 
-v1_finfo!(pg_finfo_pg_jwt_verify);
-
-/// `jwt_verify(token, jwks, audience, issuer, leeway_seconds)`: the verified claims of `token`
-/// against `jwks` (a JWKS or a single JWK). NULL token or key set gives NULL. STABLE (it reads
-/// the clock), PARALLEL SAFE. A V1 C function: it reads the key set's raw jsonb bytes for the
-/// cache and builds the result with `jsonb_in` from the exact claims text.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn pg_jwt_verify(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    if fmgr::arg_is_null(fcinfo, 0) || fmgr::arg_is_null(fcinfo, 1) {
-        return pgrx::fcinfo::pg_return_null(fcinfo);
+v1_function! {
+    /// `jwt_verify(token, jwks, audience, issuer, leeway_seconds)`: the verified claims of
+    /// `token` against `jwks` (a JWKS or a single JWK). NULL token or key set gives NULL. STABLE
+    /// (it reads the clock), PARALLEL SAFE. It reads the key set's raw jsonb bytes for the cache
+    /// and builds the result with `jsonb_in` from the exact claims text.
+    fn pg_jwt_verify / pg_finfo_pg_jwt_verify(fcinfo) {
+        if fmgr::arg_is_null(fcinfo, 0) || fmgr::arg_is_null(fcinfo, 1) {
+            return Ok(pgrx::fcinfo::pg_return_null(fcinfo));
+        }
+        let audience = text_arg(fcinfo, 2)?;
+        let issuer = text_arg(fcinfo, 3)?;
+        let leeway = checked_leeway((!fmgr::arg_is_null(fcinfo, 4)).then(|| fmgr::arg_i32(fcinfo, 4)))?;
+        let token = fmgr::arg_bytes(fcinfo, 0);
+        let keys = key_set_arg(fcinfo, 1)?;
+        let keys = keys.as_ref().as_ref().map_err(errors::bad_key)?;
+        let required: Vec<String> = pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let validation = Validation {
+            leeway: i64::from(leeway),
+            audience: audience.as_deref(),
+            issuer: issuer.as_deref(),
+            ..Validation::new(clock::now_unix(), &required)
+        };
+        let verified = token::verify(token, keys, &HeaderPolicy::default(), &validation)
+            .map_err(|e| errors::token_rejected(&e))?;
+        fmgr::jsonb_from_text(&verified.claims.to_json_string())
     }
-    let audience = text_arg(fcinfo, 2).unwrap_or_report();
-    let issuer = text_arg(fcinfo, 3).unwrap_or_report();
-    let leeway = checked_leeway((!fmgr::arg_is_null(fcinfo, 4)).then(|| fmgr::arg_i32(fcinfo, 4))).unwrap_or_report();
-    let token = fmgr::arg_bytes(fcinfo, 0);
-    let keys = key_set_arg(fcinfo, 1).unwrap_or_report();
-    let keys = match keys.as_ref() {
-        Ok(k) => k,
-        Err(e) => errors::raise(errors::bad_key(e)),
-    };
-    let required: Vec<String> = pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS
-        .iter()
-        .map(|c| (*c).to_owned())
-        .collect();
-    let validation = Validation {
-        leeway: i64::from(leeway),
-        audience: audience.as_deref(),
-        issuer: issuer.as_deref(),
-        ..Validation::new(clock::now_unix(), &required)
-    };
-    let verified = token::verify(token, keys, &HeaderPolicy::default(), &validation)
-        .map_err(|e| errors::token_rejected(&e))
-        .unwrap_or_report();
-    fmgr::jsonb_from_text(&verified.claims.to_json_string()).unwrap_or_report()
 }
 
 extension_sql!(
@@ -114,76 +108,55 @@ unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Option<
     Ok(Some(encoding::from_server(fmgr::arg_bytes(fcinfo, i))?.into_owned()))
 }
 
-/// Returns `result` or raises its error.
-fn or_raise(result: Result<pg_sys::Datum, ErrorReport>) -> pg_sys::Datum {
-    result.unwrap_or_report()
-}
-
-v1_finfo!(pg_finfo_jwt_sign_wrapper);
-
-/// `jwt_sign(claims jsonb, jwk jsonb)`: signs `claims` with the private JWK `jwk`. VOLATILE:
-/// ECDSA and RSA-PSS signatures are randomized. STRICT. (The symbol name is the one of the
-/// 0.1.0 release, so an installed catalog still finds it.)
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn jwt_sign_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    or_raise((|| {
+v1_function! {
+    /// `jwt_sign(claims jsonb, jwk jsonb)`: signs `claims` with the private JWK `jwk`.
+    /// VOLATILE: ECDSA and RSA-PSS signatures are randomized. STRICT. (The symbol names of these
+    /// functions are the ones of the 0.1.0 release, so an installed catalog still finds them.)
+    fn jwt_sign_wrapper / pg_finfo_jwt_sign_wrapper(fcinfo) {
         let jwk = fmgr::arg_jsonb_text(fcinfo, 1)?;
         let key = SigningKey::parse(jwk.as_bytes()).map_err(|e| errors::bad_key(&e))?;
         let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0)?.as_bytes())
             .map_err(|_| errors::bad_argument("claims must be a JSON object"))?;
         let token = token::sign(&claims, &key).map_err(|e| errors::bad_key(&e))?;
         fmgr::text_datum(&token)
-    })())
+    }
 }
 
-v1_finfo!(pg_finfo_jwt_public_jwks_wrapper);
-
-/// `jwt_public_jwks(jwks jsonb)`: the publishable form of a key set, private members and
-/// secret keys removed. IMMUTABLE, STRICT.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn jwt_public_jwks_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    or_raise((|| {
+v1_function! {
+    /// `jwt_public_jwks(jwks jsonb)`: the publishable form of a key set, private members and
+    /// secret keys removed. IMMUTABLE, STRICT.
+    fn jwt_public_jwks_wrapper / pg_finfo_jwt_public_jwks_wrapper(fcinfo) {
         let text = fmgr::arg_jsonb_text(fcinfo, 0)?;
         let public = jwk::public_key_set(text.as_bytes()).map_err(|e| errors::bad_key(&e))?;
         fmgr::jsonb_from_text(&public.to_json_string())
-    })())
+    }
 }
 
-v1_finfo!(pg_finfo_jwt_decode_unverified_wrapper);
-
-/// `jwt_decode_unverified(token text)`: `{"header": ..., "payload": ...}` of a token, WITHOUT
-/// verifying anything. For debugging only: never use its output for authorization. IMMUTABLE
-/// (fixed size cap), STRICT.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn jwt_decode_unverified_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    or_raise((|| {
-        // A token is base64url: any non-ASCII byte makes it malformed, in every encoding.
+v1_function! {
+    /// `jwt_decode_unverified(token text)`: `{"header": ..., "payload": ...}` of a token,
+    /// WITHOUT verifying anything. For debugging only: never use its output for authorization.
+    /// IMMUTABLE (fixed size cap), STRICT. A token is base64url: any non-ASCII byte makes it
+    /// malformed, in every encoding.
+    fn jwt_decode_unverified_wrapper / pg_finfo_jwt_decode_unverified_wrapper(fcinfo) {
         let token = fmgr::arg_bytes(fcinfo, 0);
         let (header, payload) =
             token::decode_unverified(token, DECODE_MAX_TOKEN_BYTES).map_err(|e| errors::token_rejected(&e))?;
         let both = Json::Object(vec![("header".into(), header), ("payload".into(), payload)]);
         fmgr::jsonb_from_text(&both.to_json_string())
-    })())
+    }
 }
 
-v1_finfo!(pg_finfo_jwt_generate_jwk_wrapper);
-
-/// `jwt_generate_jwk(alg text, kid text DEFAULT NULL)`: a new private JWK for `alg` (HS256/384/512,
-/// ES256, ES384, EdDSA). VOLATILE: random. NULL alg gives NULL.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn jwt_generate_jwk_wrapper(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    let Some(alg) = text_arg(fcinfo, 0).unwrap_or_report() else {
-        return pgrx::fcinfo::pg_return_null(fcinfo);
-    };
-    or_raise((|| {
+v1_function! {
+    /// `jwt_generate_jwk(alg text, kid text DEFAULT NULL)`: a new private JWK for `alg`
+    /// (HS256/384/512, ES256, ES384, EdDSA). VOLATILE: random. NULL alg gives NULL.
+    fn jwt_generate_jwk_wrapper / pg_finfo_jwt_generate_jwk_wrapper(fcinfo) {
+        let Some(alg) = text_arg(fcinfo, 0)? else {
+            return Ok(pgrx::fcinfo::pg_return_null(fcinfo));
+        };
         let kid = text_arg(fcinfo, 1)?;
         let key = jwk::generate_jwk(&alg, kid.as_deref()).map_err(|e| errors::bad_key(&e))?;
         fmgr::jsonb_from_text(&key.to_json_string())
-    })())
+    }
 }
 
 extension_sql!(

@@ -11,15 +11,13 @@
 //! PostgreSQL copies into parallel workers; a worker verifies the token again in its own cache.
 //! That is why the accessors can be PARALLEL SAFE.
 
-use crate::fmgr::v1_finfo;
+use crate::fmgr::v1_function;
 use crate::{clock, errors, gucs};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy};
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
-use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::num::NonZeroUsize;
@@ -200,17 +198,15 @@ pub fn cache_stats() -> (u64, usize, usize) {
     })
 }
 
-v1_finfo!(pg_finfo_jwt_cache_stats_wrapper);
-
-/// `jwt_cache_stats()`: this backend's verification cache as
-/// `{"verifications": n, "cached_tokens": n, "capacity": n}`. VOLATILE, PARALLEL SAFE.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn jwt_cache_stats_wrapper(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    let (verifications, cached, capacity) = cache_stats();
-    let text = format!(r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}}}"#);
-    // SAFETY: called by PostgreSQL as a SQL function, inside a transaction.
-    unsafe { crate::fmgr::jsonb_from_text(&text) }.unwrap_or_report()
+v1_function! {
+    /// `jwt_cache_stats()`: this backend's verification cache as
+    /// `{"verifications": n, "cached_tokens": n, "capacity": n}`. VOLATILE, PARALLEL SAFE.
+    fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
+        let (verifications, cached, capacity) = cache_stats();
+        crate::fmgr::jsonb_from_text(&format!(
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}}}"#
+        ))
+    }
 }
 
 extension_sql!(

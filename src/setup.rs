@@ -3,21 +3,19 @@
 //! readable or replaceable key setting later (see `gucs::preloaded`). The check function exists
 //! only while the install script runs.
 
-use crate::fmgr::v1_finfo;
+use crate::fmgr::v1_function;
 use crate::{errors, gucs};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-v1_finfo!(pg_finfo_pg_jwt_require_preload);
-
-/// Raises 55000 unless the library was preloaded; returns void.
-#[no_mangle]
-#[pg_guard]
-pub unsafe extern "C-unwind" fn pg_jwt_require_preload(_fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    if !gucs::preloaded() {
-        errors::raise(errors::not_preloaded());
+v1_function! {
+    /// Raises 55000 unless the library was preloaded; returns void.
+    fn pg_jwt_require_preload / pg_finfo_pg_jwt_require_preload(_fcinfo) {
+        if !gucs::preloaded() {
+            return Err(errors::not_preloaded());
+        }
+        Ok(pg_sys::Datum::null())
     }
-    pg_sys::Datum::null()
 }
 
 extension_sql!(

@@ -1,5 +1,11 @@
 //! `#[pg_test]`s: every SQL function inside a real backend, including NULLs, SQLSTATEs and the
 //! declared volatility.
+//!
+//! Checklist rows F3, F6 and F12 are tested only in the client suite (a real non-superuser
+//! login, RLS, a real transaction), which covers everything the in-backend versions did. F1,
+//! F9-F11 and D19 are tested in both places because each side covers a different path: here
+//! the function arguments, `request.jwt.claim.*`, a configured cache size and `SET` of the key
+//! set; there the startup options, the session token under RLS, 100,000 tokens and reload.
 
 use pgrx::prelude::*;
 
@@ -620,37 +626,6 @@ mod tests {
     }
 
     #[pg_test]
-    fn f3_non_superusers_cannot_change_or_read_the_key_settings() {
-        setup(&fresh(""));
-        Spi::run("CREATE ROLE jwt_test_app NOSUPERUSER").unwrap();
-        Spi::run("SET ROLE jwt_test_app").unwrap();
-        for stmt in [
-            "SET pg_jwt.jwks = '{}'",
-            "SET pg_jwt.audience = 'x'",
-            "SET pg_jwt.issuer = 'x'",
-            "SET pg_jwt.leeway = 100",
-            "SET pg_jwt.required_claims = ''",
-            "SET pg_jwt.max_token_bytes = 1000",
-            "SET pg_jwt.cache_size = 5",
-            "SELECT set_config('pg_jwt.jwks', '{}', true)",
-            "SELECT current_setting('pg_jwt.jwks')",
-            "SHOW pg_jwt.jwks",
-        ] {
-            let out = outcome(stmt);
-            assert!(out.starts_with("42501"), "{stmt}: {out}");
-        }
-        assert_eq!(
-            Spi::get_one::<i64>("SELECT count(*) FROM pg_settings WHERE name = 'pg_jwt.jwks'").unwrap(),
-            Some(0)
-        );
-        // The token is the user's own to set; the claims still come only from verification.
-        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
-        Spi::run("SET pg_jwt.token = ''").unwrap();
-        assert_eq!(one_text("SELECT jwt_claim('sub')"), None);
-        Spi::run("RESET ROLE").unwrap();
-    }
-
-    #[pg_test]
     fn f1_other_settings_are_never_trusted() {
         setup(&fresh(""));
         Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"mallory"}', false)"#).unwrap();
@@ -658,30 +633,6 @@ mod tests {
         assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
         Spi::run("SET pg_jwt.token = ''").unwrap();
         assert_eq!(one_text("SELECT jwt_claim('sub')"), None);
-    }
-
-    #[pg_test]
-    fn f6_generic_plans_follow_the_current_token() {
-        let p = setup(&fresh(r#","tenant":"a""#));
-        Spi::run("SET plan_cache_mode = force_generic_plan").unwrap();
-        Spi::run("PREPARE q AS SELECT jwt_claim('tenant')").unwrap();
-        assert_eq!(one_text("EXECUTE q"), Some("a".into()));
-        set_token(&sign(&fresh(r#","tenant":"b""#), &p));
-        assert_eq!(one_text("EXECUTE q"), Some("b".into()));
-        Spi::run("SET pg_jwt.token = ''").unwrap();
-        assert_eq!(one_text("EXECUTE q"), None);
-        Spi::run("DEALLOCATE q").unwrap();
-    }
-
-    #[pg_test]
-    fn f12_expiry_is_rechecked_at_every_access() {
-        let p = setup(&fresh(""));
-        Spi::run("SET pg_jwt.leeway = 0").unwrap();
-        let exp = crate::clock::now_unix() + 2;
-        set_token(&sign(&format!(r#"{{"sub":"alice","exp":{exp}}}"#), &p));
-        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
-        Spi::run("SELECT pg_sleep(3)").unwrap();
-        assert_eq!(outcome("SELECT jwt_claim('sub')"), "28000 pg_jwt: token expired");
     }
 
     #[pg_test]

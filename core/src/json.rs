@@ -198,41 +198,55 @@ impl Parser<'_> {
         }
     }
 
+    /// The elements of an object or array, after its opening byte, up to and including
+    /// `close`: `element` parses one (leading whitespace already skipped); elements are
+    /// separated by commas, with no trailing comma.
+    fn sequence(
+        &mut self,
+        close: u8,
+        mut element: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
+        self.skip_ws();
+        if self.peek() == Some(close) {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            element(self)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(c) if c == close => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+
     fn object(&mut self, depth: usize) -> Result<Json, JsonError> {
         if depth > MAX_DEPTH {
             return Err(JsonError::TooDeep);
         }
         self.pos += 1; // '{'
         let mut members: Vec<(Str, Json)> = Vec::with_capacity(8);
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Json::Object(members));
-        }
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
+        self.sequence(b'}', |p| {
+            if p.peek() != Some(b'"') {
                 return Err(JsonError::Syntax);
             }
-            let key = self.string()?;
-            self.skip_ws();
-            if self.peek() != Some(b':') {
+            let key = p.string()?;
+            p.skip_ws();
+            if p.peek() != Some(b':') {
                 return Err(JsonError::Syntax);
             }
-            self.pos += 1;
-            self.skip_ws();
-            let v = self.value(depth)?;
+            p.pos += 1;
+            p.skip_ws();
+            let v = p.value(depth)?;
             members.push((key, v));
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(JsonError::Syntax),
-            }
-        }
+            Ok(())
+        })?;
         if has_duplicate_names(&members) {
             return Err(JsonError::DuplicateMember);
         }
@@ -245,24 +259,11 @@ impl Parser<'_> {
         }
         self.pos += 1; // '['
         let mut items = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(Json::Array(items));
-        }
-        loop {
-            self.skip_ws();
-            items.push(self.value(depth)?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Json::Array(items));
-                }
-                _ => return Err(JsonError::Syntax),
-            }
-        }
+        self.sequence(b']', |p| {
+            items.push(p.value(depth)?);
+            Ok(())
+        })?;
+        Ok(Json::Array(items))
     }
 
     fn number(&mut self) -> Result<Json, JsonError> {

@@ -275,6 +275,7 @@ fn f3_non_superuser_cannot_change_the_key_settings() {
         "SET pg_jwt.leeway = 3600",
         "SET pg_jwt.required_claims = ''",
         "SET pg_jwt.max_token_bytes = 300",
+        "SET pg_jwt.cache_size = 5",
         "SELECT set_config('pg_jwt.jwks', '{}', false)",
         "ALTER SYSTEM SET pg_jwt.jwks = '{}'",
         "ALTER ROLE app SET pg_jwt.jwks = '{}'",
