@@ -18,6 +18,19 @@ stop_nopreload() {
     as_postgres "$PG_BIN/pg_ctl" -D "$NOPRELOAD_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$NOPRELOAD_DIR"
 }
+FETCH_PORT=${PGJWT_FETCH_PORT:-54333}
+FETCH_DIR=$(mktemp -d /tmp/pgjwt-kf.XXXXXX)
+chmod 755 "$FETCH_DIR"
+chown postgres: "$FETCH_DIR" 2>/dev/null || $SUDO chown postgres: "$FETCH_DIR"
+stop_fetch() {
+    if grep -E "terminated by signal" "$FETCH_DIR/server.log" >/dev/null 2>&1; then
+        echo "a process crashed in the key-fetcher cluster:" >&2
+        grep -E "terminated by signal" "$FETCH_DIR/server.log" >&2
+        FETCH_CRASHED=1
+    fi
+    as_postgres "$PG_BIN/pg_ctl" -D "$FETCH_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$FETCH_DIR"
+}
 PGPORT=${PGJWT_TEST_PORT:-54331}
 start_cluster "shared_preload_libraries = 'pg_jwt'
 max_worker_processes = 8
@@ -34,7 +47,20 @@ cleanup() {
     fi
     stop_cluster
 }
-trap 'stop_nopreload; cleanup' EXIT
+trap 'stop_nopreload; stop_fetch; cleanup; [ -z "${FETCH_CRASHED:-}" ] || exit 1' EXIT
+
+say "a third cluster for the key fetcher (preloaded; the tests set its key settings)"
+as_postgres "$PG_BIN/initdb" -D "$FETCH_DIR/data" -U postgres -A trust --no-sync >"$FETCH_DIR/initdb.log" 2>&1
+printf '%s\n' "listen_addresses = ''" "port = $FETCH_PORT" "unix_socket_directories = '$FETCH_DIR'" \
+    "fsync = off" "log_min_messages = warning" "shared_preload_libraries = 'pg_jwt'" \
+    | as_postgres tee -a "$FETCH_DIR/data/postgresql.conf" >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$FETCH_DIR/data" -l "$FETCH_DIR/server.log" -w start >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -h "$FETCH_DIR" -p "$FETCH_PORT" -d postgres <<'SQL'
+CREATE ROLE app LOGIN;
+CREATE DATABASE app;
+\c app
+CREATE EXTENSION pg_jwt;
+SQL
 
 say "a second cluster without shared_preload_libraries"
 as_postgres "$PG_BIN/initdb" -D "$NOPRELOAD_DIR/data" -U postgres -A trust --no-sync >"$NOPRELOAD_DIR/initdb.log" 2>&1
@@ -94,4 +120,5 @@ bash scripts/regress.sh
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
     PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \
+    PGJWT_FETCH_HOST=$FETCH_DIR PGJWT_FETCH_PORT=$FETCH_PORT PGJWT_FETCH_DATA=$FETCH_DIR/data PGJWT_PG_BIN=$PG_BIN \
     cargo test --release -p pg_jwt_client_tests --tests -- --test-threads=1

@@ -5,10 +5,11 @@
 //! They are plain V1 C functions (declared by `extension_sql!` below) so that a call costs only
 //! what it must and text crosses the encoding boundary under our control (`encoding`). Each
 //! call site of a one-name accessor (one `FmgrInfo`, e.g. one policy expression in one query)
-//! keeps in `fn_extra`: the token and configuration generations it saw, the claim name, the
+//! keeps in `fn_extra`: the token, configuration and fetched-key-set generations it saw, the claim name, the
 //! result it returned, and the time window in which the token is valid. While the generations
 //! and the name are unchanged and the clock is inside the window, the cached result is returned:
-//! two counter loads, a short comparison and a coarse clock read. Anything else goes through
+//! two counter loads and one atomic load of shared memory, a short comparison and a coarse clock
+//! read. Anything else goes through
 //! the checked slow path (`session::current_claims` and the conversions of `accessors`), which
 //! raises the errors.
 //!
@@ -83,8 +84,8 @@ impl Entry {
 #[repr(C)]
 struct CallSite {
     valid: bool,
-    token_generation: u64,
-    config_generation: u64,
+    /// The token, settings and fetched-key-set generations the cached result was made under.
+    generations: session::Generations,
     current: Entry,
     /// The entry `current` replaced: possibly still held by the caller, freed at the next
     /// replacement.
@@ -138,9 +139,8 @@ unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datu
         fmgr::arg_bytes(fcinfo, 0)
     };
     let site = call_site(fcinfo);
-    let tg = gucs::token_generation();
-    let cg = gucs::config_generation();
-    if site.valid && site.token_generation == tg && site.config_generation == cg && site.current.name() == name {
+    let now = session::Generations::now();
+    if site.valid && site.generations == now && site.current.name() == name {
         let now = clock::now_unix_coarse() as f64;
         if site.window.contains(now) {
             return if site.current.result_null {
@@ -150,7 +150,7 @@ unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datu
             };
         }
     }
-    slow_path(fcinfo, site, name, kind, tg, cg)
+    slow_path(fcinfo, site, name, kind, now)
 }
 
 /// Verifies (or finds) the session token's claims, looks the claim up, caches the result.
@@ -163,8 +163,7 @@ unsafe fn slow_path(
     site: &mut CallSite,
     name: &[u8],
     kind: Kind,
-    tg: u64,
-    cg: u64,
+    now: session::Generations,
 ) -> pg_sys::Datum {
     site.valid = false;
     let claims = session::current_claims().unwrap_or_report();
@@ -192,8 +191,7 @@ unsafe fn slow_path(
             site.current.result_copy = chunk;
             site.current.result_null = false;
         }
-        site.token_generation = tg;
-        site.config_generation = cg;
+        site.generations = now;
         let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
         site.window = times.window(gucs::leeway());
         site.valid = true;

@@ -37,6 +37,12 @@ static AUDIENCE: StringSetting = GucSetting::<Option<CString>>::new(None);
 static ISSUER: StringSetting = GucSetting::<Option<CString>>::new(None);
 /// Boot value: `pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS` joined with commas.
 static REQUIRED_CLAIMS: StringSetting = GucSetting::<Option<CString>>::new(Some(c"exp"));
+static JWKS_URI: StringSetting = GucSetting::<Option<CString>>::new(None);
+static JWKS_CA_FILE: StringSetting = GucSetting::<Option<CString>>::new(None);
+static JWKS_MIN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(60);
+static JWKS_MAX_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(3600);
+static JWKS_FETCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2000);
+static JWKS_MAX_STALE: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
 static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_LEEWAY);
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_TOKEN_BYTES);
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CACHE_SIZE);
@@ -136,6 +142,36 @@ pub fn required_claims() -> Vec<String> {
         .collect()
 }
 
+/// `pg_jwt.jwks_uri`: an https URL, `discover`, or `None` (no fetching).
+pub fn jwks_uri() -> Option<String> {
+    nonempty_string(&JWKS_URI)
+}
+
+/// `pg_jwt.jwks_ca_file`: the CA certificates (PEM) to trust instead of the system's.
+pub fn jwks_ca_file() -> Option<String> {
+    nonempty_string(&JWKS_CA_FILE)
+}
+
+/// Seconds.
+pub fn jwks_min_refresh() -> i64 {
+    i64::from(JWKS_MIN_REFRESH.get())
+}
+
+/// Seconds (never below the minimum).
+pub fn jwks_max_refresh() -> i64 {
+    i64::from(JWKS_MAX_REFRESH.get()).max(jwks_min_refresh())
+}
+
+/// Milliseconds a backend waits for a refetch after an unknown `kid` (0: it does not wait).
+pub fn jwks_fetch_wait_ms() -> i64 {
+    i64::from(JWKS_FETCH_WAIT.get())
+}
+
+/// Seconds without a successful fetch after which the fetched set is dropped.
+pub fn jwks_max_stale() -> i64 {
+    i64::from(JWKS_MAX_STALE.get())
+}
+
 pub fn leeway() -> i64 {
     i64::from(LEEWAY.get())
 }
@@ -170,6 +206,26 @@ unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) 
 fn stored_in_readable_catalog(source: pg_sys::GucSource::Type) -> bool {
     use pg_sys::GucSource::{PGC_S_DATABASE, PGC_S_DATABASE_USER, PGC_S_TEST, PGC_S_USER};
     matches!(source, PGC_S_TEST | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER)
+}
+
+/// `pg_jwt.jwks_uri` must be empty, `discover` or an https URL: refused at SET/ALTER SYSTEM
+/// time rather than found by the worker.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_jwks_uri(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    if newval.is_null() || (*newval).is_null() {
+        return true;
+    }
+    let text = CStr::from_ptr(*newval).to_bytes();
+    let https = text.len() > 8 && text.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"https://"));
+    if text.is_empty() || text == b"discover" || (https && text.is_ascii() && text.len() < 1000) {
+        return true;
+    }
+    set_check_message("pg_jwt: pg_jwt.jwks_uri must be an https:// URL (ASCII, under 1000 bytes), 'discover' or empty");
+    false
 }
 
 /// Refuses a key set that does not import, so a mistake shows at SET / ALTER SYSTEM time
@@ -288,6 +344,32 @@ unsafe fn define_config_int(
     );
 }
 
+/// Defines a setting only the key fetcher reads: server-wide (`postgresql.conf`, `ALTER SYSTEM`,
+/// reload), in seconds.
+///
+/// # Safety
+/// Call once per name, from `_PG_init`.
+unsafe fn define_worker_int(
+    name: &'static CStr,
+    short: &'static CStr,
+    setting: &'static GucSetting<i32>,
+    (min, max): (i32, i32),
+) {
+    GucRegistry::define_int_guc_with_hooks(
+        name,
+        short,
+        c"",
+        setting,
+        min,
+        max,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+        None,
+        None,
+        None,
+    );
+}
+
 /// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error).
 pub fn init() {
     // SAFETY: a plain read of a backend global, on the only thread.
@@ -338,6 +420,55 @@ pub fn init() {
             c"Comma-separated claims a session token must carry.",
             &REQUIRED_CLAIMS,
             GucFlags::empty(),
+            None,
+        );
+        define_config_string(
+            c"pg_jwt.jwks_uri",
+            c"Where the key fetcher gets the identity provider's JWKS: an https URL, or 'discover' (OpenID Connect discovery from pg_jwt.issuer).",
+            &JWKS_URI,
+            GucFlags::empty(),
+            Some(check_jwks_uri),
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"pg_jwt.jwks_ca_file",
+            c"CA certificates (PEM) the key fetcher trusts instead of the system's.",
+            c"",
+            &JWKS_CA_FILE,
+            GucContext::Sighup,
+            GucFlags::empty(),
+            None,
+            None,
+            None,
+        );
+        define_worker_int(
+            c"pg_jwt.jwks_min_refresh",
+            c"Shortest interval between two fetches of the JWKS, in seconds.",
+            &JWKS_MIN_REFRESH,
+            (1, 86_400),
+        );
+        define_worker_int(
+            c"pg_jwt.jwks_max_refresh",
+            c"Longest interval between two fetches of the JWKS, in seconds.",
+            &JWKS_MAX_REFRESH,
+            (1, 7 * 86_400),
+        );
+        define_worker_int(
+            c"pg_jwt.jwks_max_stale",
+            c"How long a fetched key set stays in force without a successful fetch, in seconds.",
+            &JWKS_MAX_STALE,
+            (1, 30 * 86_400),
+        );
+        GucRegistry::define_int_guc_with_hooks(
+            c"pg_jwt.jwks_fetch_wait",
+            c"How long a session waits for a refetch after a token names an unknown kid, in milliseconds (0: no wait).",
+            c"",
+            &JWKS_FETCH_WAIT,
+            0,
+            60_000,
+            GucContext::Suset,
+            GucFlags::UNIT_MS,
+            None,
+            None,
             None,
         );
         define_config_int(

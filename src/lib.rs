@@ -9,7 +9,9 @@
 //! - `gucs`: every `pg_jwt.*` setting;
 //! - `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument and result helpers; `clock`;
 //! - `encoding`: claim text to and from the database encoding;
-//! - `setup`: the install-time check that the library is preloaded.
+//! - `setup`: the install-time check that the library is preloaded;
+//! - `worker`: the key fetcher (a background worker), `jwks_fetch`: its HTTPS client (plain
+//!   Rust), `shared`: what it shares with the backends, `jwks_status`: its SQL functions.
 
 use pgrx::prelude::*;
 
@@ -23,8 +25,12 @@ mod fastpath;
 mod fmgr;
 mod functions;
 mod gucs;
+mod jwks_fetch;
+mod jwks_status;
 mod session;
 mod setup;
+mod shared;
+mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -32,6 +38,11 @@ mod tests;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    if gucs::preloaded() {
+        // Shared memory and the key fetcher exist only under shared_preload_libraries.
+        shared::init();
+        worker::register();
+    }
 }
 
 /// Required by `cargo pgrx test`.

@@ -12,7 +12,7 @@
 //! That is why the accessors can be PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
-use crate::{clock, errors, gucs};
+use crate::{clock, errors, gucs, shared};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy};
@@ -40,14 +40,50 @@ struct Config {
     policy: HeaderPolicy,
 }
 
+/// The key set in force: `pg_jwt.jwks`, the set fetched from `pg_jwt.jwks_uri`, or both merged
+/// for lookup (a `kid` in both is refused).
+fn load_keys() -> Result<KeySet, KeyError> {
+    let fixed = gucs::jwks_text().map(|t| KeySet::parse(t.as_bytes())).transpose()?;
+    let fetched = match gucs::jwks_uri() {
+        None => None,
+        Some(uri) => match fetched_keys(&uri) {
+            Ok(set) => Some(set),
+            // Fail closed, naming the source, unless a pinned set is there to use alone.
+            Err(reason) if fixed.is_none() => return Err(KeyError::Set(reason)),
+            Err(_) => None,
+        },
+    };
+    match (fixed, fetched) {
+        (None, None) => Err(KeyError::Set("pg_jwt.jwks is not set".into())),
+        (Some(set), None) | (None, Some(set)) => Ok(set),
+        (Some(fixed), Some(fetched)) => KeySet::merge(fixed, fetched),
+    }
+}
+
+/// The set the key fetcher holds for `uri`, if it holds one.
+fn fetched_keys(uri: &str) -> Result<KeySet, String> {
+    let state = shared::snapshot();
+    if state.uri() != uri {
+        return Err(
+            "the key fetcher works for another pg_jwt.jwks_uri than this session's: set it server-wide (postgresql.conf or ALTER SYSTEM) and reload"
+                .into(),
+        );
+    }
+    let Some(text) = state.jwks() else {
+        let error = state.error();
+        return Err(if error.is_empty() {
+            format!("no key set from {uri} is in force yet")
+        } else {
+            format!("no key set from {uri} is in force: {error}")
+        });
+    };
+    KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))
+}
+
 impl Config {
     fn load() -> Config {
-        let keys = match gucs::jwks_text() {
-            Some(text) => KeySet::parse(text.as_bytes()),
-            None => Err(KeyError::Set("pg_jwt.jwks is not set".into())),
-        };
         Config {
-            keys,
+            keys: load_keys(),
             audience: gucs::audience(),
             issuer: gucs::issuer(),
             required: gucs::required_claims(),
@@ -60,15 +96,42 @@ impl Config {
     }
 }
 
-/// The result of the last access, valid while both generations are unchanged.
+/// What a cached result depends on: the token, the settings and the fetched key set. Any
+/// change of any of them makes it void.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct Generations {
+    pub token: u64,
+    pub config: u64,
+    pub keys: u64,
+}
+
+impl Generations {
+    /// The current generations: two counters of this backend and one atomic load of shared
+    /// memory.
+    #[inline]
+    pub fn now() -> Generations {
+        Generations {
+            token: gucs::token_generation(),
+            config: gucs::config_generation(),
+            keys: shared::keys_generation(),
+        }
+    }
+
+    /// Whether the configuration or the key set differ (the token may be the same).
+    fn config_differs(&self, other: &Generations) -> bool {
+        self.config != other.config || self.keys != other.keys
+    }
+}
+
+/// The result of the last access, valid while the generations are unchanged.
 struct Current {
-    token_generation: u64,
-    config_generation: u64,
+    generations: Generations,
     claims: Option<Rc<Claims>>,
 }
 
 struct State {
-    config_generation: u64,
+    /// The generations the configuration (and key set) were loaded at.
+    loaded_at: Generations,
     config: Option<Config>,
     cache: LruCache<Box<[u8]>, Rc<Claims>>,
     current: Option<Current>,
@@ -77,7 +140,7 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
-        config_generation: 0,
+        loaded_at: Generations::default(),
         config: None,
         cache: LruCache::new(NonZeroUsize::MIN),
         current: None,
@@ -95,8 +158,9 @@ impl SessionError {
     pub fn report(&self) -> ErrorReport {
         match self {
             SessionError::Token(e) => errors::token_rejected(e),
-            SessionError::Keys(e) => errors::bad_key(e)
-                .set_hint("a superuser must set pg_jwt.jwks to the identity provider's key set (JWKS)"),
+            SessionError::Keys(e) => errors::bad_key(e).set_hint(
+                "a superuser must set pg_jwt.jwks to the identity provider's key set (JWKS), or pg_jwt.jwks_uri to where it is published (see jwt_jwks_status())",
+            ),
         }
     }
 }
@@ -107,18 +171,24 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
         // Findings: without preloading, a setting can be read or replaced before we load.
         return Err(errors::not_preloaded());
     }
-    let tg = gucs::token_generation();
-    let cg = gucs::config_generation();
+    let now = Generations::now();
     let fast = STATE.with(|s| {
         let s = s.borrow();
         match &s.current {
-            Some(c) if c.token_generation == tg && c.config_generation == cg => Some(c.claims.clone()),
+            Some(c) if c.generations == now => Some(c.claims.clone()),
             _ => None,
         }
     });
     let claims = match fast {
         Some(claims) => claims,
-        None => slow_path(tg, cg).map_err(|e| e.report())?,
+        None => match slow_path(now) {
+            // A kid in no key set: the provider may have rotated. Ask the key fetcher for the
+            // current set (rate limited across all backends), wait a bounded time, retry once.
+            Err(SessionError::Token(TokenError::NoMatchingKey(_))) if refetched_for_unknown_key() => {
+                slow_path(Generations::now()).map_err(|e| e.report())?
+            }
+            other => other.map_err(|e| e.report())?,
+        },
     };
     if let Some(c) = &claims {
         // Expiry is checked at every access against the clock, not only at verification.
@@ -129,23 +199,61 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
     Ok(claims)
 }
 
-fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
+/// After an unknown `kid`: asks the key fetcher to refetch and waits up to
+/// `pg_jwt.jwks_fetch_wait` for it. True when the key set changed meanwhile (worth a retry).
+/// False at once when fetching is off, waiting is off, or another request was made within
+/// `pg_jwt.jwks_min_refresh` (so a flood of unknown kids costs at most one fetch per interval).
+fn refetched_for_unknown_key() -> bool {
+    let wait = gucs::jwks_fetch_wait_ms();
+    if wait <= 0 || gucs::jwks_uri().is_none() {
+        return false;
+    }
+    let keys = shared::keys_generation();
+    let Some(ticket) =
+        shared::request_refetch(shared::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
+    else {
+        return false;
+    };
+    wait_for_answer(ticket, wait);
+    shared::keys_generation() != keys
+}
+
+/// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible
+/// (statement timeout, cancel).
+pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+    while shared::answered_ticket() < ticket && std::time::Instant::now() < deadline {
+        // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
+        // backend sleeps interruptibly.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pgrx::check_for_interrupts!();
+    }
+}
+
+fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.config_generation != cg || s.config.is_none() {
+        if s.loaded_at.config_differs(&now) || s.config.is_none() {
             // New key set or settings: every cached verification is void (checklist D19).
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
             s.cache = LruCache::new(size);
             s.config = Some(Config::load());
-            s.config_generation = cg;
+            s.loaded_at = now;
         }
         s.current = None;
         // SAFETY: the token is only read within this call, which assigns no setting; what is
         // kept (the cache key) is copied.
         let Some(token) = (unsafe { gucs::token_bytes() }) else {
             s.current = Some(Current {
-                token_generation: tg,
-                config_generation: cg,
+                generations: now,
                 claims: None,
             });
             return Ok(None);
@@ -156,8 +264,7 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
         if let Some(hit) = s.cache.get(token) {
             let claims = Rc::clone(hit);
             s.current = Some(Current {
-                token_generation: tg,
-                config_generation: cg,
+                generations: now,
                 claims: Some(claims.clone()),
             });
             return Ok(Some(claims));
@@ -180,8 +287,7 @@ fn slow_path(tg: u64, cg: u64) -> Result<Option<Rc<Claims>>, SessionError> {
         s.verifications += 1;
         s.cache.put(token.into(), Rc::clone(&claims));
         s.current = Some(Current {
-            token_generation: tg,
-            config_generation: cg,
+            generations: now,
             claims: Some(claims.clone()),
         });
         Ok(Some(claims))

@@ -274,6 +274,42 @@ impl KeySet {
     }
 }
 
+impl KeySet {
+    /// The union of two key sets (a pinned static set and a fetched one) for lookup. Refused,
+    /// like a single set, if a `kid` appears in both or if the union mixes symmetric and
+    /// asymmetric keys.
+    pub fn merge(first: KeySet, second: KeySet) -> Result<KeySet, KeyError> {
+        for key in &second.keys {
+            if let Some(kid) = &key.kid {
+                if first.keys.iter().any(|k| k.kid.as_deref() == Some(kid.as_str())) {
+                    return Err(KeyError::Set(
+                        "the same kid appears in pg_jwt.jwks and in the fetched key set".into(),
+                    ));
+                }
+            }
+        }
+        let hmac = |s: &KeySet| s.keys.iter().any(|k| matches!(k.material, KeyMaterial::Hmac { .. }));
+        let asym = |s: &KeySet| s.keys.iter().any(|k| !matches!(k.material, KeyMaterial::Hmac { .. }));
+        if (hmac(&first) || hmac(&second)) && (asym(&first) || asym(&second)) {
+            return Err(KeyError::Set("mixes symmetric (oct) and asymmetric keys".into()));
+        }
+        let skipped = first.skipped + second.skipped;
+        let holds_secrets = first.holds_secrets || second.holds_secrets;
+        let mut keys = first.keys;
+        keys.extend(second.keys);
+        Ok(KeySet {
+            keys,
+            skipped,
+            holds_secrets,
+        })
+    }
+
+    /// The `kid`s of the keys, in order (keys without one are left out).
+    pub fn kids(&self) -> Vec<&str> {
+        self.keys.iter().filter_map(|k| k.kid.as_deref()).collect()
+    }
+}
+
 /// The size cap, then strict JSON: the start of every key import. `error` wraps the reason in
 /// the caller's kind of error (a key set or a single JWK).
 fn parse_key_json(text: &[u8], error: fn(String) -> KeyError) -> Result<Json, KeyError> {

@@ -10,6 +10,8 @@
 //! `enc_sql_ascii` in those encodings. Roles: `postgres` (superuser) and `app` (no superuser,
 //! RLS applies).
 
+pub mod jwks_server;
+
 use postgres::{Client, NoTls};
 use std::sync::Once;
 
@@ -39,6 +41,33 @@ pub fn try_connect(user: &str, db: &str, options: &str) -> Result<Client, postgr
         cfg.options(options);
     }
     cfg.connect(NoTls)
+}
+
+/// A connection to the key-fetcher cluster (preloaded; its key settings belong to the tests in
+/// tests/key_fetcher.rs).
+pub fn connect_fetch(user: &str) -> Client {
+    let mut cfg = postgres::Config::new();
+    cfg.host_path(env("PGJWT_FETCH_HOST"))
+        .port(env("PGJWT_FETCH_PORT").parse().unwrap())
+        .user(user)
+        .dbname("app");
+    cfg.connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect as {user} to the key-fetcher cluster: {e}"))
+}
+
+/// Restarts the key-fetcher cluster (fast shutdown), as its OS user.
+pub fn restart_fetch_cluster() {
+    let data = env("PGJWT_FETCH_DATA");
+    let status = std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(format!("{}/pg_ctl", env("PGJWT_PG_BIN")))
+        .args(["-D", &data, "-w", "-m", "fast", "-l"])
+        .arg(format!("{data}/../server.log"))
+        .arg("restart")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_ctl restart failed");
 }
 
 /// A connection to the cluster that does not preload pg_jwt.

@@ -1,0 +1,219 @@
+//! Fetching a JWKS over HTTPS, and OpenID Connect discovery. Plain Rust, no PostgreSQL: only
+//! the background worker (`worker`) calls this; no backend ever touches the network.
+//!
+//! Transport rules: https only (also for every redirect, at most `MAX_REDIRECTS` hops);
+//! certificates verified against the system trust store (`/etc/ssl/certs`) or, when
+//! `pg_jwt.jwks_ca_file` is set, that file alone; connect and total timeouts; a size cap on the
+//! body; no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
+//! no async runtime: the worker fetches one document at a time and has nothing else to do).
+
+use pg_jwt_core::{Json, KeySet};
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Largest response accepted (the shared-memory buffer for the key set is this large).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const MAX_REDIRECTS: u32 = 3;
+/// Where Debian (and most distributions) keep the system's trusted CA certificates.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A key set that was fetched and imported under the strict rules.
+pub struct Fetched {
+    /// The JWKS text as received (what goes to shared memory and the data directory).
+    pub text: String,
+    /// The `kid`s it holds.
+    pub kids: Vec<String>,
+    /// How long the server says it may be cached (`Cache-Control: max-age`, `Expires`), if it
+    /// says so; the caller clamps it.
+    pub max_age: Option<Duration>,
+    /// The URI the key set came from (after discovery).
+    pub uri: String,
+}
+
+/// Everything needed to fetch.
+pub struct Source<'a> {
+    /// `pg_jwt.jwks_uri`: an https URL, or `discover`.
+    pub jwks_uri: &'a str,
+    /// `pg_jwt.issuer` (needed for discovery, which must name the same issuer).
+    pub issuer: Option<&'a str>,
+    /// `pg_jwt.jwks_ca_file`, if set.
+    pub ca_file: Option<&'a str>,
+}
+
+/// Fetches and imports the key set. Errors are one line without key bytes.
+pub fn fetch(source: &Source<'_>) -> Result<Fetched, String> {
+    let agent = agent(source.ca_file)?;
+    let uri = if source.jwks_uri == "discover" {
+        discover(&agent, source.issuer)?
+    } else {
+        source.jwks_uri.to_owned()
+    };
+    require_https(&uri, "pg_jwt.jwks_uri")?;
+    let (body, max_age) = get(&agent, &uri)?;
+    let set = KeySet::parse(&body).map_err(|e| format!("the key set from {uri} does not import: {e}"))?;
+    let kids = set.kids().into_iter().map(str::to_owned).collect();
+    let text = String::from_utf8(body).map_err(|_| format!("the key set from {uri} is not UTF-8"))?;
+    Ok(Fetched {
+        text,
+        kids,
+        max_age,
+        uri,
+    })
+}
+
+fn require_https(uri: &str, what: &str) -> Result<(), String> {
+    if uri.len() > 8 && uri.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
+        Ok(())
+    } else {
+        Err(format!("{what} must be an https:// URL"))
+    }
+}
+
+/// OpenID Connect discovery: `<issuer>/.well-known/openid-configuration`, whose `issuer` must
+/// equal `pg_jwt.issuer` exactly (OIDC Discovery 4.3) and whose `jwks_uri` must be https.
+fn discover(agent: &ureq::Agent, issuer: Option<&str>) -> Result<String, String> {
+    let issuer = issuer
+        .filter(|i| !i.is_empty())
+        .ok_or("pg_jwt.jwks_uri = 'discover' needs pg_jwt.issuer")?;
+    require_https(issuer, "pg_jwt.issuer (for discovery)")?;
+    let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let (body, _) = get(agent, &url)?;
+    let doc = Json::parse(&body).map_err(|_| format!("the discovery document at {url} is not valid JSON"))?;
+    if doc.get("issuer").and_then(Json::as_str) != Some(issuer) {
+        return Err(format!("the discovery document at {url} names another issuer"));
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Json::as_str)
+        .ok_or_else(|| format!("the discovery document at {url} has no jwks_uri"))?;
+    require_https(jwks_uri, "the discovered jwks_uri")?;
+    Ok(jwks_uri.to_owned())
+}
+
+fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
+    let path = ca_file.filter(|p| !p.is_empty()).unwrap_or(SYSTEM_CA_BUNDLE);
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {path}: {}", e.kind()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    let mut added = 0;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|_| format!("the CA file {path} is not valid PEM"))?;
+        if roots.add(cert).is_ok() {
+            added += 1;
+        }
+    }
+    if added == 0 {
+        return Err(format!("the CA file {path} holds no usable certificate"));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(ureq::AgentBuilder::new()
+        .tls_config(Arc::new(config))
+        .https_only(true)
+        .redirects(MAX_REDIRECTS)
+        .timeout_connect(CONNECT_TIMEOUT)
+        .timeout(TOTAL_TIMEOUT)
+        .user_agent(concat!("pg_jwt/", env!("CARGO_PKG_VERSION")))
+        .build())
+}
+
+/// GET with the size cap; the body and the server's caching lifetime.
+fn get(agent: &ureq::Agent, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::Status(code, _) => format!("{url} answered HTTP {code}"),
+        // ureq's transport messages name the URL themselves.
+        ureq::Error::Transport(t) => transport_error(&t),
+    })?;
+    let max_age = max_age(
+        response.header("cache-control"),
+        response.header("expires"),
+        response.header("date"),
+    );
+    let mut body = Vec::new();
+    response
+        .into_reader()
+        .take(MAX_BODY_BYTES as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{url}: reading the body failed ({})", e.kind()))?;
+    if body.len() > MAX_BODY_BYTES {
+        return Err(format!("{url}: the body is larger than {MAX_BODY_BYTES} bytes"));
+    }
+    Ok((body, max_age))
+}
+
+fn transport_error(t: &ureq::Transport) -> String {
+    // ureq's messages name the kind (DNS, connection, TLS, insecure redirect, timeout) without
+    // any of the body; keep them on one line.
+    t.to_string().replace('\n', " ")
+}
+
+/// The caching lifetime a response allows: `Cache-Control: max-age` first (`no-cache` or
+/// `no-store` give zero), else `Expires` relative to `Date` (or now).
+pub fn max_age(cache_control: Option<&str>, expires: Option<&str>, date: Option<&str>) -> Option<Duration> {
+    if let Some(cc) = cache_control {
+        for directive in cc.split(',').map(str::trim) {
+            let lower = directive.to_ascii_lowercase();
+            if lower == "no-cache" || lower == "no-store" {
+                return Some(Duration::ZERO);
+            }
+            if let Some(v) = lower.strip_prefix("max-age=") {
+                if let Ok(secs) = v.trim_matches('"').parse::<u64>() {
+                    return Some(Duration::from_secs(secs));
+                }
+            }
+        }
+    }
+    let expires = httpdate::parse_http_date(expires?).ok()?;
+    let now = date
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .unwrap_or_else(std::time::SystemTime::now);
+    Some(expires.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_control_and_expires() {
+        assert_eq!(
+            max_age(Some("public, max-age=300"), None, None),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            max_age(Some("Max-Age=\"60\""), None, None),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(max_age(Some("no-store"), None, None), Some(Duration::ZERO));
+        assert_eq!(
+            max_age(
+                None,
+                Some("Wed, 21 Oct 2015 07:30:00 GMT"),
+                Some("Wed, 21 Oct 2015 07:28:00 GMT")
+            ),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(max_age(None, Some("garbage"), None), None);
+        assert_eq!(max_age(None, None, None), None);
+    }
+
+    #[test]
+    fn only_https() {
+        assert!(require_https("https://id.example.com/jwks", "x").is_ok());
+        assert!(require_https("HTTPS://id.example.com/jwks", "x").is_ok());
+        for bad in [
+            "http://id.example.com/jwks",
+            "https://",
+            "file:///etc/passwd",
+            "discover",
+        ] {
+            assert!(require_https(bad, "x").is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! State shared between the key-fetching worker (`worker`) and every backend, in shared memory
+//! (only when the library is preloaded: `gucs::preloaded`).
+//!
+//! - `FETCHED`: the last good key set fetched from `pg_jwt.jwks_uri` (bounded: at most
+//!   `jwks_fetch::MAX_BODY_BYTES` of JSON), where it came from, and the fetch history, under an
+//!   LWLock. Only the worker writes it.
+//! - `KEYS_GENERATION`: bumped by the worker whenever the key set in force changes (new content,
+//!   dropped as stale, source changed). Backends compare it with one atomic load on the per-row
+//!   path; a change voids every cached verification at their next access.
+//! - `REQUEST`, `LAST_REQUEST`: a backend's request for a refetch (unknown `kid`, or
+//!   `jwt_jwks_refresh()`), rate limited across all backends.
+//! - `REQUEST_TICKET`, `ANSWERED_TICKET`: each request takes a ticket; the worker, at the start
+//!   of a turn, notes the last ticket issued, and when the turn is over marks every ticket up to
+//!   it answered. A backend waits for its own ticket, never for a fetch that started before it
+//!   asked.
+//! - `WORKER_PROC`: the worker's PGPROC, whose latch a backend sets to wake it.
+
+use crate::gucs;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+
+pub const MAX_JWKS: usize = crate::jwks_fetch::MAX_BODY_BYTES;
+const MAX_URI: usize = 1024;
+const MAX_ERROR: usize = 512;
+
+/// No request pending.
+pub const REQUEST_NONE: u64 = 0;
+/// A backend met an unknown `kid`: fetch unless the last attempt was under `jwks_min_refresh` ago.
+pub const REQUEST_UNKNOWN_KID: u64 = 1;
+/// `jwt_jwks_refresh()`: fetch now.
+pub const REQUEST_FORCED: u64 = 2;
+
+/// The fetched key set and its history. Plain bytes and integers: all-zero is the empty state.
+#[derive(Copy, Clone)]
+#[repr(C)]
+pub struct FetchState {
+    /// Length of the key set in force in `jwks`; 0: none.
+    pub jwks_len: u32,
+    pub jwks: [u8; MAX_JWKS],
+    /// The `pg_jwt.jwks_uri` value the worker works for.
+    pub uri_len: u32,
+    pub uri: [u8; MAX_URI],
+    /// The URL the key set came from (differs from `uri` after discovery).
+    pub from_len: u32,
+    pub from: [u8; MAX_URI],
+    /// The last error, if the last attempt failed.
+    pub error_len: u32,
+    pub error: [u8; MAX_ERROR],
+    /// Unix seconds; 0: never.
+    pub last_success: i64,
+    pub last_attempt: i64,
+    pub next_refresh: i64,
+    pub fetches: u64,
+    pub failures: u64,
+}
+
+// SAFETY: FetchState is plain old data (integers and byte arrays): valid at any bit pattern and
+// without pointers, so it means the same in every process that maps the segment.
+unsafe impl PGRXSharedMemory for FetchState {}
+
+impl Default for FetchState {
+    fn default() -> Self {
+        // SAFETY: all-zero is a valid FetchState (see the SAFETY note above): the empty state.
+        unsafe { std::mem::zeroed() }
+    }
+}
+
+fn set_bytes(dst: &mut [u8], len: &mut u32, src: &[u8]) {
+    let n = src.len().min(dst.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
+    }
+    *len = n as u32;
+}
+
+fn get_str(src: &[u8], len: u32) -> String {
+    String::from_utf8_lossy(src.get(..len as usize).unwrap_or_default()).into_owned()
+}
+
+impl FetchState {
+    pub fn uri(&self) -> String {
+        get_str(&self.uri, self.uri_len)
+    }
+    pub fn from(&self) -> String {
+        get_str(&self.from, self.from_len)
+    }
+    pub fn error(&self) -> String {
+        get_str(&self.error, self.error_len)
+    }
+    pub fn jwks(&self) -> Option<&[u8]> {
+        (self.jwks_len > 0).then(|| self.jwks.get(..self.jwks_len as usize).unwrap_or_default())
+    }
+    pub fn set_uri(&mut self, uri: &str) {
+        set_bytes(&mut self.uri, &mut self.uri_len, uri.as_bytes());
+    }
+    pub fn set_from(&mut self, from: &str) {
+        set_bytes(&mut self.from, &mut self.from_len, from.as_bytes());
+    }
+    /// Records an error, cut to the buffer on a character boundary.
+    pub fn set_error(&mut self, error: &str) {
+        let mut end = error.len().min(MAX_ERROR);
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        set_bytes(
+            &mut self.error,
+            &mut self.error_len,
+            error.get(..end).unwrap_or_default().as_bytes(),
+        );
+    }
+    /// Installs a key set (at most `MAX_JWKS` bytes: the fetcher's size cap is the same).
+    pub fn set_jwks(&mut self, jwks: &[u8]) {
+        set_bytes(&mut self.jwks, &mut self.jwks_len, jwks);
+    }
+    pub fn clear_jwks(&mut self) {
+        self.jwks_len = 0;
+    }
+}
+
+// SAFETY (the statics below): each name is unique to pg_jwt; pg_shmem_init! runs once, in
+// _PG_init under shared_preload_libraries (see `init`).
+static FETCHED: PgLwLock<FetchState> = unsafe { PgLwLock::new(c"pg_jwt fetched key set") };
+static KEYS_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt keys generation") };
+static REQUEST_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch request ticket") };
+static ANSWERED_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch answered ticket") };
+static REQUEST: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch request") };
+static LAST_REQUEST: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"pg_jwt last fetch request") };
+static WORKER_PROC: PgAtomic<AtomicUsize> = unsafe { PgAtomic::new(c"pg_jwt worker proc") };
+
+/// Reserves and initializes the shared state. Call from `_PG_init`, only when preloaded.
+pub fn init() {
+    pg_shmem_init!(FETCHED);
+    pg_shmem_init!(KEYS_GENERATION);
+    pg_shmem_init!(REQUEST_TICKET);
+    pg_shmem_init!(ANSWERED_TICKET);
+    pg_shmem_init!(REQUEST);
+    pg_shmem_init!(LAST_REQUEST);
+    pg_shmem_init!(WORKER_PROC);
+}
+
+/// The generation of the fetched key set; 0 when the library is not preloaded (then there is no
+/// shared memory and no fetched set). One atomic load: cheap enough for the per-row path.
+#[inline]
+pub fn keys_generation() -> u64 {
+    if gucs::preloaded() {
+        KEYS_GENERATION.get().load(Ordering::Acquire)
+    } else {
+        0
+    }
+}
+
+/// The last ticket answered: every request up to it has seen a complete worker turn.
+pub fn answered_ticket() -> u64 {
+    ANSWERED_TICKET.get().load(Ordering::Acquire)
+}
+
+/// A copy of the fetch state (for status and for loading the key set).
+pub fn snapshot() -> Box<FetchState> {
+    let guard = FETCHED.share();
+    Box::new(*guard)
+}
+
+/// Runs `f` on the fetch state under the exclusive lock (the worker only).
+pub fn update<R>(f: impl FnOnce(&mut FetchState) -> R) -> R {
+    let mut guard = FETCHED.exclusive();
+    f(&mut guard)
+}
+
+pub fn bump_keys_generation() {
+    KEYS_GENERATION.get().fetch_add(1, Ordering::AcqRel);
+}
+
+/// The worker, at the start of a turn: the last ticket issued (answered when the turn is over).
+pub fn last_ticket() -> u64 {
+    REQUEST_TICKET.get().load(Ordering::Acquire)
+}
+
+/// The worker, at the end of a turn: every ticket up to `ticket` is answered.
+pub fn answer(ticket: u64) {
+    ANSWERED_TICKET.get().fetch_max(ticket, Ordering::AcqRel);
+}
+
+/// Publishes the worker's PGPROC (the worker calls it with `MyProc` at start, null at exit).
+pub fn set_worker_proc(proc_: *mut pg_sys::PGPROC) {
+    WORKER_PROC.get().store(proc_ as usize, Ordering::Release);
+}
+
+/// The pending request, cleared (the worker only).
+pub fn take_request() -> u64 {
+    REQUEST.get().swap(REQUEST_NONE, Ordering::AcqRel)
+}
+
+/// Asks the worker for a refetch and wakes it; the request's ticket (see `answered_ticket`).
+/// An unknown-`kid` request is rate limited across all backends to one per `min_interval`
+/// seconds: `None` (nothing asked) inside it.
+pub fn request_refetch(kind: u64, now: i64, min_interval: i64) -> Option<u64> {
+    if kind == REQUEST_UNKNOWN_KID {
+        let last = LAST_REQUEST.get().load(Ordering::Acquire);
+        if now - last < min_interval {
+            return None;
+        }
+        if LAST_REQUEST
+            .get()
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another backend asked at the same moment: its fetch serves this one too.
+            return None;
+        }
+    }
+    REQUEST.get().fetch_max(kind, Ordering::AcqRel);
+    let ticket = REQUEST_TICKET.get().fetch_add(1, Ordering::AcqRel) + 1;
+    let proc_ = WORKER_PROC.get().load(Ordering::Acquire) as *mut pg_sys::PGPROC;
+    if !proc_.is_null() {
+        // SAFETY: PGPROCs live in shared memory, mapped at the same address in every process of
+        // the cluster, for the server's whole life; setting the latch of a slot another process
+        // took over since only wakes that process once. The worker also polls every 100 ms.
+        unsafe {
+            pg_sys::SetLatch(std::ptr::addr_of_mut!((*proc_).procLatch));
+        }
+    }
+    Some(ticket)
+}

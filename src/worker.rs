@@ -1,0 +1,264 @@
+//! The key fetcher: one background worker, registered at preload, that does all network I/O
+//! (no backend ever does). It needs no database connection, so it also runs on a hot standby.
+//!
+//! Each turn (every 100 ms, or when a backend sets its latch) it decides whether to fetch
+//! `pg_jwt.jwks_uri`: when the refresh time has come (the server's `Cache-Control: max-age` or
+//! `Expires`, clamped between `pg_jwt.jwks_min_refresh` and `pg_jwt.jwks_max_refresh`; after a
+//! failure, a backoff that doubles from the minimum), when a backend met an unknown `kid` (at
+//! most once per minimum interval), or when `jwt_jwks_refresh()` asks. A fetch that fails keeps
+//! the last good set; a set older than `pg_jwt.jwks_max_stale` without a successful fetch is
+//! dropped, and tokens that needed it fail closed. The last good set is also written to
+//! `pg_jwt_jwks.json` in the data directory, so a restart while the provider is unreachable still
+//! verifies tokens.
+
+use crate::jwks_fetch::{self, Source};
+use crate::{clock, gucs, shared};
+use pg_jwt_core::{Json, KeySet};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
+use pgrx::prelude::*;
+use std::time::Duration;
+
+/// The file in the data directory that keeps the last good key set across restarts.
+const PERSISTED_FILE: &str = "pg_jwt_jwks.json";
+
+/// Registers the worker. Call from `_PG_init`, only when preloaded.
+pub fn register() {
+    BackgroundWorkerBuilder::new("pg_jwt key fetcher")
+        .set_type("pg_jwt key fetcher")
+        .set_library("pg_jwt")
+        .set_function("pg_jwt_key_fetcher_main")
+        .enable_shmem_access(None)
+        .set_start_time(BgWorkerStartTime::PostmasterStart)
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// What the worker remembers between turns (the rest is in shared memory).
+struct Turn {
+    /// The `pg_jwt.jwks_uri` value it works for ("" when fetching is off).
+    uri: String,
+    /// Failed attempts in a row (for the backoff).
+    failures_in_a_row: u32,
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // SAFETY: MyProc is this process's PGPROC, in shared memory, set before the worker's main.
+    shared::set_worker_proc(unsafe { pg_sys::MyProc });
+    let mut turn = Turn {
+        uri: String::new(),
+        failures_in_a_row: 0,
+    };
+    while BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the documented way for a background worker to reread its configuration.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        one_turn(&mut turn);
+    }
+    shared::set_worker_proc(std::ptr::null_mut());
+}
+
+fn one_turn(turn: &mut Turn) {
+    // Requests with a ticket up to this one are answered by the end of this turn.
+    let ticket = shared::last_ticket();
+    turn_body(turn);
+    shared::answer(ticket);
+}
+
+fn turn_body(turn: &mut Turn) {
+    let uri = gucs::jwks_uri().unwrap_or_default();
+    let now = clock::now_unix();
+    if uri != turn.uri {
+        source_changed(turn, &uri, now);
+    }
+    let request = shared::take_request();
+    if uri.is_empty() {
+        return;
+    }
+    let state = shared::snapshot();
+    let due = now >= state.next_refresh;
+    let asked = match request {
+        shared::REQUEST_FORCED => true,
+        shared::REQUEST_UNKNOWN_KID => now - state.last_attempt >= gucs::jwks_min_refresh(),
+        _ => false,
+    };
+    // Otherwise (too soon after the last attempt) whoever asked gets the current state.
+    if due || asked {
+        fetch(turn, &uri);
+    }
+    drop_if_stale(now);
+}
+
+/// A new `pg_jwt.jwks_uri` (or the first turn): forget the old source, take the persisted set if
+/// it is for this source and not stale, and fetch at once.
+fn source_changed(turn: &mut Turn, uri: &str, now: i64) {
+    turn.uri = uri.to_owned();
+    turn.failures_in_a_row = 0;
+    let persisted = if uri.is_empty() { None } else { load_persisted(uri, now) };
+    shared::update(|s| {
+        *s = shared::FetchState::default();
+        s.set_uri(uri);
+        if let Some(p) = &persisted {
+            s.set_jwks(p.jwks.as_bytes());
+            s.set_from(&p.from);
+            s.last_success = p.fetched_at;
+        }
+        s.next_refresh = now;
+    });
+    if let Some(p) = &persisted {
+        log!(
+            "pg_jwt: key set for {uri} restored from {PERSISTED_FILE} (fetched at {})",
+            p.fetched_at
+        );
+    }
+    shared::bump_keys_generation();
+}
+
+fn fetch(turn: &mut Turn, uri: &str) {
+    let issuer = gucs::issuer();
+    let ca_file = gucs::jwks_ca_file();
+    let source = Source {
+        jwks_uri: uri,
+        issuer: issuer.as_deref(),
+        ca_file: ca_file.as_deref(),
+    };
+    let result = jwks_fetch::fetch(&source);
+    let done = clock::now_unix();
+    let min = gucs::jwks_min_refresh();
+    let max = gucs::jwks_max_refresh();
+    match result {
+        Ok(fetched) => {
+            turn.failures_in_a_row = 0;
+            let wait = fetched
+                .max_age
+                .map_or(max, |d| i64::try_from(d.as_secs()).unwrap_or(max))
+                .clamp(min, max);
+            let old = shared::snapshot();
+            let changed = old.jwks() != Some(fetched.text.as_bytes());
+            shared::update(|s| {
+                s.set_jwks(fetched.text.as_bytes());
+                s.set_from(&fetched.uri);
+                s.set_error("");
+                s.last_success = done;
+                s.last_attempt = done;
+                s.next_refresh = done + wait;
+                s.fetches += 1;
+            });
+            if changed {
+                log_kid_changes(old.jwks(), &fetched.kids, &fetched.uri);
+                shared::bump_keys_generation();
+                persist(uri, &fetched.uri, &fetched.text, done);
+            }
+        }
+        Err(reason) => {
+            turn.failures_in_a_row = turn.failures_in_a_row.saturating_add(1);
+            let backoff = min
+                .saturating_mul(1i64 << turn.failures_in_a_row.saturating_sub(1).min(20))
+                .clamp(min, max);
+            warning!("pg_jwt: fetching the key set failed, the last good set stays in force: {reason}");
+            shared::update(|s| {
+                s.set_error(&reason);
+                s.last_attempt = done;
+                s.next_refresh = done + backoff;
+                s.failures += 1;
+            });
+        }
+    }
+}
+
+/// Drops the fetched set after `pg_jwt.jwks_max_stale` without a successful fetch.
+fn drop_if_stale(now: i64) {
+    let state = shared::snapshot();
+    if state.jwks().is_some() && now - state.last_success > gucs::jwks_max_stale() {
+        shared::update(|s| {
+            s.clear_jwks();
+            s.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
+        });
+        warning!(
+            "pg_jwt: the key set from {} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force",
+            state.from()
+        );
+        shared::bump_keys_generation();
+        remove_persisted();
+    }
+}
+
+fn log_kid_changes(old: Option<&[u8]>, new: &[String], from: &str) {
+    let old: Vec<String> = old
+        .and_then(|t| KeySet::parse(t).ok())
+        .map(|s| s.kids().into_iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    let added: Vec<&str> = new.iter().filter(|k| !old.contains(k)).map(String::as_str).collect();
+    let removed: Vec<&str> = old.iter().filter(|k| !new.contains(k)).map(String::as_str).collect();
+    log!(
+        "pg_jwt: new key set from {from}: kids added [{}], removed [{}]",
+        added.join(", "),
+        removed.join(", ")
+    );
+}
+
+struct Persisted {
+    from: String,
+    fetched_at: i64,
+    jwks: String,
+}
+
+fn persisted_path() -> std::path::PathBuf {
+    // SAFETY: DataDir is set by the postmaster before any worker starts and never changes.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
+    std::path::Path::new(&*dir.to_string_lossy()).join(PERSISTED_FILE)
+}
+
+/// Writes the last good set: a JSON header line, then the JWKS text. Written to a temporary file,
+/// synced and renamed, so a crash leaves the old file or the new one, never half of one.
+fn persist(uri: &str, from: &str, jwks: &str, fetched_at: i64) {
+    let header = Json::Object(vec![
+        ("uri".into(), Json::String(uri.into())),
+        ("from".into(), Json::String(from.into())),
+        ("fetched_at".into(), Json::Number(fetched_at.to_string().into())),
+    ]);
+    let path = persisted_path();
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(header.to_json_string().as_bytes())?;
+        f.write_all(b"\n")?;
+        f.write_all(jwks.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        warning!("pg_jwt: could not write {PERSISTED_FILE}: {}", e.kind());
+    }
+}
+
+fn remove_persisted() {
+    let _ = std::fs::remove_file(persisted_path());
+}
+
+/// The persisted set, if it is for `uri`, imports, and is not stale.
+fn load_persisted(uri: &str, now: i64) -> Option<Persisted> {
+    let text = std::fs::read_to_string(persisted_path()).ok()?;
+    let (header, jwks) = text.split_once('\n')?;
+    let header = Json::parse(header.as_bytes()).ok()?;
+    if header.get("uri").and_then(Json::as_str) != Some(uri) {
+        return None;
+    }
+    let fetched_at: i64 = match header.get("fetched_at") {
+        Some(Json::Number(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    if now - fetched_at > gucs::jwks_max_stale() || jwks.len() > shared::MAX_JWKS {
+        return None;
+    }
+    KeySet::parse(jwks.as_bytes()).ok()?;
+    Some(Persisted {
+        from: header.get("from").and_then(Json::as_str).unwrap_or(uri).to_owned(),
+        fetched_at,
+        jwks: jwks.to_owned(),
+    })
+}
