@@ -7,16 +7,26 @@
 \echo '=== 1. Schema, policies and the non-superuser role "app" (examples/schema.sql)'
 \ir schema.sql
 
-\echo '=== 2. Keys: an ES256 key pair stands in for the identity provider'
--- In production pg_jwt.jwks is your provider's published JWKS; the private key never enters
--- the database. Here the demo keeps it in a superuser-only table to sign tokens.
+\echo '=== 2. Keys: the identity provider publishes its JWKS over HTTPS; pg_jwt fetches it'
+-- A stand-in identity provider (scripts/demo-idp.py) serves :jwks_uri. Its private key never
+-- enters the database in production; the demo keeps it in a superuser-only table to sign.
 CREATE SCHEMA idp;
 REVOKE ALL ON SCHEMA idp FROM PUBLIC;
 CREATE TABLE idp.signing_key AS SELECT jwt_generate_jwk('ES256', 'demo-2026') AS jwk;
-SELECT jwt_public_jwks(jwk) AS jwks FROM idp.signing_key \gset
-SELECT :'jwks'::jsonb AS "published JWKS (what pg_jwt.jwks holds)";
+-- The provider publishes the public half:
+SELECT jsonb_build_object('keys', jsonb_agg(jwt_public_jwks(jwk) -> 'keys' -> 0)) FROM idp.signing_key
+\g (format=unaligned tuples_only=on) :idp_jwks
 SELECT current_database() AS db \gset
-ALTER DATABASE :"db" SET pg_jwt.jwks = :'jwks';
+ALTER SYSTEM SET pg_jwt.jwks_uri = :'jwks_uri';
+ALTER SYSTEM SET pg_jwt.jwks_ca_file = :'idp_ca';
+ALTER SYSTEM SET pg_jwt.jwks_min_refresh = 1;
+SELECT pg_reload_conf() AS reloaded \gset
+SELECT pg_sleep(0.3) \gset
+\c
+\set QUIET on
+\pset footer off
+SELECT jwt_jwks_refresh() -> 'kids' AS "kids fetched from the provider";
+SELECT uri, kids, in_force, last_error FROM jwt_jwks_status();
 ALTER DATABASE :"db" SET pg_jwt.audience = 'https://api.example.com';
 ALTER DATABASE :"db" SET pg_jwt.issuer = 'https://id.example.com';
 \c
@@ -97,5 +107,24 @@ SELECT d.id, d.title, d.tenant_id FROM documents d ORDER BY d.id;
 COMMIT;
 
 RESET ROLE;
+\echo ''
+\echo '--- 10. Key rotation: the provider publishes a new key and signs with it; no DBA involved'
+INSERT INTO idp.signing_key SELECT jwt_generate_jwk('ES256', 'demo-2027');
+SELECT jsonb_build_object('keys', jsonb_agg(jwt_public_jwks(jwk) -> 'keys' -> 0)) FROM idp.signing_key
+\g (format=unaligned tuples_only=on) :idp_jwks
+SELECT pg_sleep(1.1) \gset
+SELECT jwt_sign(jsonb_build_object('iss', 'https://id.example.com', 'aud', 'https://api.example.com',
+       'exp', extract(epoch FROM now())::bigint + 600, 'sub', 'dave',
+       'tenant_id', 'b0000000-0000-4000-8000-00000000000b', 'roles', '["member"]'::jsonb), jwk) AS dave
+  FROM idp.signing_key WHERE jwk ->> 'kid' = 'demo-2027' \gset
+SET ROLE app;
+BEGIN;
+SET LOCAL pg_jwt.token = :'dave';
+-- The token names kid demo-2027, in no key set yet: pg_jwt asks its key fetcher to refetch.
+SELECT jwt_claim('sub') AS sub, count(*) AS "Globex documents" FROM documents;
+COMMIT;
+RESET ROLE;
+SELECT kids FROM jwt_jwks_status();
+
 \echo ''
 \echo 'Done: the SQL of this demo is in examples/schema.sql and examples/demo.sql.'

@@ -34,3 +34,15 @@ fn a_skipped_oct_key_still_counts_as_a_secret() {
     assert_eq!(set.skipped, 1);
     assert!(set.holds_secrets);
 }
+
+#[test]
+fn merged_key_sets_refuse_a_shared_kid_and_mixed_kinds() {
+    let a = verify_jwks(&private_jwk("ES256", Some("a")));
+    let b = verify_jwks(&private_jwk("EdDSA", Some("b")));
+    let merged = KeySet::merge(keyset(&a), keyset(&b)).unwrap();
+    assert_eq!(merged.kids(), vec!["a", "b"]);
+    let a_again = verify_jwks(&private_jwk("ES384", Some("a")));
+    assert!(KeySet::merge(keyset(&a), keyset(&a_again)).is_err(), "the same kid twice");
+    let hmac = verify_jwks(&private_jwk("HS256", Some("h")));
+    assert!(KeySet::merge(keyset(&a), keyset(&hmac)).is_err(), "oct beside asymmetric keys");
+}
