@@ -23,3 +23,6 @@ CREATE FUNCTION jwt_jwks_refresh() RETURNS jsonb
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_jwks_refresh_wrapper';
 REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh() FROM PUBLIC;
 COMMENT ON FUNCTION jwt_jwks_refresh() IS 'Superuser: fetch pg_jwt.jwks_uri now, wait for the result (bounded) and return the status';
+
+-- 0.2.0 documents jwt_cache_stats() like the other functions.
+COMMENT ON FUNCTION jwt_cache_stats() IS 'This backend''s verification cache: verifications, cached_tokens, capacity';

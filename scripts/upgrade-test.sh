@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The upgrade parity test: install the previous release's SQL (tests/upgrade/), run
+# ALTER EXTENSION pg_jwt UPDATE, and compare the resulting catalog (functions with their
+# arguments, results, volatility, parallel safety, strictness, C symbols, comments and
+# privileges; other member objects) with a fresh install of this version. They must be
+# identical. Needs a running cluster (PGHOST/PGPORT set by the caller) with the current build
+# installed. Prints a cargo-style result line for the summary.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+extdir="$("$PG_CONFIG" --sharedir)/extension"
+for old in tests/upgrade/pg_jwt--*.sql; do
+    $SUDO install -m 644 "$old" "$extdir/"
+done
+catalog() {
+    psql -X -At -d "$1" <<'SQL'
+SELECT 'function ' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') -> ' || pg_get_function_result(p.oid)
+       || ' vol=' || p.provolatile || ' par=' || p.proparallel || ' strict=' || p.proisstrict
+       || ' sym=' || p.prosrc || ' acl=' || coalesce(p.proacl::text, 'default')
+       || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
+FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt')
+UNION ALL
+SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid)
+FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND d.classid <> 'pg_proc'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt')
+UNION ALL
+SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'pg_jwt'
+ORDER BY 1;
+SQL
+}
+failed=0
+passed=0
+for old in tests/upgrade/pg_jwt--*.sql; do
+    from=$(basename "$old" .sql | sed 's/^pg_jwt--//')
+    say "upgrade parity: $from -> the current version"
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS upgrade_old" -c "DROP DATABASE IF EXISTS upgrade_new" \
+        -c "CREATE DATABASE upgrade_old" -c "CREATE DATABASE upgrade_new"
+    psql -X -q -v ON_ERROR_STOP=1 -d upgrade_old -c "CREATE EXTENSION pg_jwt VERSION '$from'" \
+        -c "ALTER EXTENSION pg_jwt UPDATE"
+    psql -X -q -v ON_ERROR_STOP=1 -d upgrade_new -c "CREATE EXTENSION pg_jwt"
+    if diff -u <(catalog upgrade_new) <(catalog upgrade_old); then
+        passed=$((passed + 1))
+    else
+        echo "the catalog after upgrading from $from differs from a fresh install (- fresh, + upgraded)" >&2
+        failed=$((failed + 1))
+    fi
+    psql -X -q -d postgres -c "DROP DATABASE upgrade_old" -c "DROP DATABASE upgrade_new"
+done
+if [ "$failed" -eq 0 ]; then
+    echo "test result: ok. $passed passed; 0 failed; 0 ignored; 0 measured; 0 filtered out (upgrade parity)"
+else
+    echo "test result: FAILED. $passed passed; $failed failed; 0 ignored; 0 measured; 0 filtered out (upgrade parity)"
+    exit 1
+fi
