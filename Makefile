@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench setup install fmt
+.PHONY: demo test bench bench-revocation setup install fmt
 
 demo: setup
 	scripts/demo.sh
@@ -9,6 +9,9 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+
+bench-revocation: setup
+	scripts/bench-revocation.sh
 
 setup:
 	scripts/setup.sh

@@ -69,3 +69,12 @@ pub fn not_preloaded() -> ErrorReport {
     .set_detail("Without preloading, a pg_jwt.* setting is a plain placeholder until the library loads: readable by any role, and replaceable through connection options.")
     .set_hint("Add pg_jwt to shared_preload_libraries in postgresql.conf and restart the server.")
 }
+
+/// A revoked token: SQLSTATE 28000, without saying which list matched.
+pub fn token_revoked() -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        "pg_jwt: token revoked".to_owned(),
+        FUNC,
+    )
+}

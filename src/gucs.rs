@@ -37,6 +37,7 @@ static AUDIENCE: StringSetting = GucSetting::<Option<CString>>::new(None);
 static ISSUER: StringSetting = GucSetting::<Option<CString>>::new(None);
 /// Boot value: `pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS` joined with commas.
 static REQUIRED_CLAIMS: StringSetting = GucSetting::<Option<CString>>::new(Some(c"exp"));
+static SESSION_CLAIM: StringSetting = GucSetting::<Option<CString>>::new(Some(c"sid"));
 static JWKS_URI: StringSetting = GucSetting::<Option<CString>>::new(None);
 static JWKS_CA_FILE: StringSetting = GucSetting::<Option<CString>>::new(None);
 static JWKS_MIN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -140,6 +141,12 @@ pub fn required_claims() -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// `pg_jwt.session_claim`: the claim `jwt_revoke_session` matches (`sid` by default; Supabase:
+/// `session_id`).
+pub fn session_claim() -> String {
+    nonempty_string(&SESSION_CLAIM).unwrap_or_else(|| "sid".to_owned())
 }
 
 /// `pg_jwt.jwks_uri`: an https URL, `discover`, or `None` (no fetching).
@@ -419,6 +426,13 @@ pub fn init() {
             c"pg_jwt.required_claims",
             c"Comma-separated claims a session token must carry.",
             &REQUIRED_CLAIMS,
+            GucFlags::empty(),
+            None,
+        );
+        define_config_string(
+            c"pg_jwt.session_claim",
+            c"The claim holding the session id that jwt_revoke_session() revokes (sid; Supabase: session_id).",
+            &SESSION_CLAIM,
             GucFlags::empty(),
             None,
         );

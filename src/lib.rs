@@ -11,7 +11,8 @@
 //! - `encoding`: claim text to and from the database encoding;
 //! - `setup`: the install-time check that the library is preloaded;
 //! - `worker`: the key fetcher (a background worker), `jwks_fetch`: its HTTPS client (plain
-//!   Rust), `shared`: what it shares with the backends, `jwks_status`: its SQL functions.
+//!   Rust), `shared`: what it shares with the backends, `jwks_status`: its SQL functions;
+//! - `revocation`: the denylist table, its commit trigger and the per-token lookup.
 
 use pgrx::prelude::*;
 
@@ -27,6 +28,7 @@ mod functions;
 mod gucs;
 mod jwks_fetch;
 mod jwks_status;
+mod revocation;
 mod session;
 mod setup;
 mod shared;

@@ -12,7 +12,7 @@
 //! That is why the accessors can be PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
-use crate::{clock, errors, gucs, shared};
+use crate::{clock, errors, gucs, revocation, shared};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy};
@@ -152,13 +152,19 @@ thread_local! {
 pub enum SessionError {
     Token(TokenError),
     Keys(KeyError),
+    /// In `jwt_revocations` (by jti, session id or subject).
+    Revoked,
+    /// A PostgreSQL error from the revocation lookup.
+    Report(ErrorReport),
 }
 
 impl SessionError {
-    pub fn report(&self) -> ErrorReport {
+    pub fn report(self) -> ErrorReport {
         match self {
-            SessionError::Token(e) => errors::token_rejected(e),
-            SessionError::Keys(e) => errors::bad_key(e).set_hint(
+            SessionError::Token(e) => errors::token_rejected(&e),
+            SessionError::Revoked => errors::token_revoked(),
+            SessionError::Report(r) => r,
+            SessionError::Keys(e) => errors::bad_key(&e).set_hint(
                 "a superuser must set pg_jwt.jwks to the identity provider's key set (JWKS), or pg_jwt.jwks_uri to where it is published (see jwt_jwks_status())",
             ),
         }
@@ -280,6 +286,20 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
             ..Validation::new(clock::now_unix(), &config.required)
         };
         let verified = token::verify(token, keys, &config.policy, &validation).map_err(SessionError::Token)?;
+        // Revoked? Checked once per token per generation (a revocation's commit bumps it).
+        let session_claim = gucs::session_claim();
+        let identity = revocation::Identity {
+            jti: verified.claims.get("jti").and_then(Json::as_str),
+            sub: verified.claims.get("sub").and_then(Json::as_str),
+            sid: verified.claims.get(&session_claim).and_then(Json::as_str),
+            iat: match verified.claims.get("iat") {
+                Some(Json::Number(n)) => n.parse::<f64>().ok(),
+                _ => None,
+            },
+        };
+        if revocation::is_revoked(&identity).map_err(SessionError::Report)? {
+            return Err(SessionError::Revoked);
+        }
         let claims = Rc::new(Claims {
             json: verified.claims,
             times: verified.times,

@@ -35,6 +35,8 @@ pub fn register() {
 
 /// What the worker remembers between turns (the rest is in shared memory).
 struct Turn {
+    /// On a hot standby: the WAL replay position last seen (see `standby_replay`).
+    replayed: u64,
     /// The `pg_jwt.jwks_uri` value it works for ("" when fetching is off).
     uri: String,
     /// Failed attempts in a row (for the backoff).
@@ -48,6 +50,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
     // SAFETY: MyProc is this process's PGPROC, in shared memory, set before the worker's main.
     shared::set_worker_proc(unsafe { pg_sys::MyProc });
     let mut turn = Turn {
+        replayed: 0,
         uri: String::new(),
         failures_in_a_row: 0,
     };
@@ -64,8 +67,28 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
 fn one_turn(turn: &mut Turn) {
     // Requests with a ticket up to this one are answered by the end of this turn.
     let ticket = shared::last_ticket();
+    standby_replay(turn);
     turn_body(turn);
     shared::answer(ticket);
+}
+
+/// On a hot standby, revocations arrive by WAL replay, without the commit callback that bumps
+/// the shared generation on the primary. So whenever replay has advanced since the last turn
+/// (at most every 100 ms), bump it here: cached verifications are checked again against the
+/// replayed table at their next access.
+fn standby_replay(turn: &mut Turn) {
+    // SAFETY: both read shared memory the startup process maintains; callable from any
+    // process attached to shared memory.
+    let (in_recovery, replayed) = unsafe {
+        (
+            pg_sys::RecoveryInProgress(),
+            pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut()),
+        )
+    };
+    if in_recovery && replayed != turn.replayed {
+        turn.replayed = replayed;
+        shared::bump_keys_generation();
+    }
 }
 
 fn turn_body(turn: &mut Turn) {

@@ -42,7 +42,13 @@ fn merged_key_sets_refuse_a_shared_kid_and_mixed_kinds() {
     let merged = KeySet::merge(keyset(&a), keyset(&b)).unwrap();
     assert_eq!(merged.kids(), vec!["a", "b"]);
     let a_again = verify_jwks(&private_jwk("ES384", Some("a")));
-    assert!(KeySet::merge(keyset(&a), keyset(&a_again)).is_err(), "the same kid twice");
+    assert!(
+        KeySet::merge(keyset(&a), keyset(&a_again)).is_err(),
+        "the same kid twice"
+    );
     let hmac = verify_jwks(&private_jwk("HS256", Some("h")));
-    assert!(KeySet::merge(keyset(&a), keyset(&hmac)).is_err(), "oct beside asymmetric keys");
+    assert!(
+        KeySet::merge(keyset(&a), keyset(&hmac)).is_err(),
+        "oct beside asymmetric keys"
+    );
 }

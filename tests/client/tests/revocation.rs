@@ -1,0 +1,239 @@
+//! Revocation (jwt_revocations): by jti, by subject before a time, by session id; effective at
+//! the next statement of a live pooled session after commit, never on rollback; concurrency;
+//! purge; privileges. Subjects and ids are unique to these tests and removed afterwards.
+
+use pg_jwt_client_tests::*;
+use postgres::Client;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn count_docs(c: &mut Client, token: &str) -> Result<i64, postgres::Error> {
+    c.batch_execute("BEGIN")?;
+    c.batch_execute(&format!("SET LOCAL pg_jwt.token = {}", lit(token)))?;
+    let r = c
+        .query_one("SELECT count(*) FROM docs", &[])
+        .map(|r| r.get::<_, i64>(0));
+    c.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    r
+}
+
+fn assert_revoked(r: Result<i64, postgres::Error>, what: &str) {
+    assert_eq!(sqlstate(&r), "28000", "{what}: {}", message(&r));
+    assert!(
+        message(&r).starts_with("pg_jwt: token revoked"),
+        "{what}: {}",
+        message(&r)
+    );
+}
+
+#[test]
+fn r1_revoke_by_jti_refuses_a_cached_token_at_the_next_statement() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 1, 600, r#"{"sub": "rv-jti", "jti": "rv-jti-1"}"#);
+    let other = token(&mut su, 2, 600, r#"{"sub": "rv-jti-other", "jti": "rv-jti-2"}"#);
+    let mut c = app();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000);
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "cached");
+    su.batch_execute("SELECT jwt_revoke_token('rv-jti-1', now() + interval '1 hour')")
+        .unwrap();
+    assert_revoked(count_docs(&mut c, &t), "same session, next statement");
+    assert_revoked(count_docs(&mut app(), &t), "a new session");
+    assert_eq!(count_docs(&mut c, &other).unwrap(), 1000, "another token is untouched");
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-jti-1')").unwrap();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "undone");
+}
+
+#[test]
+fn r2_revoke_a_subject_before_a_time_logs_it_out_everywhere() {
+    setup();
+    let mut su = superuser();
+    let iat = "extract(epoch FROM now())::bigint - 5";
+    let old: String = su
+        .query_one(
+            &format!(
+                "SELECT jwt_sign(jsonb_build_object('sub', 'rv-sub', 'tenant_id', {t}, 'aud', {a}, 'iss', {i},
+                        'iat', {iat}, 'exp', extract(epoch FROM now())::bigint + 600), key) FROM test_keys",
+                t = lit(&tenant(3)),
+                a = lit(AUDIENCE),
+                i = lit(ISSUER)
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    let no_iat = token(&mut su, 3, 600, r#"{"sub": "rv-sub"}"#);
+    let mut c = app();
+    assert_eq!(count_docs(&mut c, &old).unwrap(), 1000);
+    su.batch_execute("SELECT jwt_revoke_subject('rv-sub')").unwrap();
+    assert_revoked(count_docs(&mut c, &old), "issued before");
+    assert_revoked(count_docs(&mut c, &no_iat), "no iat counts as before");
+    std::thread::sleep(Duration::from_millis(1100));
+    let fresh: String = su
+        .query_one(
+            &format!(
+                "SELECT jwt_sign(jsonb_build_object('sub', 'rv-sub', 'tenant_id', {t}, 'aud', {a}, 'iss', {i},
+                        'iat', extract(epoch FROM now())::bigint, 'exp', extract(epoch FROM now())::bigint + 600), key)
+                 FROM test_keys",
+                t = lit(&tenant(3)),
+                a = lit(AUDIENCE),
+                i = lit(ISSUER)
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        count_docs(&mut c, &fresh).unwrap(),
+        1000,
+        "a token issued after the logout works"
+    );
+    su.batch_execute("SELECT jwt_unrevoke('sub', 'rv-sub')").unwrap();
+}
+
+#[test]
+fn r3_revoke_a_session_id() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 4, 600, r#"{"sub": "rv-sid", "sid": "rv-session-1"}"#);
+    let other = token(&mut su, 4, 600, r#"{"sub": "rv-sid", "sid": "rv-session-2"}"#);
+    let mut c = app();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000);
+    su.batch_execute("SELECT jwt_revoke_session('rv-session-1', now() + interval '1 hour')")
+        .unwrap();
+    assert_revoked(count_docs(&mut c, &t), "revoked session");
+    assert_eq!(
+        count_docs(&mut c, &other).unwrap(),
+        1000,
+        "the same user's other session"
+    );
+    su.batch_execute("SELECT jwt_unrevoke('sid', 'rv-session-1')").unwrap();
+}
+
+#[test]
+fn r4_a_rolled_back_revocation_never_happened() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 5, 600, r#"{"sub": "rv-rollback", "jti": "rv-rollback-1"}"#);
+    let mut c = app();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000);
+    su.batch_execute("BEGIN; SELECT jwt_revoke_token('rv-rollback-1', now() + interval '1 hour'); ROLLBACK")
+        .unwrap();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "rollback");
+    su.batch_execute(
+        "BEGIN; SAVEPOINT s; SELECT jwt_revoke_token('rv-rollback-1', now() + interval '1 hour');
+         ROLLBACK TO SAVEPOINT s; COMMIT",
+    )
+    .unwrap();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "rollback to savepoint");
+    // Inside the revoking transaction, before commit, other sessions still accept it.
+    su.batch_execute("BEGIN; SELECT jwt_revoke_token('rv-rollback-1', now() + interval '1 hour')")
+        .unwrap();
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "not committed yet");
+    su.batch_execute("COMMIT").unwrap();
+    assert_revoked(count_docs(&mut c, &t), "committed");
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-rollback-1')").unwrap();
+}
+
+#[test]
+fn r5_no_transaction_starting_after_the_commit_succeeds_with_the_revoked_token() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 0, 600, r#"{"sub": "rv-race", "jti": "rv-race-1"}"#);
+    let committed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let late_successes = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (t, committed_at, stop, late, total) = (
+                t.clone(),
+                Arc::clone(&committed_at),
+                Arc::clone(&stop),
+                Arc::clone(&late_successes),
+                Arc::clone(&total),
+            );
+            std::thread::spawn(move || {
+                let mut c = app();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let started = Instant::now();
+                    let ok = count_docs(&mut c, &t).is_ok();
+                    total.fetch_add(1, Ordering::Relaxed);
+                    if ok {
+                        if let Some(at) = *committed_at.lock().unwrap() {
+                            if started > at {
+                                late.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    su.batch_execute("SELECT jwt_revoke_token('rv-race-1', now() + interval '1 hour')")
+        .unwrap();
+    *committed_at.lock().unwrap() = Some(Instant::now());
+    std::thread::sleep(Duration::from_millis(700));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert!(
+        total.load(Ordering::Relaxed) > 50,
+        "too few transactions to mean anything"
+    );
+    assert_eq!(
+        late_successes.load(Ordering::Relaxed),
+        0,
+        "transactions after the commit succeeded"
+    );
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-race-1')").unwrap();
+}
+
+#[test]
+fn r6_purge_removes_only_expired_revocations() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute(
+        "SELECT jwt_revoke_token('rv-purge-old', now() - interval '2 hours');
+         SELECT jwt_revoke_token('rv-purge-new', now() + interval '2 hours');
+         SELECT jwt_revoke_subject('rv-purge-forever');",
+    )
+    .unwrap();
+    let purged: i64 = su.query_one("SELECT jwt_purge_revocations()", &[]).unwrap().get(0);
+    assert!(purged >= 1);
+    let left: Vec<String> = su
+        .query(
+            "SELECT value FROM jwt_revocations WHERE value LIKE 'rv-purge-%' ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(left, vec!["rv-purge-forever".to_owned(), "rv-purge-new".to_owned()]);
+    su.batch_execute("DELETE FROM jwt_revocations WHERE value LIKE 'rv-purge-%'")
+        .unwrap();
+}
+
+#[test]
+fn r7_the_application_role_cannot_revoke_or_read_revocations() {
+    setup();
+    let mut c = app();
+    for q in [
+        "SELECT jwt_revoke_token('x', now())",
+        "SELECT jwt_revoke_subject('x')",
+        "SELECT jwt_revoke_session('x', now())",
+        "SELECT jwt_unrevoke('jti', 'x')",
+        "SELECT jwt_purge_revocations()",
+        "SELECT count(*) FROM jwt_revocations",
+        "INSERT INTO jwt_revocations (kind, value) VALUES ('jti', 'x')",
+        "DELETE FROM jwt_revocations",
+    ] {
+        let r = c.batch_execute(q);
+        assert_eq!(sqlstate(&r), "42501", "{q}: {}", message(&r));
+    }
+}
