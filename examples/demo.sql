@@ -127,4 +127,23 @@ RESET ROLE;
 SELECT kids FROM jwt_jwks_status();
 
 \echo ''
+\echo '--- 11. Revocation: Alice logs out everywhere; her cached token stops working at once'
+SET ROLE app;
+BEGIN;
+SET LOCAL pg_jwt.token = :'alice';
+SELECT count(*) AS "Alice's documents before" FROM documents;
+COMMIT;
+RESET ROLE;
+SELECT jwt_revoke_subject('alice', issued_before => now() + interval '1 second');
+SELECT kind, value, revoked_by FROM jwt_revocations;
+SET ROLE app;
+BEGIN;
+SET LOCAL pg_jwt.token = :'alice';
+SELECT count(*) FROM documents;
+ROLLBACK;
+\echo '    and the application cannot see or change the list (SQLSTATE 42501):'
+SELECT count(*) FROM jwt_revocations;
+RESET ROLE;
+
+\echo ''
 \echo 'Done: the SQL of this demo is in examples/schema.sql and examples/demo.sql.'
