@@ -120,18 +120,38 @@ fn text_or_null(v: Option<&str>) -> (pg_sys::Datum, std::ffi::c_char) {
     }
 }
 
+/// The answer of one lookup.
+pub struct Lookup {
+    pub revoked: bool,
+    /// Whether the lookup saw the latest committed list. In parallel mode (a parallel worker,
+    /// or a leader while its workers run) PostgreSQL allows no new snapshot, so the statement's
+    /// snapshot is used: correct for this statement, but too old to cache beyond it (in
+    /// REPEATABLE READ it could predate a revocation the generation already announced).
+    pub fresh: bool,
+}
+
 /// Whether the token is revoked. Identities are the token's own (UTF-8) claims; the table
 /// stores what the revoking functions were given, in the database encoding (ASCII in practice:
 /// ids and subjects).
-pub fn is_revoked(who: &Identity<'_>) -> Result<bool, ErrorReport> {
+pub fn is_revoked(who: &Identity<'_>) -> Result<Lookup, ErrorReport> {
     if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
-        return Ok(false);
+        return Ok(Lookup {
+            revoked: false,
+            fresh: true,
+        });
     }
+    // SAFETY: a plain read of backend state.
+    let parallel = unsafe { pg_sys::IsInParallelMode() };
     // SAFETY: called from a SQL function inside a transaction; as_owner restores the user and
     // SPI on the normal path, and transaction abort restores both on an error.
     unsafe {
         as_owner(|| {
-            let Some(plan) = plan() else { return Ok(false) };
+            let Some(plan) = plan() else {
+                return Ok(Lookup {
+                    revoked: false,
+                    fresh: true,
+                });
+            };
             let (jti, jti_null) = text_or_null(who.jti);
             let (sid, sid_null) = text_or_null(who.sid);
             let (sub, sub_null) = text_or_null(who.sub);
@@ -145,7 +165,11 @@ pub fn is_revoked(who: &Identity<'_>) -> Result<bool, ErrorReport> {
                 plan,
                 values.as_mut_ptr(),
                 nulls.as_ptr(),
-                pg_sys::GetLatestSnapshot(),
+                if parallel {
+                    pg_sys::GetActiveSnapshot()
+                } else {
+                    pg_sys::GetLatestSnapshot()
+                },
                 std::ptr::null_mut(),
                 true,
                 false,
@@ -154,7 +178,10 @@ pub fn is_revoked(who: &Identity<'_>) -> Result<bool, ErrorReport> {
             if rc != pg_sys::SPI_OK_SELECT as i32 {
                 return Err(errors::internal("the revocation lookup failed"));
             }
-            Ok(pg_sys::SPI_processed > 0)
+            Ok(Lookup {
+                revoked: pg_sys::SPI_processed > 0,
+                fresh: !parallel,
+            })
         })
     }
 }

@@ -297,7 +297,8 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
                 _ => None,
             },
         };
-        if revocation::is_revoked(&identity).map_err(SessionError::Report)? {
+        let lookup = revocation::is_revoked(&identity).map_err(SessionError::Report)?;
+        if lookup.revoked {
             return Err(SessionError::Revoked);
         }
         let claims = Rc::new(Claims {
@@ -305,6 +306,11 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
             times: verified.times,
         });
         s.verifications += 1;
+        if !lookup.fresh {
+            // Checked against the statement's snapshot only (parallel mode): good for this
+            // statement (each call site caches it for the query), never kept beyond it.
+            return Ok(Some(claims));
+        }
         s.cache.put(token.into(), Rc::clone(&claims));
         s.current = Some(Current {
             generations: now,

@@ -236,7 +236,8 @@ fn f7_parallel_query_returns_the_same_rows_as_serial() {
     let serial = c.query_one(q, &[]).unwrap();
     c.batch_execute(
         "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
-         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2",
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
+         SET LOCAL parallel_leader_participation = off",
     )
     .unwrap();
     let plan: Vec<String> = c

@@ -237,3 +237,24 @@ fn r7_the_application_role_cannot_revoke_or_read_revocations() {
         assert_eq!(sqlstate(&r), "42501", "{q}: {}", message(&r));
     }
 }
+
+#[test]
+fn r8_parallel_workers_check_revocations_too() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 2, 600, r#"{"sub": "rv-parallel", "jti": "rv-parallel-1"}"#);
+    let mut c = app();
+    let parallel = "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
+         SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
+         SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_leader_participation = off";
+    let q = "SELECT count(*) FROM docs WHERE body LIKE 'doc%'";
+    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t))).unwrap();
+    assert_eq!(c.query_one(q, &[]).unwrap().get::<_, i64>(0), 1000, "workers verify and find it not revoked");
+    c.batch_execute("COMMIT").unwrap();
+    su.batch_execute("SELECT jwt_revoke_token('rv-parallel-1', now() + interval '1 hour')").unwrap();
+    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t))).unwrap();
+    let r = c.query_one(q, &[]);
+    assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-parallel-1')").unwrap();
+}
