@@ -1,15 +1,18 @@
 //! The claims of the session token: verified at most once per distinct token per backend,
 //! re-checked for expiry at every access.
 //!
-//! Per access (the per-row path of an RLS policy) the cost is two counter loads, a coarse
+//! Per access (the per-row path of an RLS policy) the cost is two counter loads and one atomic
+//! load of the shared generation (fetched key set, revocations), a coarse
 //! clock read and the claim lookup: when neither the token nor the configuration changed since
 //! the last access, the previous result is reused without touching the token's bytes.
 //! When the token changes, the bounded cache (keyed by the exact token bytes) avoids verifying
 //! a token twice; when the key set or a validation setting changes, the cache is emptied.
 //!
 //! Everything here is derived from settings (`pg_jwt.token` and the configuration), which
-//! PostgreSQL copies into parallel workers; a worker verifies the token again in its own cache.
-//! That is why the accessors can be PARALLEL SAFE.
+//! PostgreSQL copies into parallel workers, and from shared memory and the revocation table,
+//! which workers read as well (the revocation lookup with the statement's snapshot in parallel
+//! mode). A worker verifies the token again in its own cache. That is why the accessors can be
+//! PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
 use crate::{clock, errors, gucs, revocation, shared};
