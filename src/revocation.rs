@@ -32,11 +32,17 @@ pub struct Identity<'a> {
 thread_local! {
     /// The prepared lookup (kept for the backend's life), or null before the first use.
     static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
+    /// `schema.jwt_revocations`, quoted, once known.
+    static TABLE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     /// Whether the table exists in this database (an extension still at 0.1.0 has none).
     static TABLE_PRESENT: Cell<Option<bool>> = const { Cell::new(None) };
     /// The current transaction changed revocations.
     static DIRTY: Cell<bool> = const { Cell::new(false) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    /// (shared generation, whether the list was empty) as last probed with the latest snapshot.
+    /// Any change of the list bumps the generation, so while it stays, an empty list needs no
+    /// lookup and a non-empty one needs no second probe.
+    static PROBED: Cell<Option<(u64, bool)>> = const { Cell::new(None) };
 }
 
 const SCHEMA_QUERY: &str = "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
@@ -88,6 +94,7 @@ unsafe fn plan() -> Option<pg_sys::SPIPlanPtr> {
     let value = pg_sys::SPI_getvalue(*(*tuptable).vals, (*tuptable).tupdesc, 1);
     let schema = std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned();
     TABLE_PRESENT.with(|c| c.set(Some(true)));
+    TABLE.with(|t| *t.borrow_mut() = format!("{schema}.jwt_revocations"));
     // jti / sid match exactly; a subject is revoked for tokens issued before issued_before (a
     // token without iat counts as issued before anything).
     let sql = format!(
@@ -107,6 +114,10 @@ unsafe fn plan() -> Option<pg_sys::SPIPlanPtr> {
     pg_sys::SPI_keepplan(plan);
     PLAN.with(|c| c.set(plan));
     Some(plan)
+}
+
+fn table_name() -> String {
+    TABLE.with(|t| t.borrow().clone())
 }
 
 fn text_or_null(v: Option<&str>) -> (pg_sys::Datum, std::ffi::c_char) {
@@ -132,9 +143,18 @@ pub struct Lookup {
 
 /// Whether the token is revoked. Identities are the token's own (UTF-8) claims; the table
 /// stores what the revoking functions were given, in the database encoding (ASCII in practice:
-/// ids and subjects).
-pub fn is_revoked(who: &Identity<'_>) -> Result<Lookup, ErrorReport> {
+/// ids and subjects). `generation` is the shared generation the caller read before this call
+/// (and caches its result under).
+pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorReport> {
     if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
+        return Ok(Lookup {
+            revoked: false,
+            fresh: true,
+        });
+    }
+    let probed = PROBED.with(Cell::get);
+    if probed == Some((generation, true)) {
+        // Seen empty at this generation: a revocation committed since would have bumped it.
         return Ok(Lookup {
             revoked: false,
             fresh: true,
@@ -159,6 +179,34 @@ pub fn is_revoked(who: &Identity<'_>) -> Result<Lookup, ErrorReport> {
                 Some(t) => (pg_sys::Datum::from(t.to_bits()), b' ' as std::ffi::c_char),
                 None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
             };
+            if !parallel && probed.map(|(g, _)| g) != Some(generation) {
+                // An empty list (the common case) costs one probe per generation, not one per
+                // token. The snapshot is taken after the caller read the generation, so a
+                // revocation this probe misses bumps the generation after it.
+                let probe = CString::new(format!("SELECT 1 FROM {} LIMIT 1", table_name())).ok();
+                if let Some(probe) = probe {
+                    if pg_sys::SPI_execute_snapshot(
+                        pg_sys::SPI_prepare(probe.as_ptr(), 0, std::ptr::null_mut()),
+                        std::ptr::null_mut(),
+                        std::ptr::null(),
+                        pg_sys::GetLatestSnapshot(),
+                        std::ptr::null_mut(),
+                        true,
+                        false,
+                        1,
+                    ) == pg_sys::SPI_OK_SELECT as i32
+                    {
+                        let empty = pg_sys::SPI_processed == 0;
+                        PROBED.with(|c| c.set(Some((generation, empty))));
+                        if empty {
+                            return Ok(Lookup {
+                                revoked: false,
+                                fresh: true,
+                            });
+                        }
+                    }
+                }
+            }
             let mut values = [jti, sid, sub, iat];
             let nulls = [jti_null, sid_null, sub_null, iat_null];
             let rc = pg_sys::SPI_execute_snapshot(

@@ -300,7 +300,7 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
                 _ => None,
             },
         };
-        let lookup = revocation::is_revoked(&identity).map_err(SessionError::Report)?;
+        let lookup = revocation::is_revoked(&identity, now.keys).map_err(SessionError::Report)?;
         if lookup.revoked {
             return Err(SessionError::Revoked);
         }
