@@ -118,6 +118,7 @@ pub fn from_server(b: &[u8]) -> Result<Cow<'_, str>, ErrorReport> {
             // from a text datum, which PostgreSQL validated on input). pg_server_to_any returns
             // either its input (nothing to convert) or a palloc'd NUL-terminated copy; either way
             // we copy out at once. It raises only for invalid input, which cannot happen here.
+            // SAFETY: as explained above (valid input, result copied out at once).
             unsafe {
                 let out = pg_sys::pg_server_to_any(b.as_ptr().cast(), len, pg_sys::pg_enc::PG_UTF8 as c_int);
                 if out.cast::<u8>().cast_const() == b.as_ptr() {

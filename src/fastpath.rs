@@ -263,6 +263,7 @@ macro_rules! v1_accessor {
 
         #[no_mangle]
         #[pg_guard]
+        // SAFETY (for callers): only PostgreSQL calls this, through its SQL declaration, with a valid fcinfo.
         pub unsafe extern "C-unwind" fn $func(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             // SAFETY: PostgreSQL calls this through the declaration below, with its arguments.
             unsafe { $body(fcinfo, $kind) }

@@ -28,8 +28,10 @@ macro_rules! v1_function {
         $(#[$attr])*
         #[no_mangle]
         #[::pgrx::pg_guard]
+        // SAFETY (for callers): only PostgreSQL calls this, through its SQL declaration, with a valid fcinfo.
         pub unsafe extern "C-unwind" fn $name(fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
             #[allow(unused_unsafe)]
+            // SAFETY (for callers): called only by the wrapper above, with PostgreSQL's fcinfo.
             unsafe fn body(
                 $fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
             ) -> Result<::pgrx::pg_sys::Datum, ::pgrx::pg_sys::panic::ErrorReport> {
@@ -56,6 +58,7 @@ pub unsafe fn arg_is_null(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> bool {
 /// `fcinfo` must be the valid call PostgreSQL passed in, and argument `i` a non-NULL varlena.
 /// The caller chooses `'a`: it must not outlive the call (the argument, or its detoasted copy
 /// in the current memory context, lives that long and no longer).
+// SAFETY (for callers): see # Safety above: a valid call, a non-NULL varlena, 'a within the call.
 pub unsafe fn arg_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> &'a [u8] {
     let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i);
     let v = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());

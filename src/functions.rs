@@ -28,6 +28,7 @@ thread_local! {
         RefCell::new(LruCache::new(NonZeroUsize::new(KEY_SET_CACHE).unwrap_or(NonZeroUsize::MIN)));
 }
 
+// SAFETY (for callers): fcinfo is a valid call whose argument i is a non-NULL jsonb.
 unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<Result<KeySet, KeyError>>, ErrorReport> {
     let raw = fmgr::arg_bytes(fcinfo, i);
     if raw.len() > jwk::MAX_KEY_SET_BYTES {

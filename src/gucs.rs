@@ -102,6 +102,7 @@ unsafe fn raw_str<'a>(setting: &StringSetting) -> Option<&'a [u8]> {
 /// assignment of `pg_jwt.token` (SET, RESET, end of transaction or savepoint). Use it and copy
 /// what must be kept before running anything that could change the setting.
 #[inline]
+// SAFETY (for callers): see # Safety above: use the bytes before the setting can change.
 pub unsafe fn token_bytes<'a>() -> Option<&'a [u8]> {
     // SAFETY: read on the backend's only thread; the caller upholds the lifetime rule above.
     unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
@@ -192,16 +193,19 @@ pub fn cache_size() -> usize {
 }
 
 #[pg_guard]
+// SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_token(_new: *const c_char, _extra: *mut c_void) {
     TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 #[pg_guard]
+// SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_string(_new: *const c_char, _extra: *mut c_void) {
     CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 #[pg_guard]
+// SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) {
     CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
@@ -215,20 +219,29 @@ fn stored_in_readable_catalog(source: pg_sys::GucSource::Type) -> bool {
     matches!(source, PGC_S_TEST | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER)
 }
 
+/// The value a string check hook is asked about; empty for NULL (RESET to no value).
+///
+/// # Safety
+/// `newval` is the pointer PostgreSQL passes to a string check hook.
+unsafe fn check_hook_value<'a>(newval: *mut *mut c_char) -> &'a [u8] {
+    if newval.is_null() || (*newval).is_null() {
+        &[]
+    } else {
+        CStr::from_ptr(*newval).to_bytes()
+    }
+}
+
 /// `pg_jwt.jwks_uri` must be empty, `discover` or an https URL: refused at SET/ALTER SYSTEM
 /// time rather than found by the worker.
 #[pg_guard]
+// SAFETY (for callers): a GUC check hook; newval points to PostgreSQL's value (or is null).
 unsafe extern "C-unwind" fn check_jwks_uri(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    if newval.is_null() || (*newval).is_null() {
-        return true;
-    }
-    let text = CStr::from_ptr(*newval).to_bytes();
-    let https = text.len() > 8 && text.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"https://"));
-    if text.is_empty() || text == b"discover" || (https && text.is_ascii() && text.len() < 1000) {
+    let text = check_hook_value(newval);
+    if text.is_empty() || text == b"discover" || (crate::jwks_fetch::is_https(text) && text.len() < 1000) {
         return true;
     }
     set_check_message("pg_jwt: pg_jwt.jwks_uri must be an https:// URL (ASCII, under 1000 bytes), 'discover' or empty");
@@ -240,15 +253,13 @@ unsafe extern "C-unwind" fn check_jwks_uri(
 /// key set holding secrets (`oct` keys) where it would be stored in a catalog other roles can
 /// read (see `stored_in_readable_catalog`).
 #[pg_guard]
+// SAFETY (for callers): a GUC check hook; newval points to PostgreSQL's value (or is null).
 unsafe extern "C-unwind" fn check_jwks(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    if newval.is_null() || (*newval).is_null() {
-        return true;
-    }
-    let text = CStr::from_ptr(*newval).to_bytes();
+    let text = check_hook_value(newval);
     if text.is_empty() {
         return true;
     }
@@ -278,6 +289,7 @@ unsafe extern "C-unwind" fn check_jwks(
 }
 
 /// A palloc'd copy of `msg` for the GUC check-hook message variables.
+// SAFETY (for callers): call from a check hook, where palloc in the current context is valid.
 unsafe fn check_string(msg: &str) -> *mut c_char {
     let clean: String = msg.chars().filter(|c| *c != '\0').collect();
     match std::ffi::CString::new(clean) {
@@ -287,16 +299,19 @@ unsafe fn check_string(msg: &str) -> *mut c_char {
 }
 
 /// Sets GUC_check_errmsg (the C macro's effect): the error's message.
+// SAFETY (for callers): call from a check hook (PostgreSQL reads the variable after it returns).
 unsafe fn set_check_message(msg: &str) {
     pg_sys::GUC_check_errmsg_string = check_string(msg);
 }
 
 /// Sets GUC_check_errdetail (the C macro's effect): the error's detail.
+// SAFETY (for callers): call from a check hook (PostgreSQL reads the variable after it returns).
 unsafe fn set_check_detail(msg: &str) {
     pg_sys::GUC_check_errdetail_string = check_string(msg);
 }
 
 /// Sets GUC_check_errhint (the C macro's effect): the error's hint.
+// SAFETY (for callers): call from a check hook (PostgreSQL reads the variable after it returns).
 unsafe fn set_check_hint(msg: &str) {
     pg_sys::GUC_check_errhint_string = check_string(msg);
 }

@@ -64,8 +64,13 @@ pub fn fetch(source: &Source<'_>) -> Result<Fetched, String> {
     })
 }
 
+/// An ASCII `https://` URL with something after the scheme.
+pub fn is_https(uri: &[u8]) -> bool {
+    uri.is_ascii() && uri.len() > 8 && uri.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"https://"))
+}
+
 fn require_https(uri: &str, what: &str) -> Result<(), String> {
-    if uri.len() > 8 && uri.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://")) {
+    if is_https(uri.as_bytes()) {
         Ok(())
     } else {
         Err(format!("{what} must be an https:// URL"))

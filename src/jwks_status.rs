@@ -54,7 +54,10 @@ struct Status {
 }
 
 fn status() -> Option<Status> {
-    let s = shared::snapshot();
+    shared::read(status_of)
+}
+
+fn status_of(s: &shared::FetchState) -> Option<Status> {
     let uri = s.uri();
     if uri.is_empty() {
         return None;

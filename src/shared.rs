@@ -118,14 +118,19 @@ impl FetchState {
     }
 }
 
-// SAFETY (the statics below): each name is unique to pg_jwt; pg_shmem_init! runs once, in
-// _PG_init under shared_preload_libraries (see `init`).
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static FETCHED: PgLwLock<FetchState> = unsafe { PgLwLock::new(c"pg_jwt fetched key set") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static KEYS_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt keys generation") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static REQUEST_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch request ticket") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static ANSWERED_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch answered ticket") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static REQUEST: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch request") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static LAST_REQUEST: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"pg_jwt last fetch request") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static WORKER_PROC: PgAtomic<AtomicUsize> = unsafe { PgAtomic::new(c"pg_jwt worker proc") };
 
 /// Reserves and initializes the shared state. Call from `_PG_init`, only when preloaded.
@@ -155,10 +160,11 @@ pub fn answered_ticket() -> u64 {
     ANSWERED_TICKET.get().load(Ordering::Acquire)
 }
 
-/// A copy of the fetch state (for status and for loading the key set).
-pub fn snapshot() -> Box<FetchState> {
+/// Runs `f` on the fetch state under the shared lock, without copying the (256 KiB) buffer.
+/// `f` must not raise an error or log: it runs while the lock is held.
+pub fn read<R>(f: impl FnOnce(&FetchState) -> R) -> R {
     let guard = FETCHED.share();
-    Box::new(*guard)
+    f(&guard)
 }
 
 /// Runs `f` on the fetch state under the exclusive lock (the worker only).

@@ -101,11 +101,11 @@ fn turn_body(turn: &mut Turn) {
     if uri.is_empty() {
         return;
     }
-    let state = shared::snapshot();
-    let due = now >= state.next_refresh;
+    let (next_refresh, last_attempt) = shared::read(|s| (s.next_refresh, s.last_attempt));
+    let due = now >= next_refresh;
     let asked = match request {
         shared::REQUEST_FORCED => true,
-        shared::REQUEST_UNKNOWN_KID => now - state.last_attempt >= gucs::jwks_min_refresh(),
+        shared::REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
         _ => false,
     };
     // Otherwise (too soon after the last attempt) whoever asked gets the current state.
@@ -159,8 +159,9 @@ fn fetch(turn: &mut Turn, uri: &str) {
                 .max_age
                 .map_or(max, |d| i64::try_from(d.as_secs()).unwrap_or(max))
                 .clamp(min, max);
-            let old = shared::snapshot();
-            let changed = old.jwks() != Some(fetched.text.as_bytes());
+            // The old set's text, only when it differs (then its kids are logged).
+            let old: Option<Option<Vec<u8>>> =
+                shared::read(|s| (s.jwks() != Some(fetched.text.as_bytes())).then(|| s.jwks().map(<[u8]>::to_vec)));
             shared::update(|s| {
                 s.set_jwks(fetched.text.as_bytes());
                 s.set_from(&fetched.uri);
@@ -170,8 +171,8 @@ fn fetch(turn: &mut Turn, uri: &str) {
                 s.next_refresh = done + wait;
                 s.fetches += 1;
             });
-            if changed {
-                log_kid_changes(old.jwks(), &fetched.kids, &fetched.uri);
+            if let Some(old) = old {
+                log_kid_changes(old.as_deref(), &fetched.kids, &fetched.uri);
                 shared::bump_keys_generation();
                 persist(uri, &fetched.uri, &fetched.text, done);
             }
@@ -194,15 +195,15 @@ fn fetch(turn: &mut Turn, uri: &str) {
 
 /// Drops the fetched set after `pg_jwt.jwks_max_stale` without a successful fetch.
 fn drop_if_stale(now: i64) {
-    let state = shared::snapshot();
-    if state.jwks().is_some() && now - state.last_success > gucs::jwks_max_stale() {
+    let stale = shared::read(|s| s.jwks().is_some() && now - s.last_success > gucs::jwks_max_stale());
+    if stale {
+        let from = shared::read(|s| s.from());
         shared::update(|s| {
             s.clear_jwks();
             s.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
         });
         warning!(
-            "pg_jwt: the key set from {} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force",
-            state.from()
+            "pg_jwt: the key set from {from} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force"
         );
         shared::bump_keys_generation();
         remove_persisted();

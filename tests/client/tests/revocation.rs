@@ -248,11 +248,18 @@ fn r8_parallel_workers_check_revocations_too() {
          SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
          SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_leader_participation = off";
     let q = "SELECT count(*) FROM docs WHERE body LIKE 'doc%'";
-    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t))).unwrap();
-    assert_eq!(c.query_one(q, &[]).unwrap().get::<_, i64>(0), 1000, "workers verify and find it not revoked");
+    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t)))
+        .unwrap();
+    assert_eq!(
+        c.query_one(q, &[]).unwrap().get::<_, i64>(0),
+        1000,
+        "workers verify and find it not revoked"
+    );
     c.batch_execute("COMMIT").unwrap();
-    su.batch_execute("SELECT jwt_revoke_token('rv-parallel-1', now() + interval '1 hour')").unwrap();
-    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t))).unwrap();
+    su.batch_execute("SELECT jwt_revoke_token('rv-parallel-1', now() + interval '1 hour')")
+        .unwrap();
+    c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t)))
+        .unwrap();
     let r = c.query_one(q, &[]);
     assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
     c.batch_execute("ROLLBACK").unwrap();
