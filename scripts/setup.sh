@@ -4,7 +4,7 @@
 # system PostgreSQL (no download).
 source "$(dirname "$0")/lib.sh"
 
-packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config)
+packages=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

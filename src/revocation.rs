@@ -20,11 +20,13 @@ use pgrx::prelude::*;
 use std::cell::Cell;
 use std::ffi::{c_void, CString};
 
-/// What a verified token is checked against.
+/// What a verified token is checked against: its claims in the database encoding (the encoding
+/// the revoking functions stored their arguments in). A claim the database encoding cannot
+/// represent is `None`: no row of the table can hold it.
 pub struct Identity<'a> {
-    pub jti: Option<&'a str>,
-    pub sub: Option<&'a str>,
-    pub sid: Option<&'a str>,
+    pub jti: Option<std::borrow::Cow<'a, [u8]>>,
+    pub sub: Option<std::borrow::Cow<'a, [u8]>>,
+    pub sid: Option<std::borrow::Cow<'a, [u8]>>,
     /// `iat` in Unix seconds, if present.
     pub iat: Option<f64>,
 }
@@ -120,7 +122,7 @@ fn table_name() -> String {
     TABLE.with(|t| t.borrow().clone())
 }
 
-fn text_or_null(v: Option<&str>) -> (pg_sys::Datum, std::ffi::c_char) {
+fn text_or_null(v: Option<&[u8]>) -> (pg_sys::Datum, std::ffi::c_char) {
     match v {
         // SAFETY: cstring_to_text_with_len copies len bytes into a palloc'd text.
         Some(s) => (
@@ -172,9 +174,9 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
                     fresh: true,
                 });
             };
-            let (jti, jti_null) = text_or_null(who.jti);
-            let (sid, sid_null) = text_or_null(who.sid);
-            let (sub, sub_null) = text_or_null(who.sub);
+            let (jti, jti_null) = text_or_null(who.jti.as_deref());
+            let (sid, sid_null) = text_or_null(who.sid.as_deref());
+            let (sub, sub_null) = text_or_null(who.sub.as_deref());
             let (iat, iat_null) = match who.iat {
                 Some(t) => (pg_sys::Datum::from(t.to_bits()), b' ' as std::ffi::c_char),
                 None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
@@ -235,6 +237,7 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
 }
 
 #[pg_guard]
+// SAFETY (for callers): registered with RegisterXactCallback; PostgreSQL calls it on this backend's thread.
 unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
     use pg_sys::XactEvent::*;
     match event {

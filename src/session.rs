@@ -63,24 +63,26 @@ fn load_keys() -> Result<KeySet, KeyError> {
     }
 }
 
-/// The set the key fetcher holds for `uri`, if it holds one.
+/// The set the key fetcher holds for `uri`, if it holds one (imported under the shared lock:
+/// no copy of the buffer).
 fn fetched_keys(uri: &str) -> Result<KeySet, String> {
-    let state = shared::snapshot();
-    if state.uri() != uri {
-        return Err(
-            "the key fetcher works for another pg_jwt.jwks_uri than this session's: set it server-wide (postgresql.conf or ALTER SYSTEM) and reload"
-                .into(),
-        );
-    }
-    let Some(text) = state.jwks() else {
-        let error = state.error();
-        return Err(if error.is_empty() {
-            format!("no key set from {uri} is in force yet")
-        } else {
-            format!("no key set from {uri} is in force: {error}")
-        });
-    };
-    KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))
+    shared::read(|state| {
+        if state.uri() != uri {
+            return Err(
+                "the key fetcher works for another pg_jwt.jwks_uri than this session's: set it server-wide (postgresql.conf or ALTER SYSTEM) and reload"
+                    .into(),
+            );
+        }
+        let Some(text) = state.jwks() else {
+            let error = state.error();
+            return Err(if error.is_empty() {
+                format!("no key set from {uri} is in force yet")
+            } else {
+                format!("no key set from {uri} is in force: {error}")
+            });
+        };
+        KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))
+    })
 }
 
 impl Config {
@@ -292,9 +294,9 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
         let session_claim = gucs::session_claim();
         let identity = revocation::Identity {
-            jti: verified.claims.get("jti").and_then(Json::as_str),
-            sub: verified.claims.get("sub").and_then(Json::as_str),
-            sid: verified.claims.get(&session_claim).and_then(Json::as_str),
+            jti: server_text(verified.claims.get("jti")),
+            sub: server_text(verified.claims.get("sub")),
+            sid: server_text(verified.claims.get(&session_claim)),
             iat: match verified.claims.get("iat") {
                 Some(Json::Number(n)) => n.parse::<f64>().ok(),
                 _ => None,
@@ -321,6 +323,13 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
         });
         Ok(Some(claims))
     })
+}
+
+/// A string claim in the database encoding; `None` when absent, not a string, or not
+/// representable there.
+fn server_text(v: Option<&Json>) -> Option<std::borrow::Cow<'_, [u8]>> {
+    v.and_then(Json::as_str)
+        .and_then(|s| crate::encoding::to_server(s).ok())
 }
 
 /// (verifications done, tokens cached, configured capacity) in this backend. The capacity is

@@ -626,6 +626,56 @@ mod tests {
     }
 
     #[pg_test]
+    fn key_fetcher_and_revocation_settings_refuse_bad_values() {
+        for bad in [
+            "http://id.example.com/jwks",
+            "https://",
+            "file:///etc/passwd",
+            "ftp://x",
+            "https://id.example.com/\u{e9}",
+        ] {
+            let out = outcome(&format!("SET pg_jwt.jwks_uri = {}", quote(bad)));
+            assert!(out.starts_with("22023 pg_jwt: pg_jwt.jwks_uri must be"), "{bad}: {out}");
+        }
+        for good in ["https://id.example.com/.well-known/jwks.json", "discover", ""] {
+            assert_eq!(
+                outcome(&format!("SET pg_jwt.jwks_uri = {}", quote(good))),
+                "ok",
+                "{good}"
+            );
+        }
+        // Worker-only settings are server-wide: not settable in a session.
+        for stmt in [
+            "SET pg_jwt.jwks_min_refresh = 5",
+            "SET pg_jwt.jwks_max_refresh = 5",
+            "SET pg_jwt.jwks_max_stale = 5",
+            "SET pg_jwt.jwks_ca_file = '/tmp/x.pem'",
+        ] {
+            assert!(outcome(stmt).starts_with("55P02"), "{stmt}: {}", outcome(stmt));
+        }
+        assert!(outcome("SET pg_jwt.jwks_fetch_wait = -1").starts_with("22023"));
+        assert_eq!(outcome("SET pg_jwt.jwks_fetch_wait = 0"), "ok");
+        assert_eq!(outcome("SET pg_jwt.session_claim = 'session_id'"), "ok");
+        Spi::run("RESET pg_jwt.jwks_uri; RESET pg_jwt.jwks_fetch_wait; RESET pg_jwt.session_claim").unwrap();
+    }
+
+    #[pg_test]
+    fn key_fetcher_and_revocation_are_not_the_applications() {
+        Spi::run("CREATE ROLE jwt_test_fetch NOSUPERUSER").unwrap();
+        Spi::run("SET ROLE jwt_test_fetch").unwrap();
+        for stmt in [
+            "SET pg_jwt.jwks_uri = 'https://evil.example.com/jwks'",
+            "SET pg_jwt.jwks_fetch_wait = 0",
+            "SET pg_jwt.session_claim = 'x'",
+            "SELECT jwt_jwks_refresh()",
+            "SELECT jwt_revoke_token('x', now())",
+        ] {
+            assert!(outcome(stmt).starts_with("42501"), "{stmt}: {}", outcome(stmt));
+        }
+        Spi::run("RESET ROLE").unwrap();
+    }
+
+    #[pg_test]
     fn f1_other_settings_are_never_trusted() {
         setup(&fresh(""));
         Spi::run(r#"SELECT set_config('request.jwt.claims', '{"sub":"mallory"}', false)"#).unwrap();

@@ -297,6 +297,15 @@ fn s4_claims_keep_their_meaning_in_non_utf8_databases() {
             .get(0);
         assert_eq!(verified, Some("ü".into()), "{db}: jwt_verify");
         c.batch_execute("COMMIT").unwrap();
+        // Revoking the non-ASCII subject in this database refuses its token.
+        dsu.batch_execute("SELECT jwt_revoke_subject('é', now() + interval '1 minute')")
+            .unwrap();
+        let revoked = c
+            .batch_execute(&format!("BEGIN; SET LOCAL pg_jwt.token = {}", lit(&plain)))
+            .and_then(|_| c.query_one("SELECT count(*) FROM owned_docs", &[]));
+        assert_eq!(sqlstate(&revoked), "28000", "{db}: {}", message(&revoked));
+        c.batch_execute("ROLLBACK").unwrap();
+        dsu.batch_execute("SELECT jwt_unrevoke('sub', 'é')").unwrap();
         // A value the database encoding cannot represent: 22P05, without the value.
         c.batch_execute(&format!("BEGIN; SET LOCAL pg_jwt.token = {}", lit(&emoji)))
             .unwrap();
