@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The client suite (tests/client): installs the release build, starts a throwaway cluster and
 # pgbouncer (transaction pooling) on loopback, runs the suite as a real client, stops both.
+# PGJWT_CLIENT_TESTS="--test revocation" runs one file of the suite (default: all of them).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 bash scripts/install.sh
@@ -124,4 +125,4 @@ say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUN
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
     PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \
     PGJWT_FETCH_HOST=$FETCH_DIR PGJWT_FETCH_PORT=$FETCH_PORT PGJWT_FETCH_DATA=$FETCH_DIR/data PGJWT_PG_BIN=$PG_BIN \
-    cargo test --release -p pg_jwt_client_tests --tests -- --test-threads=1
+    cargo test --release -p pg_jwt_client_tests ${PGJWT_CLIENT_TESTS:---tests} -- --test-threads=1

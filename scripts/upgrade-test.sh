@@ -2,7 +2,8 @@
 # The upgrade parity test: install the previous release's SQL (tests/upgrade/), run
 # ALTER EXTENSION pg_jwt UPDATE, and compare the resulting catalog (functions with their
 # arguments, results, volatility, parallel safety, strictness, C symbols, comments and
-# privileges; other member objects) with a fresh install of this version. They must be
+# privileges; tables with columns, defaults, constraints, triggers and privileges; other
+# member objects) with a fresh install of this version. They must be
 # identical. Needs a running cluster (PGHOST/PGPORT set by the caller) with the current build
 # installed. Prints a cargo-style result line for the summary.
 source "$(dirname "$0")/lib.sh"
@@ -25,6 +26,26 @@ SELECT 'member ' || pg_describe_object(d.classid, d.objid, d.objsubid)
 FROM pg_depend d
 WHERE d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e' AND d.classid <> 'pg_proc'::regclass::oid
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt')
+UNION ALL
+SELECT 'table ' || c.relname || ' acl=' || coalesce(c.relacl::text, 'default')
+       || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '') || ' columns='
+       || (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
+                             || ' default=' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
+           FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+           WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+FROM pg_class c JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass::oid
+WHERE d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e'
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt')
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass::text || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE conrelid IN (SELECT d.objid FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass::oid AND d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e'
+      AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt'))
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid) || ' enabled=' || t.tgenabled::text
+FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid IN (SELECT d.objid FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass::oid AND d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e'
+      AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt'))
 UNION ALL
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'pg_jwt'
 ORDER BY 1;

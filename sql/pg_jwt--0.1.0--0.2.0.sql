@@ -47,6 +47,12 @@ CREATE FUNCTION pg_jwt_revocations_changed() RETURNS trigger
 REVOKE ALL ON FUNCTION pg_jwt_revocations_changed() FROM PUBLIC;
 CREATE TRIGGER jwt_revocations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
     FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+-- Row level: each written value enters the shared filter before it can commit
+-- (src/revocation_filter.rs). Both fire under session_replication_role = replica too.
+CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations
+    FOR EACH ROW EXECUTE FUNCTION pg_jwt_revocations_changed();
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changed;
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_filter;
 
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz) RETURNS void
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE

@@ -12,7 +12,8 @@
 //! - `setup`: the install-time check that the library is preloaded;
 //! - `worker`: the key fetcher (a background worker), `jwks_fetch`: its HTTPS client (plain
 //!   Rust), `shared`: what it shares with the backends, `jwks_status`: its SQL functions;
-//! - `revocation`: the denylist table, its commit trigger and the per-token lookup.
+//! - `revocation`: the denylist table, its triggers and the per-token lookup;
+//!   `revocation_filter`: its Bloom filter in shared memory; `shmem`: raw shared-memory regions.
 
 use pgrx::prelude::*;
 
@@ -29,9 +30,11 @@ mod gucs;
 mod jwks_fetch;
 mod jwks_status;
 mod revocation;
+mod revocation_filter;
 mod session;
 mod setup;
 mod shared;
+mod shmem;
 mod worker;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -43,6 +46,7 @@ pub extern "C-unwind" fn _PG_init() {
     if gucs::preloaded() {
         // Shared memory and the key fetcher exist only under shared_preload_libraries.
         shared::init();
+        shmem::init();
         worker::register();
     }
 }

@@ -8,8 +8,9 @@
 //!   nothing. A transaction that changes revocations cannot be prepared (two-phase commit would
 //!   make it visible without the bump): it is refused at PREPARE.
 //! - The check reads the table with the latest committed snapshot (not the statement's, which
-//!   in REPEATABLE READ could predate the revocation), as the extension's owner (the application
-//!   role has no privilege on the table), through one prepared, index-backed query.
+//!   in REPEATABLE READ could predate the revocation) straight from its primary-key index: at
+//!   most three B-tree probes, no SQL (the application role has no privilege on the table, and
+//!   this internal read needs none).
 //! - On a hot standby the primary's commits are replayed without this backend's callback; the
 //!   key fetcher bumps the generation there whenever replay has advanced (see `worker`).
 
@@ -32,12 +33,17 @@ pub struct Identity<'a> {
 }
 
 thread_local! {
-    /// The prepared lookup (kept for the backend's life), or null before the first use.
-    static PLAN: Cell<pg_sys::SPIPlanPtr> = const { Cell::new(std::ptr::null_mut()) };
-    /// `schema.jwt_revocations`, quoted, once known.
-    static TABLE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    /// Whether the table exists in this database (an extension still at 0.1.0 has none).
-    static TABLE_PRESENT: Cell<Option<bool>> = const { Cell::new(None) };
+    /// The table's OID once resolved (InvalidOid before). Checked on every open: a dropped and
+    /// re-created extension is resolved again.
+    static TABLE_OID: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
+    /// The shared generation at which the table was last found missing (an extension still at
+    /// 0.1.0 has none): not looked for again until the generation changes.
+    static ABSENT_AT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// The shared generation at which `TABLE_OID` was last opened and found to be the table.
+    /// Every committed write to any `jwt_revocations` bumps the generation (statement trigger),
+    /// so while it stays, no table this OID could have been replaced by holds a row the filter
+    /// of this OID lacks: the filter alone may answer "not revoked".
+    static VALIDATED_AT: Cell<Option<u64>> = const { Cell::new(None) };
     /// The current transaction changed revocations.
     static DIRTY: Cell<bool> = const { Cell::new(false) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
@@ -45,21 +51,37 @@ thread_local! {
     /// Any change of the list bumps the generation, so while it stays, an empty list needs no
     /// lookup and a non-empty one needs no second probe.
     static PROBED: Cell<Option<(u64, bool)>> = const { Cell::new(None) };
+    /// This backend's counters (`jwt_cache_stats()`): lookups of a token with an identity,
+    /// answered by the shared filter alone, and B-tree probes made.
+    static COUNTS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
 }
 
-const SCHEMA_QUERY: &str = "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-     JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-     JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid \
+fn count(lookup: u64, filtered: u64, probes: u64) {
+    COUNTS.with(|c| {
+        let (a, b, p) = c.get();
+        c.set((a + lookup, b + filtered, p + probes));
+    });
+}
+
+/// (lookups, answered by the filter alone, index probes) in this backend.
+pub fn stats() -> (u64, u64, u64) {
+    COUNTS.with(Cell::get)
+}
+
+const TABLE_QUERY: &str = "SELECT c.oid FROM pg_catalog.pg_extension e \
+     JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
      AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
      WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'";
 
-/// Runs `f` inside SPI as the bootstrap superuser in a security-restricted operation, then
-/// restores the user. Errors propagate as PostgreSQL errors (SPI and the user are restored by
-/// transaction abort).
+/// Column numbers of `jwt_revocations` (1-based, as created by the extension script).
+const ATT_ISSUED_BEFORE: i32 = 3;
+
+/// Finds the table through the catalogs (SPI, as the bootstrap superuser in a
+/// security-restricted operation, so no user object can intervene).
 ///
 /// # Safety
 /// Call inside a transaction, from a SQL function.
-unsafe fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+unsafe fn resolve_table() -> pg_sys::Oid {
     let mut saved_user: pg_sys::Oid = pg_sys::InvalidOid;
     let mut saved_context: i32 = 0;
     pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
@@ -68,68 +90,172 @@ unsafe fn as_owner<R>(f: impl FnOnce() -> R) -> R {
         saved_context | (pg_sys::SECURITY_LOCAL_USERID_CHANGE | pg_sys::SECURITY_RESTRICTED_OPERATION) as i32,
     );
     pg_sys::SPI_connect();
-    let result = f();
+    let mut oid = pg_sys::InvalidOid;
+    if let Ok(q) = CString::new(TABLE_QUERY) {
+        if pg_sys::SPI_execute(q.as_ptr(), true, 1) == pg_sys::SPI_OK_SELECT as i32 && pg_sys::SPI_processed == 1 {
+            let tuptable = pg_sys::SPI_tuptable;
+            let mut isnull = false;
+            let d = pg_sys::SPI_getbinval(*(*tuptable).vals, (*tuptable).tupdesc, 1, &mut isnull);
+            if !isnull {
+                oid = pg_sys::Oid::from(d.value() as u32);
+            }
+        }
+    }
     pg_sys::SPI_finish();
     pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-    result
+    oid
 }
 
-/// The prepared lookup, or None when the table does not exist (an extension not updated yet).
+/// The table and its primary-key index, opened with AccessShareLock (closed by `Opened::drop`).
+struct Opened {
+    table: pg_sys::Relation,
+    index: pg_sys::Relation,
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        // SAFETY: both were opened by `open` with this lock mode and are closed once (also when
+        // a PostgreSQL error unwinds through here: closing raises nothing).
+        unsafe {
+            pg_sys::index_close(self.index, pg_sys::AccessShareLock as i32);
+            pg_sys::relation_close(self.table, pg_sys::AccessShareLock as i32);
+        }
+    }
+}
+
+/// Opens the table (None when this database's extension has none).
 ///
 /// # Safety
-/// Inside `as_owner`.
-unsafe fn plan() -> Option<pg_sys::SPIPlanPtr> {
-    let plan = PLAN.with(Cell::get);
-    if !plan.is_null() {
-        return Some(plan);
+/// Call inside a transaction, from a SQL function.
+unsafe fn open(generation: u64) -> Option<Opened> {
+    for attempt in 0..2 {
+        let mut oid = TABLE_OID.with(Cell::get);
+        if oid == pg_sys::InvalidOid || attempt == 1 {
+            if attempt == 0 && ABSENT_AT.with(Cell::get) == Some(generation) {
+                return None;
+            }
+            oid = resolve_table();
+            TABLE_OID.with(|c| c.set(oid));
+            if oid == pg_sys::InvalidOid {
+                ABSENT_AT.with(|c| c.set(Some(generation)));
+                return None;
+            }
+        }
+        let table = pg_sys::try_relation_open(oid, pg_sys::AccessShareLock as i32);
+        if table.is_null() {
+            continue;
+        }
+        // An OID reused by another relation after a DROP EXTENSION: check it is ours.
+        let name = std::ffi::CStr::from_ptr((*(*table).rd_rel).relname.data.as_ptr());
+        let index_oid = if name.to_bytes() == b"jwt_revocations"
+            && (*(*table).rd_rel).relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char
+        {
+            let list = pg_sys::RelationGetIndexList(table);
+            pg_sys::list_free(list);
+            (*table).rd_pkindex
+        } else {
+            pg_sys::InvalidOid
+        };
+        if index_oid == pg_sys::InvalidOid {
+            pg_sys::relation_close(table, pg_sys::AccessShareLock as i32);
+            continue;
+        }
+        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        VALIDATED_AT.with(|c| c.set(Some(generation)));
+        return Some(Opened { table, index });
     }
-    if TABLE_PRESENT.with(Cell::get) == Some(false) {
-        return None;
-    }
-    let q = CString::new(SCHEMA_QUERY).ok()?;
-    pg_sys::SPI_execute(q.as_ptr(), true, 1);
-    if pg_sys::SPI_processed != 1 {
-        TABLE_PRESENT.with(|c| c.set(Some(false)));
-        return None;
-    }
-    let tuptable = pg_sys::SPI_tuptable;
-    let value = pg_sys::SPI_getvalue(*(*tuptable).vals, (*tuptable).tupdesc, 1);
-    let schema = std::ffi::CStr::from_ptr(value).to_string_lossy().into_owned();
-    TABLE_PRESENT.with(|c| c.set(Some(true)));
-    TABLE.with(|t| *t.borrow_mut() = format!("{schema}.jwt_revocations"));
-    // jti / sid match exactly; a subject is revoked for tokens issued before issued_before (a
-    // token without iat counts as issued before anything).
-    let sql = format!(
-        "SELECT 1 FROM {schema}.jwt_revocations WHERE \
-         (kind OPERATOR(pg_catalog.=) 'jti' AND value OPERATOR(pg_catalog.=) $1) \
-         OR (kind OPERATOR(pg_catalog.=) 'sid' AND value OPERATOR(pg_catalog.=) $2) \
-         OR (kind OPERATOR(pg_catalog.=) 'sub' AND value OPERATOR(pg_catalog.=) $3 \
-             AND ($4 IS NULL OR pg_catalog.to_timestamp($4) OPERATOR(pg_catalog.<) issued_before)) \
-         LIMIT 1"
-    );
-    let sql = CString::new(sql).ok()?;
-    let mut types = [pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::TEXTOID, pg_sys::FLOAT8OID];
-    let plan = pg_sys::SPI_prepare(sql.as_ptr(), 4, types.as_mut_ptr());
-    if plan.is_null() {
-        return None;
-    }
-    pg_sys::SPI_keepplan(plan);
-    PLAN.with(|c| c.set(plan));
-    Some(plan)
+    None
 }
 
-fn table_name() -> String {
-    TABLE.with(|t| t.borrow().clone())
-}
+impl Opened {
+    /// The row (kind, value) visible in `snapshot`, if any; `f` reads it before the scan ends.
+    ///
+    /// # Safety
+    /// `snapshot` is valid for the call.
+    unsafe fn find<R>(
+        &self,
+        snapshot: pg_sys::Snapshot,
+        kind: &str,
+        value: &[u8],
+        f: impl FnOnce(pg_sys::HeapTuple) -> R,
+    ) -> Option<R> {
+        let collations = (*self.index).rd_indcollation;
+        let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
+        let datums = [
+            pg_sys::cstring_to_text_with_len(kind.as_ptr().cast(), kind.len() as i32),
+            pg_sys::cstring_to_text_with_len(value.as_ptr().cast(), value.len() as i32),
+        ];
+        for (i, d) in datums.iter().enumerate() {
+            // The index's own collation: the B-tree is ordered by it.
+            pg_sys::ScanKeyEntryInitialize(
+                &mut keys[i],
+                0,
+                (i + 1) as pg_sys::AttrNumber,
+                pg_sys::BTEqualStrategyNumber as pg_sys::StrategyNumber,
+                pg_sys::InvalidOid,
+                *collations.add(i),
+                pg_sys::Oid::from(pg_sys::F_TEXTEQ),
+                pg_sys::Datum::from(*d),
+            );
+        }
+        count(0, 0, 1);
+        let scan = pg_sys::systable_beginscan(self.table, (*self.index).rd_id, true, snapshot, 2, keys.as_mut_ptr());
+        let tuple = pg_sys::systable_getnext(scan);
+        let result = if tuple.is_null() { None } else { Some(f(tuple)) };
+        pg_sys::systable_endscan(scan);
+        result
+    }
 
-fn text_or_null(v: Option<&[u8]>) -> (pg_sys::Datum, std::ffi::c_char) {
-    match v {
-        // SAFETY: cstring_to_text_with_len copies len bytes into a palloc'd text.
-        Some(s) => (
-            pg_sys::Datum::from(unsafe { pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32) }),
-            b' ' as std::ffi::c_char,
-        ),
-        None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
+    /// The shared filter of this table, built first if this backend is the one to build it (see
+    /// `revocation_filter`); None: probe the index.
+    ///
+    /// # Safety
+    /// Inside a transaction, not in parallel mode, not in recovery.
+    unsafe fn filter(&self) -> Option<crate::revocation_filter::Reader> {
+        use crate::revocation_filter::{find, Found};
+        let table = (*self.table).rd_id;
+        let now = crate::clock::now_unix();
+        let builder = match find(pg_sys::MyDatabaseId, table, now) {
+            Found::Use(reader) => return Some(reader),
+            Found::Probe => return None,
+            Found::Build(builder) => builder,
+        };
+        // SHARE waits out every transaction that wrote rows (their trigger may have set bits in
+        // the slot just cleared); conditional, so that no reader ever waits for a writer: if a
+        // revocation is in progress, probe now and build at a later token.
+        if !pg_sys::ConditionalLockRelationOid(table, pg_sys::ShareLock as i32) {
+            return None; // dropping the builder frees the slot
+        }
+        let snapshot = pg_sys::RegisterSnapshot(pg_sys::GetLatestSnapshot());
+        let scan = pg_sys::systable_beginscan(self.table, pg_sys::InvalidOid, false, snapshot, 0, std::ptr::null_mut());
+        let mut rows = 0u64;
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            with_row(tuple, (*self.table).rd_att, |kind, value| builder.add(kind, value));
+            rows += 1;
+        }
+        pg_sys::systable_endscan(scan);
+        pg_sys::UnregisterSnapshot(snapshot);
+        pg_sys::UnlockRelationOid(table, pg_sys::ShareLock as i32);
+        builder.finish(rows, now);
+        match find(pg_sys::MyDatabaseId, table, now) {
+            Found::Use(reader) => Some(reader),
+            _ => None,
+        }
+    }
+
+    /// Whether the table has any row visible in `snapshot`.
+    ///
+    /// # Safety
+    /// `snapshot` is valid for the call.
+    unsafe fn is_empty(&self, snapshot: pg_sys::Snapshot) -> bool {
+        let scan = pg_sys::systable_beginscan(self.table, (*self.index).rd_id, true, snapshot, 0, std::ptr::null_mut());
+        let empty = pg_sys::systable_getnext(scan).is_null();
+        pg_sys::systable_endscan(scan);
+        empty
     }
 }
 
@@ -143,95 +269,111 @@ pub struct Lookup {
     pub fresh: bool,
 }
 
-/// Whether the token is revoked. Identities are the token's own (UTF-8) claims; the table
-/// stores what the revoking functions were given, in the database encoding (ASCII in practice:
-/// ids and subjects). `generation` is the shared generation the caller read before this call
-/// (and caches its result under).
+/// `iat` (Unix seconds) as a timestamptz (microseconds since 2000-01-01), as `to_timestamp`.
+fn iat_timestamptz(iat: f64) -> i64 {
+    const UNIX_TO_PG_EPOCH: f64 = 946_684_800.0;
+    // `as` saturates: a far-out iat compares as the earliest or latest time.
+    ((iat - UNIX_TO_PG_EPOCH) * 1_000_000.0).round() as i64
+}
+
+/// Whether the token is revoked. Identities are the token's own claims in the database
+/// encoding; the table stores what the revoking functions were given, in the database encoding.
+/// `generation` is the shared generation the caller read before this call (and caches its
+/// result under).
+///
+/// The lookup reads the primary-key index directly (at most three B-tree probes, no executor,
+/// no SQL), with the latest committed snapshot, bypassing privileges as the extension's own
+/// internal read: the application role has none on the table.
 pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorReport> {
+    let no = Lookup {
+        revoked: false,
+        fresh: true,
+    };
     if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
-        return Ok(Lookup {
-            revoked: false,
-            fresh: true,
-        });
+        return Ok(no);
     }
+    count(1, 0, 0);
     let probed = PROBED.with(Cell::get);
     if probed == Some((generation, true)) {
         // Seen empty at this generation: a revocation committed since would have bumped it.
-        return Ok(Lookup {
-            revoked: false,
-            fresh: true,
-        });
+        return Ok(no);
     }
-    // SAFETY: a plain read of backend state.
-    let parallel = unsafe { pg_sys::IsInParallelMode() };
-    // SAFETY: called from a SQL function inside a transaction; as_owner restores the user and
-    // SPI on the normal path, and transaction abort restores both on an error.
+    // SAFETY: plain reads of backend and shared state.
+    let (parallel, recovery) = unsafe { (pg_sys::IsInParallelMode(), pg_sys::RecoveryInProgress()) };
+    if !parallel && !recovery && probed == Some((generation, false)) && VALIDATED_AT.with(Cell::get) == Some(generation)
+    {
+        // The common case once the list is not empty: the filter alone, without opening the
+        // table, when it says "certainly not" for every identity (see VALIDATED_AT).
+        // SAFETY: a plain read of backend state.
+        let db = unsafe { pg_sys::MyDatabaseId };
+        if let Some(filter) = crate::revocation_filter::peek(db, TABLE_OID.with(Cell::get), crate::clock::now_unix()) {
+            let absent = |kind: &str, v: Option<&[u8]>| v.is_none_or(|v| !filter.may_contain(kind.as_bytes(), v));
+            if absent("jti", who.jti.as_deref())
+                && absent("sid", who.sid.as_deref())
+                && absent("sub", who.sub.as_deref())
+            {
+                count(0, 1, 0);
+                return Ok(no);
+            }
+        }
+    }
+    // SAFETY: from a SQL function in a transaction; `Opened::drop` closes the relations (also on
+    // an error); the snapshot is the statement's (active) or the latest one, valid until the
+    // next GetLatestSnapshot, which nothing here calls while it is in use.
     unsafe {
-        as_owner(|| {
-            let Some(plan) = plan() else {
-                return Ok(Lookup {
-                    revoked: false,
-                    fresh: true,
-                });
-            };
-            let (jti, jti_null) = text_or_null(who.jti.as_deref());
-            let (sid, sid_null) = text_or_null(who.sid.as_deref());
-            let (sub, sub_null) = text_or_null(who.sub.as_deref());
-            let (iat, iat_null) = match who.iat {
-                Some(t) => (pg_sys::Datum::from(t.to_bits()), b' ' as std::ffi::c_char),
-                None => (pg_sys::Datum::from(0usize), b'n' as std::ffi::c_char),
-            };
-            if !parallel && probed.map(|(g, _)| g) != Some(generation) {
-                // An empty list (the common case) costs one probe per generation, not one per
-                // token. The snapshot is taken after the caller read the generation, so a
-                // revocation this probe misses bumps the generation after it.
-                let probe = CString::new(format!("SELECT 1 FROM {} LIMIT 1", table_name())).ok();
-                if let Some(probe) = probe {
-                    if pg_sys::SPI_execute_snapshot(
-                        pg_sys::SPI_prepare(probe.as_ptr(), 0, std::ptr::null_mut()),
-                        std::ptr::null_mut(),
-                        std::ptr::null(),
-                        pg_sys::GetLatestSnapshot(),
-                        std::ptr::null_mut(),
-                        true,
-                        false,
-                        1,
-                    ) == pg_sys::SPI_OK_SELECT as i32
-                    {
-                        let empty = pg_sys::SPI_processed == 0;
-                        PROBED.with(|c| c.set(Some((generation, empty))));
-                        if empty {
-                            return Ok(Lookup {
-                                revoked: false,
-                                fresh: true,
-                            });
-                        }
-                    }
-                }
+        let Some(opened) = open(generation) else {
+            return Ok(no);
+        };
+        let snapshot = if parallel {
+            pg_sys::GetActiveSnapshot()
+        } else {
+            pg_sys::GetLatestSnapshot()
+        };
+        if !parallel && probed.map(|(g, _)| g) != Some(generation) {
+            // An empty list (the common case) costs one probe per generation, not one per
+            // token. The snapshot is taken after the caller read the generation, so a
+            // revocation this probe misses bumps the generation after it.
+            let empty = opened.is_empty(snapshot);
+            PROBED.with(|c| c.set(Some((generation, empty))));
+            if empty {
+                return Ok(no);
             }
-            let mut values = [jti, sid, sub, iat];
-            let nulls = [jti_null, sid_null, sub_null, iat_null];
-            let rc = pg_sys::SPI_execute_snapshot(
-                plan,
-                values.as_mut_ptr(),
-                nulls.as_ptr(),
-                if parallel {
-                    pg_sys::GetActiveSnapshot()
-                } else {
-                    pg_sys::GetLatestSnapshot()
-                },
-                std::ptr::null_mut(),
-                true,
-                false,
-                1,
-            );
-            if rc != pg_sys::SPI_OK_SELECT as i32 {
-                return Err(errors::internal("the revocation lookup failed"));
+        }
+        let filter = if parallel || recovery {
+            // No build in parallel mode (no new snapshot); on a standby the primary's rows arrive
+            // without triggers (see `revocation_filter`).
+            None
+        } else {
+            opened.filter()
+        };
+        // false: certainly not revoked under this kind (the filter never misses a row).
+        let maybe = |kind: &str, value: &[u8]| filter.is_none_or(|f| f.may_contain(kind.as_bytes(), value));
+        let mut revoked = false;
+        if let Some(jti) = who.jti.as_deref().filter(|v| maybe("jti", v)) {
+            revoked = opened.find(snapshot, "jti", jti, |_| ()).is_some();
+        }
+        if !revoked {
+            if let Some(sid) = who.sid.as_deref().filter(|v| maybe("sid", v)) {
+                revoked = opened.find(snapshot, "sid", sid, |_| ()).is_some();
             }
-            Ok(Lookup {
-                revoked: pg_sys::SPI_processed > 0,
-                fresh: !parallel,
-            })
+        }
+        if !revoked {
+            if let Some(sub) = who.sub.as_deref().filter(|v| maybe("sub", v)) {
+                let desc = (*opened.table).rd_att;
+                revoked = opened
+                    .find(snapshot, "sub", sub, |tuple| {
+                        let mut isnull = false;
+                        let before = pg_sys::heap_getattr(tuple, ATT_ISSUED_BEFORE, desc, &mut isnull);
+                        // A token without iat counts as issued before anything; a row without
+                        // issued_before cannot exist (CHECK), and would revoke nothing.
+                        !isnull && who.iat.is_none_or(|iat| iat_timestamptz(iat) < before.value() as i64)
+                    })
+                    .unwrap_or(false);
+            }
+        }
+        Ok(Lookup {
+            revoked,
+            fresh: !parallel,
         })
     }
 }
@@ -259,11 +401,32 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
 }
 
 crate::fmgr::v1_function! {
-    /// The statement-level trigger on `jwt_revocations`: marks the transaction so that its commit
-    /// voids every backend's cached verifications.
-    fn pg_jwt_revocations_changed / pg_finfo_pg_jwt_revocations_changed(_fcinfo) {
+    /// The triggers on `jwt_revocations`. Statement level: marks the transaction so that its
+    /// commit voids every backend's cached verifications. Row level (INSERT, UPDATE): adds the
+    /// row's value to the shared filter (`revocation_filter`) before the row can commit.
+    fn pg_jwt_revocations_changed / pg_finfo_pg_jwt_revocations_changed(fcinfo) {
         if !crate::gucs::preloaded() {
             return Err(errors::not_preloaded());
+        }
+        let trigger = (*fcinfo).context.cast::<pg_sys::TriggerData>();
+        if trigger.is_null() || (*trigger).type_ != pg_sys::NodeTag::T_TriggerData {
+            return Err(errors::internal("pg_jwt_revocations_changed is a trigger function"));
+        }
+        let event = (*trigger).tg_event;
+        if event & pg_sys::TRIGGER_EVENT_ROW != 0 {
+            let op = event & pg_sys::TRIGGER_EVENT_OPMASK;
+            let tuple = if op == pg_sys::TRIGGER_EVENT_UPDATE {
+                (*trigger).tg_newtuple
+            } else {
+                (*trigger).tg_trigtuple
+            };
+            if !tuple.is_null() && (op == pg_sys::TRIGGER_EVENT_INSERT || op == pg_sys::TRIGGER_EVENT_UPDATE) {
+                let rel = (*trigger).tg_relation;
+                with_row(tuple, (*rel).rd_att, |kind, value| {
+                    crate::revocation_filter::add(pg_sys::MyDatabaseId, (*rel).rd_id, kind, value)
+                });
+            }
+            return Ok(pg_sys::Datum::from(0usize));
         }
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
             pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
@@ -271,6 +434,27 @@ crate::fmgr::v1_function! {
         DIRTY.with(|d| d.set(true));
         Ok(pg_sys::Datum::from(0usize))
     }
+}
+
+/// Calls `f` with a row's kind and value (detoasted; rows with a NULL in either are skipped:
+/// the table's constraints forbid them).
+///
+/// # Safety
+/// `tuple` is a valid heap tuple of `jwt_revocations` described by `desc`.
+unsafe fn with_row(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, f: impl FnOnce(&[u8], &[u8])) {
+    let mut kind_null = false;
+    let mut value_null = false;
+    let kind = pg_sys::heap_getattr(tuple, 1, desc, &mut kind_null);
+    let value = pg_sys::heap_getattr(tuple, 2, desc, &mut value_null);
+    if kind_null || value_null {
+        return;
+    }
+    let kind = pg_sys::pg_detoast_datum_packed(kind.cast_mut_ptr());
+    let value = pg_sys::pg_detoast_datum_packed(value.cast_mut_ptr());
+    f(
+        pgrx::varlena::varlena_to_byte_slice(kind),
+        pgrx::varlena::varlena_to_byte_slice(value),
+    );
 }
 
 extension_sql!(
@@ -294,6 +478,12 @@ CREATE FUNCTION pg_jwt_revocations_changed() RETURNS trigger
 REVOKE ALL ON FUNCTION pg_jwt_revocations_changed() FROM PUBLIC;
 CREATE TRIGGER jwt_revocations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
     FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+-- Row level: each written value enters the shared filter before it can commit
+-- (src/revocation_filter.rs). Both fire under session_replication_role = replica too.
+CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations
+    FOR EACH ROW EXECUTE FUNCTION pg_jwt_revocations_changed();
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changed;
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_filter;
 
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz) RETURNS void
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE

@@ -344,11 +344,13 @@ pub fn cache_stats() -> (u64, usize, usize) {
 
 v1_function! {
     /// `jwt_cache_stats()`: this backend's verification cache as
-    /// `{"verifications": n, "cached_tokens": n, "capacity": n}`. VOLATILE, PARALLEL SAFE.
+    /// `{"verifications": n, "cached_tokens": n, "capacity": n, "revocation_lookups": n,
+    /// "revocation_filtered": n, "revocation_probes": n}`. VOLATILE, PARALLEL SAFE.
     fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
         let (verifications, cached, capacity) = cache_stats();
+        let (lookups, filtered, probes) = crate::revocation::stats();
         crate::fmgr::jsonb_from_text(&format!(
-            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}}}"#
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}}}"#
         ))
     }
 }

@@ -265,3 +265,128 @@ fn r8_parallel_workers_check_revocations_too() {
     c.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-parallel-1')").unwrap();
 }
+
+/// The shared filter (src/revocation_filter.rs) answers "certainly not revoked" for most tokens;
+/// it must never say so for a committed revocation, however the row was written.
+#[test]
+fn r9_the_shared_filter_never_misses_a_revocation() {
+    setup();
+    let mut su = superuser();
+    // Many rows at once (one statement: the row trigger adds each to the filter).
+    su.batch_execute(
+        "INSERT INTO jwt_revocations (kind, value, expires)
+         SELECT 'jti', 'rv-bulk-' || g, now() + interval '1 hour' FROM generate_series(1, 5000) g",
+    )
+    .unwrap();
+    let mut c = app();
+    for i in [1, 2500, 5000] {
+        let t = token(
+            &mut su,
+            6,
+            600,
+            &format!(r#"{{"sub": "rv-bulk", "jti": "rv-bulk-{i}"}}"#),
+        );
+        assert_revoked(count_docs(&mut c, &t), &format!("bulk row {i}"));
+    }
+    let t = token(&mut su, 1, 600, r#"{"sub": "rv-bulk", "jti": "rv-bulk-5001"}"#);
+    assert_eq!(count_docs(&mut c, &t).unwrap(), 1000, "not in the table");
+    // Written under session_replication_role = replica (as logical replication and some
+    // restores do): the triggers are ENABLE ALWAYS, so it counts at once.
+    su.batch_execute(
+        "SET session_replication_role = replica;
+         INSERT INTO jwt_revocations (kind, value, expires) VALUES ('jti', 'rv-bulk-5001', now() + interval '1 hour');
+         RESET session_replication_role",
+    )
+    .unwrap();
+    assert_revoked(count_docs(&mut c, &t), "written as a replica");
+    // An UPDATE that renames a row: the new value counts.
+    let u = token(&mut su, 1, 600, r#"{"sub": "rv-bulk", "jti": "rv-renamed"}"#);
+    assert_eq!(count_docs(&mut c, &u).unwrap(), 1000);
+    su.batch_execute("UPDATE jwt_revocations SET value = 'rv-renamed' WHERE kind = 'jti' AND value = 'rv-bulk-1'")
+        .unwrap();
+    assert_revoked(count_docs(&mut c, &u), "renamed by UPDATE");
+    su.batch_execute("DELETE FROM jwt_revocations WHERE value LIKE 'rv-bulk-%' OR value = 'rv-renamed'")
+        .unwrap();
+    assert_eq!(count_docs(&mut c, &u).unwrap(), 1000, "deleted");
+}
+
+/// After a restart the filter is empty and is rebuilt from the table; a reader that would
+/// build it while a revoking transaction is open never waits for it and never misses its row
+/// once committed. On the key-fetcher cluster (restartable), with a static HS256 key.
+#[test]
+fn r10_the_filter_is_rebuilt_after_a_restart_and_never_waits_for_a_writer() {
+    let mut su = connect_fetch("postgres");
+    let key: String = su
+        .query_one("SELECT jwt_generate_jwk('HS256', 'rv')::text", &[])
+        .unwrap()
+        .get(0);
+    for (name, value) in [
+        ("pg_jwt.jwks_uri", ""),
+        ("pg_jwt.issuer", ""),
+        ("pg_jwt.audience", ""),
+        ("pg_jwt.jwks", &format!(r#"{{"keys":[{key}]}}"#)),
+    ] {
+        su.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", lit(value)))
+            .unwrap();
+    }
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let sign = |su: &mut Client, jti: &str| -> String {
+        su.query_one(
+            "SELECT jwt_sign(jsonb_build_object('sub', 'rv-restart', 'jti', $1::text,
+                    'exp', extract(epoch FROM now())::bigint + 600), $2::text::jsonb)",
+            &[&jti, &key],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let sub_of = |c: &mut Client, t: &str| -> Result<Option<String>, postgres::Error> {
+        c.batch_execute(&format!("SET pg_jwt.token = {}", lit(t)))?;
+        c.query_one("SELECT jwt_claim('sub')", &[]).map(|r| r.get(0))
+    };
+    let (t1, t2, t3) = (
+        sign(&mut su, "rv-r-1"),
+        sign(&mut su, "rv-r-2"),
+        sign(&mut su, "rv-r-3"),
+    );
+    su.batch_execute("SELECT jwt_revoke_token('rv-r-1', now() + interval '1 hour')")
+        .unwrap();
+    drop(su);
+    restart_fetch_cluster();
+    let mut app = connect_fetch("app");
+    let r = sub_of(&mut app, &t1);
+    assert_eq!(sqlstate(&r), "28000", "revoked before the restart: {}", message(&r));
+    assert_eq!(sub_of(&mut app, &t2).unwrap().as_deref(), Some("rv-restart"));
+
+    // Again from an empty filter, with a writer holding its transaction open.
+    restart_fetch_cluster();
+    let mut su = connect_fetch("postgres");
+    su.batch_execute("BEGIN; SELECT jwt_revoke_token('rv-r-2', now() + interval '1 hour')")
+        .unwrap();
+    let mut app = connect_fetch("app");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        sub_of(&mut app, &t2).unwrap().as_deref(),
+        Some("rv-restart"),
+        "not committed yet"
+    );
+    assert_eq!(sub_of(&mut app, &t3).unwrap().as_deref(), Some("rv-restart"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a reader waited for the writer"
+    );
+    su.batch_execute("COMMIT").unwrap();
+    let r = sub_of(&mut app, &t2);
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "committed while the filter was not built: {}",
+        message(&r)
+    );
+    let r = sub_of(&mut app, &t1);
+    assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
+    assert_eq!(sub_of(&mut app, &t3).unwrap().as_deref(), Some("rv-restart"));
+    su.batch_execute("DELETE FROM jwt_revocations WHERE value LIKE 'rv-r-%'")
+        .unwrap();
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+}

@@ -1,0 +1,267 @@
+//! A Bloom filter of `jwt_revocations` in shared memory, so that checking a token that is not
+//! revoked (nearly every token) costs a few hashed bit reads instead of B-tree probes.
+//!
+//! The filter may say "maybe" for a value that is not in the table (then the exact index probe
+//! in `revocation` decides), but never "no" for a committed row, because:
+//! - every row written to the table goes through the row trigger, which sets its bits in the
+//!   filter before the writing transaction commits (the trigger is `ENABLE ALWAYS`, so it fires
+//!   under `session_replication_role = replica` and logical replication too); bits are never
+//!   cleared except by a rebuild;
+//! - a filter is built (at first use after the server starts, after a table is re-created, or
+//!   when too many rows were added since the last build) by one backend that marks the slot
+//!   BUILDING, clears it, then takes a SHARE lock on the table (waiting for every transaction
+//!   that wrote rows, whose triggers may have set bits in a slot that was cleared) and scans it
+//!   with a snapshot taken after the lock; only then is the slot VALID;
+//! - a reader uses a slot only while it is VALID for this database and table, and rechecks the
+//!   slot's epoch (bumped by every claim) after reading the bits: a slot taken over meanwhile
+//!   answers "maybe";
+//! - on a hot standby the primary's rows arrive by replay, without triggers: the filter is never
+//!   used there (every check probes the index).
+//!
+//! Bounded: `SLOTS` filters (one per database and table, least recently used evicted) of
+//! `BITS` bits each, in a region of fixed size.
+
+use crate::shmem::Region;
+use pgrx::pg_sys;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Ordering};
+
+/// Filters held at once (databases with revocations; others probe the index).
+const SLOTS: usize = 4;
+/// 64-bit words per filter: 16 Mi bits (2 MiB). With 1 Mi values and 4 bits per value about
+/// 0.4% of checks of a value not in the table answer "maybe" (and go on to the index probe);
+/// with 2 Mi, about 3%.
+const WORDS: usize = 1 << 18;
+const HASHES: u32 = 4;
+/// Above this many values added since the build, the filter is not used (too many false
+/// "maybe"s) and is rebuilt once the count has doubled since the build.
+const MAX_ADDED: u64 = 2 << 20;
+
+const EMPTY: u32 = 0;
+const BUILDING: u32 = 1;
+const VALID: u32 = 2;
+
+#[repr(C)]
+struct Slot {
+    /// (database OID << 32) | table OID; 0: none.
+    owner: AtomicU64,
+    state: AtomicU32,
+    /// Bumped each time the slot is claimed (cleared for a build).
+    epoch: AtomicU64,
+    /// Values added since the slot was claimed (scan and triggers).
+    added: AtomicU64,
+    /// Rows the last build scanned.
+    built_rows: AtomicU64,
+    /// Unix seconds of the last use (for eviction).
+    last_used: AtomicI64,
+    bits: [AtomicU64; WORDS],
+}
+
+fn region_bytes() -> usize {
+    SLOTS * std::mem::size_of::<Slot>()
+}
+
+pub static REGION: Region = Region::new(c"pg_jwt revocation filter", region_bytes);
+
+fn slots() -> Option<&'static [Slot]> {
+    let (p, len) = REGION.get()?;
+    if len < region_bytes() {
+        return None;
+    }
+    // SAFETY: the region is at least SLOTS Slots long, suitably aligned (ShmemInitStruct
+    // aligns to a cache line), mapped for the life of the process, and all-zero (its initial
+    // state) is a valid Slot: atomics of zero. Only atomics are accessed through it.
+    Some(unsafe { std::slice::from_raw_parts(p.cast::<Slot>(), SLOTS) })
+}
+
+fn owner_key(db: pg_sys::Oid, table: pg_sys::Oid) -> u64 {
+    (u64::from(db.to_u32()) << 32) | u64::from(table.to_u32())
+}
+
+/// Where a value of a kind (`jti`, `sid`, `sub`) lives: one 64-bit word and `HASHES` bits in it
+/// (a blocked Bloom filter: one memory read per check).
+fn position(kind: &[u8], value: &[u8]) -> (usize, u64) {
+    // SipHash with fixed keys: the same in every process of this build (the filter never
+    // outlives the server). An attacker can at most make a value "maybe", which costs a probe.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kind.hash(&mut h);
+    value.hash(&mut h);
+    let a = h.finish();
+    let word = (a % WORDS as u64) as usize;
+    let mut bits = a / WORDS as u64;
+    let mut mask = 0u64;
+    for _ in 0..HASHES {
+        mask |= 1 << (bits % 64);
+        bits /= 64;
+    }
+    (word, mask)
+}
+
+fn set(slot: &Slot, kind: &[u8], value: &[u8]) {
+    let (word, mask) = position(kind, value);
+    if let Some(w) = slot.bits.get(word) {
+        w.fetch_or(mask, Ordering::AcqRel);
+    }
+    slot.added.fetch_add(1, Ordering::AcqRel);
+}
+
+/// The row trigger: a value written to the table (every filter of this table).
+pub fn add(db: pg_sys::Oid, table: pg_sys::Oid, kind: &[u8], value: &[u8]) {
+    let Some(slots) = slots() else { return };
+    let key = owner_key(db, table);
+    for slot in slots {
+        if slot.owner.load(Ordering::Acquire) == key && slot.state.load(Ordering::Acquire) != EMPTY {
+            set(slot, kind, value);
+        }
+    }
+}
+
+/// A filter in use: which slot, at which epoch.
+#[derive(Clone, Copy)]
+pub struct Reader {
+    slot: &'static Slot,
+    epoch: u64,
+}
+
+/// What a reader needs next.
+pub enum Found {
+    /// A valid filter.
+    Use(Reader),
+    /// No usable filter; this backend should build one (`Builder`).
+    Build(Builder),
+    /// No usable filter now (another backend builds it, or none can be had): probe the index.
+    Probe,
+}
+
+/// The valid filter of this database's table, if there is one (never claims a slot).
+pub fn peek(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Option<Reader> {
+    let key = owner_key(db, table);
+    slots()?.iter().find_map(|slot| {
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        (slot.owner.load(Ordering::Acquire) == key
+            && slot.state.load(Ordering::Acquire) == VALID
+            && slot.added.load(Ordering::Acquire) <= MAX_ADDED)
+            .then(|| {
+                slot.last_used.store(now, Ordering::Relaxed);
+                Reader { slot, epoch }
+            })
+    })
+}
+
+/// The filter of this database's table, or what to do without one.
+pub fn find(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
+    let Some(slots) = slots() else { return Found::Probe };
+    let key = owner_key(db, table);
+    for slot in slots {
+        let epoch = slot.epoch.load(Ordering::Acquire);
+        if slot.owner.load(Ordering::Acquire) != key {
+            continue;
+        }
+        match slot.state.load(Ordering::Acquire) {
+            VALID => {
+                slot.last_used.store(now, Ordering::Relaxed);
+                let added = slot.added.load(Ordering::Acquire);
+                if added <= MAX_ADDED {
+                    return Found::Use(Reader { slot, epoch });
+                }
+                if added >= 2 * slot.built_rows.load(Ordering::Acquire) {
+                    // Too many values added since the build: rebuild it (deleted rows go).
+                    if slot
+                        .state
+                        .compare_exchange(VALID, BUILDING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        return Found::Build(Builder::claimed(slot, key));
+                    }
+                }
+                return Found::Probe;
+            }
+            _ => return Found::Probe,
+        }
+    }
+    // None: take a free slot, or the least recently used valid one.
+    for slot in slots {
+        if slot
+            .state
+            .compare_exchange(EMPTY, BUILDING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            return Found::Build(Builder::claimed(slot, key));
+        }
+    }
+    let oldest = slots
+        .iter()
+        .filter(|s| s.state.load(Ordering::Acquire) == VALID)
+        .min_by_key(|s| s.last_used.load(Ordering::Relaxed));
+    if let Some(slot) = oldest {
+        // Only slots unused for a minute: two busy databases do not evict each other in turn.
+        if now - slot.last_used.load(Ordering::Relaxed) > 60
+            && slot
+                .state
+                .compare_exchange(VALID, BUILDING, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            return Found::Build(Builder::claimed(slot, key));
+        }
+    }
+    Found::Probe
+}
+
+impl Reader {
+    /// false: certainly not in the table; true: maybe (probe the index). A slot taken over
+    /// while reading answers true.
+    pub fn may_contain(&self, kind: &[u8], value: &[u8]) -> bool {
+        let (word, mask) = position(kind, value);
+        let all = self
+            .slot
+            .bits
+            .get(word)
+            .is_none_or(|w| w.load(Ordering::Acquire) & mask == mask);
+        fence(Ordering::Acquire);
+        all || self.slot.epoch.load(Ordering::Acquire) != self.epoch || self.slot.state.load(Ordering::Acquire) != VALID
+    }
+}
+
+/// A slot this backend claimed (state BUILDING) and must finish or release.
+pub struct Builder {
+    slot: &'static Slot,
+    done: bool,
+}
+
+impl Builder {
+    fn claimed(slot: &'static Slot, key: u64) -> Builder {
+        slot.epoch.fetch_add(1, Ordering::AcqRel);
+        slot.owner.store(key, Ordering::Release);
+        // Release: a reader that sees a cleared word sees the new epoch after it.
+        for w in &slot.bits {
+            w.store(0, Ordering::Release);
+        }
+        slot.added.store(0, Ordering::Release);
+        slot.built_rows.store(0, Ordering::Release);
+        Builder { slot, done: false }
+    }
+
+    /// A row found by the build scan.
+    pub fn add(&self, kind: &[u8], value: &[u8]) {
+        set(self.slot, kind, value);
+    }
+
+    /// The scan is complete (it ran under the SHARE lock, with a snapshot taken after it).
+    pub fn finish(mut self, rows: u64, now: i64) {
+        self.slot.built_rows.store(rows.max(1), Ordering::Release);
+        self.slot.last_used.store(now, Ordering::Relaxed);
+        self.slot.state.store(VALID, Ordering::Release);
+        self.done = true;
+    }
+}
+
+impl Drop for Builder {
+    /// Not finished (an error or a cancel, which pgrx unwinds through Rust frames, or no lock):
+    /// the slot is free again.
+    fn drop(&mut self) {
+        if !self.done {
+            self.slot.owner.store(0, Ordering::Release);
+            self.slot.state.store(EMPTY, Ordering::Release);
+        }
+    }
+}
