@@ -44,6 +44,7 @@ static JWKS_MIN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(60);
 static JWKS_MAX_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static JWKS_FETCH_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2000);
 static JWKS_MAX_STALE: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+static REVOCATION_PURGE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_LEEWAY);
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_TOKEN_BYTES);
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CACHE_SIZE);
@@ -178,6 +179,11 @@ pub fn jwks_fetch_wait_ms() -> i64 {
 /// Seconds without a successful fetch after which the fetched set is dropped.
 pub fn jwks_max_stale() -> i64 {
     i64::from(JWKS_MAX_STALE.get())
+}
+
+/// Seconds between two purges of expired revocations by the background worker (0: never).
+pub fn revocation_purge_interval() -> i64 {
+    i64::from(REVOCATION_PURGE_INTERVAL.get())
 }
 
 pub fn leeway() -> i64 {
@@ -468,6 +474,12 @@ pub fn init() {
             None,
             None,
             None,
+        );
+        define_worker_int(
+            c"pg_jwt.revocation_purge_interval",
+            c"Interval between two purges of expired revocations by the background worker, in seconds (0: never).",
+            &REVOCATION_PURGE_INTERVAL,
+            (0, 7 * 86_400),
         );
         define_worker_int(
             c"pg_jwt.jwks_min_refresh",

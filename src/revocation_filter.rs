@@ -133,6 +133,20 @@ pub enum Found {
     Probe,
 }
 
+/// The databases that have a filter (in use since the server started): the ones whose
+/// revocations the background worker purges.
+pub fn databases() -> Vec<pg_sys::Oid> {
+    let mut out: Vec<pg_sys::Oid> = Vec::new();
+    for slot in slots().unwrap_or_default() {
+        let owner = slot.owner.load(Ordering::Acquire);
+        let db = pg_sys::Oid::from((owner >> 32) as u32);
+        if owner != 0 && slot.state.load(Ordering::Acquire) == VALID && !out.contains(&db) {
+            out.push(db);
+        }
+    }
+    out
+}
+
 /// The valid filter of this database's table, if there is one (never claims a slot).
 pub fn peek(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Option<Reader> {
     let key = owner_key(db, table);

@@ -41,6 +41,8 @@ struct Turn {
     uri: String,
     /// Failed attempts in a row (for the backoff).
     failures_in_a_row: u32,
+    /// Unix seconds of the last purge of expired revocations.
+    last_purge: i64,
 }
 
 #[pg_guard]
@@ -53,6 +55,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         replayed: 0,
         uri: String::new(),
         failures_in_a_row: 0,
+        last_purge: clock::now_unix(),
     };
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
         if BackgroundWorker::sighup_received() {
@@ -68,6 +71,7 @@ fn one_turn(turn: &mut Turn) {
     // Requests with a ticket up to this one are answered by the end of this turn.
     let ticket = shared::last_ticket();
     standby_replay(turn);
+    purge_revocations(turn);
     turn_body(turn);
     shared::answer(ticket);
 }
@@ -89,6 +93,59 @@ fn standby_replay(turn: &mut Turn) {
         turn.replayed = replayed;
         shared::bump_keys_generation();
     }
+}
+
+/// Every `pg_jwt.revocation_purge_interval` seconds (on a primary), starts one short-lived
+/// worker per database whose revocations are in use (the databases with a revocation filter,
+/// `revocation_filter::databases`): it deletes the expired ones with `jwt_purge_revocations()`
+/// and exits. This worker itself never connects to a database; nothing here waits for them.
+fn purge_revocations(turn: &mut Turn) {
+    let interval = gucs::revocation_purge_interval();
+    let now = clock::now_unix();
+    // SAFETY: reads shared memory; callable from any process attached to it.
+    if interval <= 0 || now - turn.last_purge < interval || unsafe { pg_sys::RecoveryInProgress() } {
+        return;
+    }
+    turn.last_purge = now;
+    for db in crate::revocation_filter::databases() {
+        let started = BackgroundWorkerBuilder::new("pg_jwt revocation purge")
+            .set_type("pg_jwt revocation purge")
+            .set_library("pg_jwt")
+            .set_function("pg_jwt_revocation_purge_main")
+            .set_argument(Some(pg_sys::Datum::from(db.to_u32())))
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(None)
+            .load_dynamic();
+        if started.is_err() {
+            pgrx::warning!("pg_jwt: could not start the revocation purge (max_worker_processes too low?); retrying at the next interval");
+        }
+    }
+}
+
+/// The purge worker: connects to one database as the bootstrap superuser, deletes the expired
+/// revocations if pg_jwt is installed there, and exits.
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGTERM);
+    let db = pg_sys::Oid::from(arg.value() as u32);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
+    BackgroundWorker::transaction(|| {
+        let schema = pgrx::Spi::get_one::<String>(
+            "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt' AND e.extversion OPERATOR(pg_catalog.<>) '0.1.0'",
+        );
+        if let Ok(Some(schema)) = schema {
+            let purged = pgrx::Spi::get_one::<i64>(&format!("SELECT {schema}.jwt_purge_revocations()"));
+            if let Ok(Some(n)) = purged {
+                if n > 0 {
+                    pgrx::log!("pg_jwt: purged {n} expired revocations");
+                }
+            }
+        }
+    });
 }
 
 fn turn_body(turn: &mut Turn) {

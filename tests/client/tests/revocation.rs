@@ -390,3 +390,48 @@ fn r10_the_filter_is_rebuilt_after_a_restart_and_never_waits_for_a_writer() {
     su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
     su.batch_execute("SELECT pg_reload_conf()").unwrap();
 }
+
+/// The key fetcher starts a purge in each database whose revocations are in use, every
+/// pg_jwt.revocation_purge_interval seconds: expired rows go, others stay.
+#[test]
+fn r11_the_background_worker_purges_expired_revocations() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute(
+        "SELECT jwt_revoke_token('rv-bg-old', now() - interval '2 hours');
+         SELECT jwt_revoke_token('rv-bg-new', now() + interval '2 hours');",
+    )
+    .unwrap();
+    // A verification in this database (the list is not empty: its filter is built).
+    let t = token(&mut su, 1, 600, r#"{"sub": "rv-bg", "jti": "rv-bg-other"}"#);
+    assert_eq!(count_docs(&mut app(), &t).unwrap(), 1000);
+    su.batch_execute("ALTER SYSTEM SET pg_jwt.revocation_purge_interval = 1")
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let left = loop {
+        let left: Vec<String> = su
+            .query(
+                "SELECT value FROM jwt_revocations WHERE value LIKE 'rv-bg-%' ORDER BY 1",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        if left.len() < 2 || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.revocation_purge_interval")
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    su.batch_execute("DELETE FROM jwt_revocations WHERE value LIKE 'rv-bg-%'")
+        .unwrap();
+    assert_eq!(
+        left,
+        vec!["rv-bg-new".to_owned()],
+        "the worker purged nothing, or too much"
+    );
+}
