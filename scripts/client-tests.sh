@@ -121,6 +121,9 @@ bash scripts/regress.sh
 say "upgrade parity (tests/upgrade: the previous release's SQL, then ALTER EXTENSION UPDATE)"
 bash scripts/upgrade-test.sh
 
+say "streaming replica (a primary and a hot standby made by pg_basebackup -R)"
+bash scripts/replica-test.sh
+
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
 PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
     PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The streaming-replica test: a throwaway primary (preloading pg_jwt) and a hot standby made by
+# pg_basebackup -R, both on unix sockets. Checks that the standby gives the same rows for the
+# same token, that a revocation committed on the primary is honoured on the standby once
+# replayed (and how soon), that the standby never answers from the revocation filter (rows
+# arrive there without triggers), and that key settings set by ALTER SYSTEM do not replicate.
+# Needs the current build installed. Prints a cargo-style result line for the summary.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+set +e
+PGPORT=${PGJWT_PRIMARY_PORT:-54335}
+STANDBY_PORT=${PGJWT_STANDBY_PORT:-54336}
+start_cluster "shared_preload_libraries = 'pg_jwt'
+log_min_messages = warning"
+STANDBY=$(mktemp -d /tmp/pgjwt-sb.XXXXXX)
+chmod 755 "$STANDBY"
+chown postgres: "$STANDBY" 2>/dev/null || $SUDO chown postgres: "$STANDBY"
+cleanup() {
+    as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$STANDBY"
+    stop_cluster
+}
+trap cleanup EXIT
+passed=0
+failed=0
+check() { # name, expected, actual
+    if [ "$2" = "$3" ]; then
+        passed=$((passed + 1))
+        echo "replica: $1 ... ok"
+    else
+        failed=$((failed + 1))
+        echo "replica: $1 ... FAILED (expected '$2', got '$3')" >&2
+    fi
+}
+primary() { psql -X -At -q -d app "$@"; }
+standby() { psql -X -At -q -h "$STANDBY" -p "$STANDBY_PORT" -d app "$@"; }
+# The SQLSTATE (or "ok:<result>") of a query run as the application role with a token.
+as_app() { # where (primary|standby), token, query
+    local out
+    out=$("$1" -U app -v ON_ERROR_STOP=1 -v VERBOSITY=verbose -c "BEGIN" \
+        -c "SELECT set_config('pg_jwt.token', '$2', true)" -c "$3" 2>&1 >/dev/null)
+    if [ -z "$out" ]; then
+        echo "ok:$("$1" -U app -c "BEGIN" -c "SELECT set_config('pg_jwt.token', '$2', true) IS NULL" -c "$3" | tail -1)"
+    else
+        sed -nE 's/^ERROR:  ([0-9A-Z]{5}):.*/\1/p' <<<"$out" | head -1
+    fi
+}
+
+say "replica: a primary and a streaming hot standby"
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE ROLE app LOGIN;
+CREATE DATABASE app;
+\c app
+CREATE EXTENSION pg_jwt;
+CREATE TABLE keys AS SELECT jwt_generate_jwk('ES256', 'k1') AS k1, jwt_generate_jwk('ES256', 'k2') AS k2;
+SELECT jwt_public_jwks(k1)::text AS jwks FROM keys \gset
+ALTER SYSTEM SET pg_jwt.jwks = :'jwks';
+SELECT pg_reload_conf() \gset
+CREATE TABLE docs (tenant_id uuid, body text);
+INSERT INTO docs SELECT ('00000000-0000-0000-0000-00000000000' || (g % 3))::uuid, 'doc ' || g FROM generate_series(1, 300) g;
+ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON docs USING (tenant_id = jwt_claim_uuid('tenant_id'));
+GRANT SELECT ON docs TO app;
+SQL
+sign() { # key column, tenant digit, jti
+    primary -c "SELECT jwt_sign(jsonb_build_object('sub', 'replica-user', 'jti', '$3',
+        'tenant_id', '00000000-0000-0000-0000-00000000000$2', 'exp', extract(epoch FROM now())::bigint + 600), $1) FROM keys"
+}
+T1=$(sign k1 1 replica-jti-1)
+T2=$(sign k1 2 replica-jti-2)
+as_postgres "$PG_BIN/pg_basebackup" -h "$PGTMP" -p "$PGPORT" -U postgres -D "$STANDBY/data" -R -X stream >"$STANDBY/basebackup.log" 2>&1
+{
+    echo "port = $STANDBY_PORT"
+    echo "unix_socket_directories = '$STANDBY'"
+    echo "listen_addresses = ''"
+    echo "hot_standby_feedback = on"
+} | as_postgres tee -a "$STANDBY/data/postgresql.conf" >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -l "$STANDBY/server.log" -w start >/dev/null
+check "the standby is in recovery" "t" "$(standby -c "SELECT pg_is_in_recovery()")"
+
+q="SELECT count(*) || ':' || count(DISTINCT tenant_id) FROM docs"
+check "same rows on the standby for the same token (tenant 1)" "$(as_app primary "$T1" "$q")" "$(as_app standby "$T1" "$q")"
+check "same rows on the standby for the same token (tenant 2)" "$(as_app primary "$T2" "$q")" "$(as_app standby "$T2" "$q")"
+check "the rows are the tenant's" "ok:100:1" "$(as_app standby "$T1" "$q")"
+
+# A revocation on the primary: refused on the standby once replayed. Time it.
+start_ns=$(date +%s%N)
+primary -c "SELECT jwt_revoke_token('replica-jti-1', now() + interval '1 hour')" >/dev/null
+state=""
+for _ in $(seq 100); do
+    state=$(as_app standby "$T1" "$q")
+    [ "$state" = "28000" ] && break
+    sleep 0.05
+done
+ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+check "a revocation committed on the primary is honoured on the standby" "28000" "$state"
+echo "replica: revocation effective on the standby after ${ms} ms (commit to refusal, including psql start-ups)"
+echo "$ms" >"${PGJWT_REPLICA_MS_FILE:-/dev/null}"
+check "other tokens still work on the standby" "ok:100:1" "$(as_app standby "$T2" "$q")"
+check "the standby answers without the filter (rows replayed without triggers)" "0" \
+    "$(standby -U app -c "BEGIN" -c "SELECT set_config('pg_jwt.token', '$T2', true) IS NULL" \
+        -c "SELECT count(*) FROM docs" -c "SELECT jwt_cache_stats()->>'revocation_filtered'" | tail -1)"
+primary -c "SELECT jwt_unrevoke('jti', 'replica-jti-1')" >/dev/null
+for _ in $(seq 100); do
+    [ "$(as_app standby "$T1" "$q")" = "ok:100:1" ] && break
+    sleep 0.05
+done
+check "an unrevoke is honoured on the standby too" "ok:100:1" "$(as_app standby "$T1" "$q")"
+
+# Key settings are server configuration: ALTER SYSTEM on the primary does not reach the standby.
+T3=$(sign k2 1 replica-jti-3)
+primary -c "SELECT jwt_public_jwks(jsonb_build_object('keys', jsonb_build_array(k1, k2)))::text FROM keys" >"$STANDBY/both.jwks"
+psql -X -q -d app -c "ALTER SYSTEM SET pg_jwt.jwks = '$(cat "$STANDBY/both.jwks")'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+check "the primary accepts a token of the new key" "ok:100:1" "$(as_app primary "$T3" "$q")"
+check "the standby does not know the new key (ALTER SYSTEM does not replicate)" "28000" "$(as_app standby "$T3" "$q")"
+psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "ALTER SYSTEM SET pg_jwt.jwks = '$(cat "$STANDBY/both.jwks")'" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+check "the same ALTER SYSTEM on the standby makes it accept the token" "ok:100:1" "$(as_app standby "$T3" "$q")"
+
+if grep -E "terminated by signal" "$PGTMP/server.log" "$STANDBY/server.log" >&2; then
+    check "no process crashed" "none" "crash"
+fi
+if [ "$failed" -eq 0 ]; then
+    echo "test result: ok. $passed passed; 0 failed; 0 ignored; 0 measured; 0 filtered out (streaming replica)"
+else
+    echo "test result: FAILED. $passed passed; $failed failed; 0 ignored; 0 measured; 0 filtered out (streaming replica)"
+    exit 1
+fi
