@@ -48,6 +48,7 @@ static REVOCATION_PURGE_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(3600)
 static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_LEEWAY);
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_TOKEN_BYTES);
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CACHE_SIZE);
+static SHARED_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(65_536);
 
 pub const DEFAULT_LEEWAY: c_int = pg_jwt_core::claims::DEFAULT_LEEWAY as c_int;
 pub const MAX_LEEWAY: c_int = pg_jwt_core::claims::MAX_LEEWAY as c_int;
@@ -192,6 +193,11 @@ pub fn leeway() -> i64 {
 
 pub fn max_token_bytes() -> usize {
     usize::try_from(MAX_TOKEN_BYTES.get()).unwrap_or(0)
+}
+
+/// Entries of the shared verification cache (fixed at server start; 0: none).
+pub fn shared_cache_size() -> usize {
+    usize::try_from(SHARED_CACHE_SIZE.get()).unwrap_or(0)
 }
 
 pub fn cache_size() -> usize {
@@ -531,6 +537,16 @@ pub fn init() {
             c"Verified tokens kept per backend.",
             &CACHE_SIZE,
             (1, 100_000),
+            GucFlags::empty(),
+        );
+        GucRegistry::define_int_guc(
+            c"pg_jwt.shared_cache_size",
+            c"Good signatures kept in shared memory for every backend (entries; 0: none). Needs a restart.",
+            c"",
+            &SHARED_CACHE_SIZE,
+            0,
+            4 * 1024 * 1024,
+            GucContext::Postmaster,
             GucFlags::empty(),
         );
         pg_sys::MarkGUCPrefixReserved(c"pg_jwt".as_ptr());

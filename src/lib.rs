@@ -5,7 +5,8 @@
 //! - `functions`: SQL functions that take token and keys as arguments (`jwt_verify`, ...);
 //! - `accessors`: the claim accessors for RLS policies (`jwt_claim`, ...), and `fastpath`:
 //!   their per-row path with a per-call-site cache;
-//! - `session`: the per-backend verification cache behind the accessors;
+//! - `session`: the per-backend verification cache behind the accessors, and `shared_cache`:
+//!   good signatures in shared memory, for every backend;
 //! - `gucs`: every `pg_jwt.*` setting;
 //! - `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument and result helpers; `clock`;
 //! - `encoding`: claim text to and from the database encoding;
@@ -34,6 +35,7 @@ mod revocation_filter;
 mod session;
 mod setup;
 mod shared;
+mod shared_cache;
 mod shmem;
 mod worker;
 

@@ -15,10 +15,10 @@
 //! PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
-use crate::{clock, errors, gucs, revocation, shared};
+use crate::{clock, errors, gucs, revocation, shared, shared_cache};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
-use pg_jwt_core::token::{self, HeaderPolicy};
+use pg_jwt_core::token::{self, HeaderPolicy, Signature};
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -36,6 +36,8 @@ pub struct Claims {
 /// The validation settings in force, captured when the configuration generation changes.
 struct Config {
     keys: Result<KeySet, KeyError>,
+    /// A fingerprint of the texts `keys` was imported from.
+    fingerprint: [u8; 32],
     audience: Option<String>,
     issuer: Option<String>,
     required: Vec<String>,
@@ -44,28 +46,38 @@ struct Config {
 }
 
 /// The key set in force: `pg_jwt.jwks`, the set fetched from `pg_jwt.jwks_uri`, or both merged
-/// for lookup (a `kid` in both is refused).
-fn load_keys() -> Result<KeySet, KeyError> {
-    let fixed = gucs::jwks_text().map(|t| KeySet::parse(t.as_bytes())).transpose()?;
-    let fetched = match gucs::jwks_uri() {
-        None => None,
+/// for lookup (a `kid` in both is refused); with a fingerprint of the texts it was imported
+/// from (the shared cache's key includes it).
+fn load_keys() -> (Result<KeySet, KeyError>, [u8; 32]) {
+    let pinned = gucs::jwks_text();
+    let fixed = match pinned.as_deref().map(|t| KeySet::parse(t.as_bytes())).transpose() {
+        Ok(fixed) => fixed,
+        Err(e) => return (Err(e), [0; 32]),
+    };
+    let (fetched, fetched_print) = match gucs::jwks_uri() {
+        None => (None, None),
         Some(uri) => match fetched_keys(&uri) {
-            Ok(set) => Some(set),
+            Ok((set, print)) => (Some(set), Some(print)),
             // Fail closed, naming the source, unless a pinned set is there to use alone.
-            Err(reason) if fixed.is_none() => return Err(KeyError::Set(reason)),
-            Err(_) => None,
+            Err(reason) if fixed.is_none() => return (Err(KeyError::Set(reason)), [0; 32]),
+            Err(_) => (None, None),
         },
     };
-    match (fixed, fetched) {
+    let print = token::key_set_fingerprint(&[
+        pinned.as_deref().map(str::as_bytes),
+        fetched_print.as_ref().map(|p: &[u8; 32]| p.as_slice()),
+    ]);
+    let keys = match (fixed, fetched) {
         (None, None) => Err(KeyError::Set("pg_jwt.jwks is not set".into())),
         (Some(set), None) | (None, Some(set)) => Ok(set),
         (Some(fixed), Some(fetched)) => KeySet::merge(fixed, fetched),
-    }
+    };
+    (keys, print)
 }
 
 /// The set the key fetcher holds for `uri`, if it holds one (imported under the shared lock:
-/// no copy of the buffer).
-fn fetched_keys(uri: &str) -> Result<KeySet, String> {
+/// no copy of the buffer), with a fingerprint of its text.
+fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
     shared::read(|state| {
         if state.uri() != uri {
             return Err(
@@ -81,14 +93,17 @@ fn fetched_keys(uri: &str) -> Result<KeySet, String> {
                 format!("no key set from {uri} is in force: {error}")
             });
         };
-        KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))
+        let set = KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))?;
+        Ok((set, token::key_set_fingerprint(&[Some(text)])))
     })
 }
 
 impl Config {
     fn load() -> Config {
+        let (keys, fingerprint) = load_keys();
         Config {
-            keys: load_keys(),
+            keys,
+            fingerprint,
             audience: gucs::audience(),
             issuer: gucs::issuer(),
             required: gucs::required_claims(),
@@ -141,6 +156,8 @@ struct State {
     cache: LruCache<Box<[u8]>, Rc<Claims>>,
     current: Option<Current>,
     verifications: u64,
+    /// Verifications whose signature was found good in the shared cache.
+    shared_hits: u64,
 }
 
 thread_local! {
@@ -150,6 +167,7 @@ thread_local! {
         cache: LruCache::new(NonZeroUsize::MIN),
         current: None,
         verifications: 0,
+        shared_hits: 0,
     });
 }
 
@@ -290,7 +308,21 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
             issuer: config.issuer.as_deref(),
             ..Validation::new(clock::now_unix(), &config.required)
         };
-        let verified = token::verify(token, keys, &config.policy, &validation).map_err(SessionError::Token)?;
+        // A good signature on record in shared memory (any backend verified these exact bytes
+        // under this exact key set) is not checked again; everything else is.
+        let cache_key = token::signature_cache_key(&config.fingerprint, token);
+        let now_s = clock::now_unix();
+        let known = shared_cache::contains(&cache_key, now_s);
+        let signature = if known { Signature::KnownGood } else { Signature::Check };
+        let verified =
+            token::verify_with(token, keys, &config.policy, &validation, signature).map_err(SessionError::Token)?;
+        if !known {
+            let until = verified.times.window(config.leeway).until;
+            // `as` saturates: no exp (an infinite window) is i64::MAX.
+            shared_cache::insert(&cache_key, until as i64, now_s);
+        } else {
+            s.shared_hits += 1;
+        }
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
         let session_claim = gucs::session_claim();
         let identity = revocation::Identity {
@@ -335,22 +367,26 @@ fn server_text(v: Option<&Json>) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// (verifications done, tokens cached, configured capacity) in this backend. The capacity is
 /// the setting's (applied to the cache at the next access after a change), so it is right
 /// before the first verification too.
-pub fn cache_stats() -> (u64, usize, usize) {
+pub fn cache_stats() -> (u64, usize, usize, u64) {
     STATE.with(|s| {
         let s = s.borrow();
-        (s.verifications, s.cache.len(), gucs::cache_size())
+        (s.verifications, s.cache.len(), gucs::cache_size(), s.shared_hits)
     })
 }
 
 v1_function! {
-    /// `jwt_cache_stats()`: this backend's verification cache as
-    /// `{"verifications": n, "cached_tokens": n, "capacity": n, "revocation_lookups": n,
-    /// "revocation_filtered": n, "revocation_probes": n}`. VOLATILE, PARALLEL SAFE.
+    /// `jwt_cache_stats()`: this backend's verification cache as `{"verifications": n,
+    /// "cached_tokens": n, "capacity": n, "shared_signature_hits": n, "revocation_lookups": n,
+    /// "revocation_filtered": n, "revocation_probes": n, "shared": {...}}`, where "shared" is the
+    /// server's shared verification cache (capacity, entries, hits, misses, inserts, evictions).
+    /// VOLATILE, PARALLEL SAFE.
     fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
-        let (verifications, cached, capacity) = cache_stats();
+        let (verifications, cached, capacity, shared_hits) = cache_stats();
         let (lookups, filtered, probes) = crate::revocation::stats();
+        let sh = shared_cache::stats(clock::now_unix());
         crate::fmgr::jsonb_from_text(&format!(
-            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}}}"#
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}}}"#,
+            sh.capacity, sh.entries, sh.hits, sh.misses, sh.inserts, sh.evictions
         ))
     }
 }

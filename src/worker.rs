@@ -61,6 +61,8 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to reread its configuration.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            // Settings may have changed (key sets, validation): void the shared cache.
+            crate::shared_cache::bump_epoch();
         }
         one_turn(&mut turn);
     }
@@ -195,6 +197,7 @@ fn source_changed(turn: &mut Turn, uri: &str, now: i64) {
         );
     }
     shared::bump_keys_generation();
+    crate::shared_cache::bump_epoch();
 }
 
 fn fetch(turn: &mut Turn, uri: &str) {
@@ -231,6 +234,7 @@ fn fetch(turn: &mut Turn, uri: &str) {
             if let Some(old) = old {
                 log_kid_changes(old.as_deref(), &fetched.kids, &fetched.uri);
                 shared::bump_keys_generation();
+                crate::shared_cache::bump_epoch();
                 persist(uri, &fetched.uri, &fetched.text, done);
             }
         }
@@ -263,6 +267,7 @@ fn drop_if_stale(now: i64) {
             "pg_jwt: the key set from {from} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force"
         );
         shared::bump_keys_generation();
+        crate::shared_cache::bump_epoch();
         remove_persisted();
     }
 }

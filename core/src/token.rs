@@ -49,7 +49,30 @@ pub fn verify(
     policy: &HeaderPolicy,
     validation: &Validation<'_>,
 ) -> Result<VerifiedToken, TokenError> {
-    let signed = verify_signature(token, keys, policy)?;
+    verify_with(token, keys, policy, validation, Signature::Check)
+}
+
+/// Whether [`verify_with`] checks the signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signature {
+    /// Check it (always, unless the caller knows better, see `KnownGood`).
+    Check,
+    /// The signature of these exact bytes was already found good under this exact key set, by
+    /// a cache keyed with a cryptographic hash of both ([`signature_cache_key`]). Everything
+    /// else (size, structure, strict base64url, header policy, key choice, signature length,
+    /// claims) is checked as usual.
+    KnownGood,
+}
+
+/// [`verify`], with the signature check skipped when the caller vouches for it.
+pub fn verify_with(
+    token: &[u8],
+    keys: &KeySet,
+    policy: &HeaderPolicy,
+    validation: &Validation<'_>,
+    signature: Signature,
+) -> Result<VerifiedToken, TokenError> {
+    let signed = verify_signature_with(token, keys, policy, signature)?;
     let claims = parse_claims(&signed.payload)?;
     let times = claims::validate(&claims, validation)?;
     Ok(VerifiedToken {
@@ -76,6 +99,15 @@ pub fn check_size(token: &[u8], max_token_bytes: usize) -> Result<(), TokenError
 /// Steps 1–9: size, segments, header, key choice, signature over the received bytes, and the
 /// payload's base64url. This is the JWS layer the Wycheproof and RFC 7520 vectors exercise.
 pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> Result<SignedToken, TokenError> {
+    verify_signature_with(token, keys, policy, Signature::Check)
+}
+
+fn verify_signature_with(
+    token: &[u8],
+    keys: &KeySet,
+    policy: &HeaderPolicy,
+    check: Signature,
+) -> Result<SignedToken, TokenError> {
     check_size(token, policy.max_token_bytes)?;
     let (header_b64, payload_b64, signature_b64) = split(token)?;
     if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
@@ -101,7 +133,7 @@ pub fn verify_signature(token: &[u8], keys: &KeySet, policy: &HeaderPolicy) -> R
     let signing_input = token
         .get(..header_b64.len() + 1 + payload_b64.len())
         .ok_or(TokenError::Malformed("truncated"))?;
-    if !key.verify(alg, signing_input, &signature) {
+    if check == Signature::Check && !key.verify(alg, signing_input, &signature) {
         return Err(TokenError::InvalidSignature);
     }
     Ok(SignedToken { alg, header, payload })
@@ -291,4 +323,37 @@ pub fn sign(claims: &Json, key: &SigningKey) -> Result<String, KeyError> {
     token.push('.');
     token.push_str(&b64::encode(&signature));
     Ok(token)
+}
+
+/// The key of a cache of good signatures: SHA-256 over a fingerprint of the key set (see
+/// [`key_set_fingerprint`]) and the exact token bytes. Two tokens that differ in any byte, or
+/// one token under two key sets, never share a key.
+pub fn signature_cache_key(key_set_fingerprint: &[u8; 32], token: &[u8]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"pg_jwt signature cache v1\0");
+    ctx.update(key_set_fingerprint);
+    ctx.update(token);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// A fingerprint of the texts a key set was imported from (each length-prefixed, in order):
+/// the same texts give the same key set.
+pub fn key_set_fingerprint(sources: &[Option<&[u8]>]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"pg_jwt key set v1\0");
+    for source in sources {
+        match source {
+            None => ctx.update(&[0]),
+            Some(text) => {
+                ctx.update(&[1]);
+                ctx.update(&(text.len() as u64).to_le_bytes());
+                ctx.update(text);
+            }
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }

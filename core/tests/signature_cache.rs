@@ -1,0 +1,79 @@
+//! The signature cache's building blocks (src/shared_cache.rs keeps good signatures in shared
+//! memory): its key is a cryptographic hash of the key set and the exact token bytes, and a
+//! token whose signature is vouched for (`Signature::KnownGood`) still goes through every other
+//! check.
+
+mod common;
+use common::*;
+use pg_jwt_core::token::{self, key_set_fingerprint, signature_cache_key, HeaderPolicy, Signature};
+use pg_jwt_core::{TokenError, Validation};
+
+fn known_good(t: &str, keys: &pg_jwt_core::KeySet) -> Result<pg_jwt_core::VerifiedToken, TokenError> {
+    let required = vec!["exp".to_owned()];
+    token::verify_with(
+        t.as_bytes(),
+        keys,
+        &HeaderPolicy::default(),
+        &Validation::new(now(), &required),
+        Signature::KnownGood,
+    )
+}
+
+#[test]
+fn the_cache_key_changes_with_any_byte_of_the_token_or_the_key_set() {
+    let (p, _) = hs256();
+    let t = token(&fresh_claims(), &p);
+    let f = key_set_fingerprint(&[Some(b"{\"keys\":[]}"), None]);
+    let k = signature_cache_key(&f, t.as_bytes());
+    for i in 0..t.len() {
+        let mut other = t.clone().into_bytes();
+        other[i] ^= 1;
+        assert_ne!(k, signature_cache_key(&f, &other), "byte {i}");
+    }
+    assert_ne!(k, signature_cache_key(&f, &t.as_bytes()[..t.len() - 1]));
+    let g = key_set_fingerprint(&[Some(b"{\"keys\":[ ]}"), None]);
+    assert_ne!(k, signature_cache_key(&g, t.as_bytes()), "another key set");
+    assert_eq!(k, signature_cache_key(&f, t.as_bytes()), "deterministic");
+}
+
+#[test]
+fn the_fingerprint_tells_apart_which_source_holds_a_text_and_where_texts_split() {
+    let a = key_set_fingerprint(&[Some(b"ab"), None]);
+    assert_ne!(a, key_set_fingerprint(&[None, Some(b"ab")]));
+    assert_ne!(
+        key_set_fingerprint(&[Some(b"a"), Some(b"b")]),
+        key_set_fingerprint(&[Some(b"ab"), Some(b"")])
+    );
+    assert_eq!(a, key_set_fingerprint(&[Some(b"ab"), None]));
+}
+
+#[test]
+fn a_vouched_signature_skips_only_the_signature_check() {
+    let (p, keys) = hs256();
+    let t = token(&fresh_claims(), &p);
+    assert!(known_good(&t, &keys).is_ok());
+    // The same token with another (same-length) signature: only a vouching caller accepts it.
+    let sig = segment(&t, 2);
+    let flipped = format!("{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]);
+    let forged = with_segment(&t, 2, &flipped);
+    assert!(matches!(verify(&forged, &keys), Err(TokenError::InvalidSignature)));
+    assert!(known_good(&forged, &keys).is_ok());
+    // Everything else is still checked.
+    let expired = token(&format!("{{\"sub\":\"a\",\"exp\":{}}}", now() - 3600), &p);
+    assert!(known_good(&expired, &keys).is_err(), "claims");
+    assert!(
+        known_good(&with_segment(&t, 2, "AAAA"), &keys).is_err(),
+        "signature length"
+    );
+    assert!(known_good(&format!("{t}.x.y"), &keys).is_err(), "structure");
+    let none = format!("{}.{}.", b64("{\"alg\":\"none\"}"), segment(&t, 1));
+    assert!(known_good(&none, &keys).is_err(), "alg none");
+    let (_, other_keys) = hs256();
+    let q = private_jwk("HS256", Some("another-kid"));
+    assert!(
+        known_good(&token(&fresh_claims(), &q), &other_keys).is_err(),
+        "no such key"
+    );
+    let too_big = format!("{t}{}", "A".repeat(20_000));
+    assert!(matches!(known_good(&too_big, &keys), Err(TokenError::TooLarge(_))));
+}

@@ -1,0 +1,228 @@
+//! The shared verification cache: good signatures, in shared memory, so that a token verified
+//! by one backend is not verified again by any other (issue: many users through a pool).
+//!
+//! - Keyed by SHA-256 over a fingerprint of the key set in force and the exact token bytes
+//!   (`pg_jwt_core::token::signature_cache_key`): two tokens differing in one byte, or one token
+//!   under two key sets (another database's `pg_jwt.jwks`, a rotated set), never share an entry.
+//! - An entry says only "this signature is good under this key set". A backend that finds one
+//!   still parses the token and checks its header, key choice and claims against its own
+//!   settings (`Signature::KnownGood`), and the revocation check runs as for any verification.
+//!   Only successful verifications are stored.
+//! - An entry is void once `not_after` (the token's `exp` plus the inserting backend's leeway)
+//!   has passed, and whenever the shared epoch moved: the key fetcher bumps it at every reload
+//!   (SIGHUP) and whenever the fetched key set changes. A changed key set also changes the
+//!   fingerprint, so entries made under the old set are unreachable at once.
+//! - Bounded: `pg_jwt.shared_cache_size` entries (fixed at server start), in buckets of `WAYS`
+//!   entries. No lock: a reader checks a bucket's sequence number before and after reading
+//!   (a bucket being written reads as a miss); a writer takes a bucket by one compare-and-swap
+//!   of that number and skips the insert if another writer holds it. The victim in a full
+//!   bucket is a void entry, else the one that expires first.
+
+use crate::shmem::Region;
+use std::sync::atomic::{fence, AtomicI64, AtomicU64, Ordering};
+
+/// Entries per bucket (one bucket is 344 bytes).
+const WAYS: usize = 7;
+
+#[repr(C)]
+struct Entry {
+    /// The cache key (SHA-256); all zero: empty.
+    key: [AtomicU64; 4],
+    /// Unix seconds after which the entry is void.
+    not_after: AtomicI64,
+    /// The shared epoch the entry was made in.
+    epoch: AtomicU64,
+}
+
+#[repr(C)]
+struct Bucket {
+    /// Even: stable; odd: a writer is in the bucket.
+    seq: AtomicU64,
+    entries: [Entry; WAYS],
+}
+
+/// Counters, each on its own cache line (index × 8 words).
+const EPOCH: usize = 0;
+const HITS: usize = 8;
+const MISSES: usize = 16;
+const INSERTS: usize = 24;
+const EVICTIONS: usize = 32;
+const HEADER_WORDS: usize = 40;
+
+fn buckets_for(entries: usize) -> usize {
+    entries.div_ceil(WAYS)
+}
+
+fn region_bytes() -> usize {
+    HEADER_WORDS * 8 + buckets_for(crate::gucs::shared_cache_size()) * std::mem::size_of::<Bucket>()
+}
+
+pub static REGION: Region = Region::new(c"pg_jwt shared verification cache", region_bytes);
+
+struct Table {
+    header: &'static [AtomicU64],
+    buckets: &'static [Bucket],
+}
+
+fn table() -> Option<Table> {
+    let (p, len) = REGION.get()?;
+    let header_bytes = HEADER_WORDS * 8;
+    let n = len.checked_sub(header_bytes)? / std::mem::size_of::<Bucket>();
+    // SAFETY: the region (mapped for the process's life, cache-line aligned) is HEADER_WORDS
+    // header words then `n` whole buckets (region_bytes); all-zero, its initial state, is valid
+    // for both (atomics of zero: empty entries), and only atomics are accessed through them.
+    unsafe {
+        Some(Table {
+            header: std::slice::from_raw_parts(p.cast::<AtomicU64>(), HEADER_WORDS),
+            buckets: std::slice::from_raw_parts(p.add(header_bytes).cast::<Bucket>(), n),
+        })
+    }
+}
+
+fn words(key: &[u8; 32]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (i, chunk) in key.chunks_exact(8).enumerate() {
+        if let (Some(slot), Ok(bytes)) = (w.get_mut(i), <[u8; 8]>::try_from(chunk)) {
+            *slot = u64::from_le_bytes(bytes);
+        }
+    }
+    w
+}
+
+impl Table {
+    fn counter(&self, i: usize) -> &AtomicU64 {
+        &self.header[i]
+    }
+
+    fn bucket(&self, key: &[u64; 4]) -> Option<&Bucket> {
+        let n = self.buckets.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        self.buckets.get((key[0] % n) as usize)
+    }
+}
+
+/// Whether a good signature for `key` is on record (and not void at `now`).
+pub fn contains(key: &[u8; 32], now: i64) -> bool {
+    let Some(t) = table() else { return false };
+    let k = words(key);
+    let Some(b) = t.bucket(&k) else { return false };
+    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let s1 = b.seq.load(Ordering::Acquire);
+    let mut found = false;
+    if s1 & 1 == 0 {
+        found = b.entries.iter().any(|e| {
+            e.key[0].load(Ordering::Relaxed) == k[0]
+                && e.key[1].load(Ordering::Relaxed) == k[1]
+                && e.key[2].load(Ordering::Relaxed) == k[2]
+                && e.key[3].load(Ordering::Relaxed) == k[3]
+                && e.epoch.load(Ordering::Relaxed) == epoch
+                && now < e.not_after.load(Ordering::Relaxed)
+        });
+        fence(Ordering::Acquire);
+        // A writer came in meanwhile: what was read may be torn; a miss is always safe.
+        found &= b.seq.load(Ordering::Relaxed) == s1;
+    }
+    t.counter(if found { HITS } else { MISSES })
+        .fetch_add(1, Ordering::Relaxed);
+    found
+}
+
+/// Records a good signature for `key`, void after `not_after`. Skipped (never waits) if another
+/// backend is writing the same bucket.
+pub fn insert(key: &[u8; 32], not_after: i64, now: i64) {
+    let Some(t) = table() else { return };
+    let k = words(key);
+    if k == [0; 4] {
+        return; // the empty marker (a SHA-256 of all zeros does not happen)
+    }
+    let Some(b) = t.bucket(&k) else { return };
+    let s = b.seq.load(Ordering::Acquire);
+    if s & 1 == 1
+        || b.seq
+            .compare_exchange(s, s + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    fence(Ordering::Release);
+    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let key_of = |e: &Entry| [0, 1, 2, 3].map(|i| e.key[i].load(Ordering::Relaxed));
+    let void = |e: &Entry| {
+        key_of(e) == [0; 4] || e.epoch.load(Ordering::Relaxed) != epoch || e.not_after.load(Ordering::Relaxed) <= now
+    };
+    let victim = b
+        .entries
+        .iter()
+        .find(|e| key_of(e) == k)
+        .or_else(|| b.entries.iter().find(|e| void(e)))
+        .map(|e| (e, false))
+        .or_else(|| {
+            b.entries
+                .iter()
+                .min_by_key(|e| e.not_after.load(Ordering::Relaxed))
+                .map(|e| (e, true))
+        });
+    if let Some((e, evicted)) = victim {
+        for (i, w) in k.iter().enumerate() {
+            e.key[i].store(*w, Ordering::Relaxed);
+        }
+        e.not_after.store(not_after, Ordering::Relaxed);
+        e.epoch.store(epoch, Ordering::Relaxed);
+        t.counter(INSERTS).fetch_add(1, Ordering::Relaxed);
+        if evicted {
+            t.counter(EVICTIONS).fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    b.seq.store(s + 2, Ordering::Release);
+}
+
+/// Voids every entry (the key fetcher: reload, new fetched key set).
+pub fn bump_epoch() {
+    if let Some(t) = table() {
+        t.counter(EPOCH).fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The cache's figures for `jwt_cache_stats()`.
+pub struct Stats {
+    pub capacity: u64,
+    pub entries: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub evictions: u64,
+}
+
+pub fn stats(now: i64) -> Stats {
+    let Some(t) = table() else {
+        return Stats {
+            capacity: 0,
+            entries: 0,
+            hits: 0,
+            misses: 0,
+            inserts: 0,
+            evictions: 0,
+        };
+    };
+    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let entries = t
+        .buckets
+        .iter()
+        .flat_map(|b| b.entries.iter())
+        .filter(|e| {
+            e.key[0].load(Ordering::Relaxed) != 0
+                && e.epoch.load(Ordering::Relaxed) == epoch
+                && now < e.not_after.load(Ordering::Relaxed)
+        })
+        .count() as u64;
+    Stats {
+        capacity: (t.buckets.len() * WAYS) as u64,
+        entries,
+        hits: t.counter(HITS).load(Ordering::Relaxed),
+        misses: t.counter(MISSES).load(Ordering::Relaxed),
+        inserts: t.counter(INSERTS).load(Ordering::Relaxed),
+        evictions: t.counter(EVICTIONS).load(Ordering::Relaxed),
+    }
+}

@@ -1,0 +1,311 @@
+//! The shared verification cache (src/shared_cache.rs): a signature verified by one backend is
+//! not verified again by another; only successes are stored; entries are keyed by the exact
+//! token bytes and the key set; a reload voids them; the size bound holds when full.
+//! On the main cluster, in databases of their own ("shared_*"), with key sets set per database
+//! (ES256) or by ALTER SYSTEM (HS256, reset at the end).
+
+use pg_jwt_client_tests::*;
+use postgres::Client;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn database(name: &str) {
+    let mut su = superuser();
+    let exists: bool = su
+        .query_one("SELECT count(*) > 0 FROM pg_database WHERE datname = $1", &[&name])
+        .unwrap()
+        .get(0);
+    if !exists {
+        su.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+    }
+    connect_as("postgres", name)
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_jwt")
+        .unwrap();
+}
+
+fn stats(c: &mut Client) -> serde_json::Value {
+    let text: String = c.query_one("SELECT jwt_cache_stats()::text", &[]).unwrap().get(0);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn n(v: &serde_json::Value, path: &[&str]) -> i64 {
+    let mut v = v;
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_i64().unwrap_or_else(|| panic!("{path:?} in {v}"))
+}
+
+/// `jwt_claim('sub')` with the token set for one transaction: the value or the SQLSTATE.
+fn sub(c: &mut Client, token: &str) -> String {
+    c.batch_execute("BEGIN").unwrap();
+    c.batch_execute(&format!("SET LOCAL pg_jwt.token = {}", lit(token)))
+        .unwrap();
+    let r = c.query_one("SELECT jwt_claim('sub')", &[]);
+    let out = match &r {
+        Ok(row) => row.get::<_, Option<String>>(0).unwrap_or_default(),
+        Err(_) => sqlstate(&r),
+    };
+    c.batch_execute("ROLLBACK").unwrap();
+    out
+}
+
+/// Two ES256 keys with the same kid; database shared_a trusts the first, shared_b the second.
+fn two_databases() -> (String, String) {
+    database("shared_a");
+    database("shared_b");
+    let mut su = superuser();
+    let key = |su: &mut Client| -> (String, String) {
+        let private: String = su
+            .query_one("SELECT jwt_generate_jwk('ES256', 'same-kid')::text", &[])
+            .unwrap()
+            .get(0);
+        let public: String = su
+            .query_one("SELECT jwt_public_jwks($1::text::jsonb)::text", &[&private])
+            .unwrap()
+            .get(0);
+        (private, public)
+    };
+    let (a, a_pub) = key(&mut su);
+    let (_, b_pub) = key(&mut su);
+    su.batch_execute(&format!(
+        "ALTER DATABASE shared_a SET pg_jwt.jwks = {}; ALTER DATABASE shared_b SET pg_jwt.jwks = {}",
+        lit(&a_pub),
+        lit(&b_pub)
+    ))
+    .unwrap();
+    let sign = |su: &mut Client, sub: &str| -> String {
+        su.query_one(
+            "SELECT jwt_sign(jsonb_build_object('sub', $1::text, 'exp', extract(epoch FROM now())::bigint + 600), $2::text::jsonb)",
+            &[&sub, &a],
+        )
+        .unwrap()
+        .get(0)
+    };
+    (sign(&mut su, "shared-user"), sign(&mut su, "shared-other"))
+}
+
+#[test]
+fn c1_a_token_verified_in_one_backend_is_not_verified_again_in_another() {
+    setup();
+    let (t, _) = two_databases();
+    let mut a1 = connect_as("app", "shared_a");
+    let mut a2 = connect_as("app", "shared_a");
+    let before = stats(&mut a1);
+    assert_eq!(sub(&mut a1, &t), "shared-user");
+    let s1 = stats(&mut a1);
+    assert_eq!(n(&s1, &["shared_signature_hits"]), 0, "first verification checks: {s1}");
+    assert_eq!(
+        n(&s1, &["shared", "inserts"]),
+        n(&before, &["shared", "inserts"]) + 1,
+        "{s1}"
+    );
+    assert_eq!(sub(&mut a2, &t), "shared-user");
+    let s2 = stats(&mut a2);
+    assert_eq!(
+        n(&s2, &["shared_signature_hits"]),
+        1,
+        "the second backend used the entry: {s2}"
+    );
+    assert_eq!(n(&s2, &["verifications"]), 1, "claims were still checked: {s2}");
+    assert!(n(&s2, &["shared", "capacity"]) >= 65_536, "{s2}");
+}
+
+#[test]
+fn c2_one_token_under_two_key_sets_never_shares_an_entry() {
+    setup();
+    // The same kid names different keys in the two databases: an entry made in shared_a (where
+    // the signature is good) must not vouch for it in shared_b (where it is not).
+    let (t, _) = two_databases();
+    assert_eq!(sub(&mut connect_as("app", "shared_a"), &t), "shared-user");
+    let mut b = connect_as("app", "shared_b");
+    assert_eq!(sub(&mut b, &t), "28000", "key set B must check the signature itself");
+    assert_eq!(n(&stats(&mut b), &["shared_signature_hits"]), 0);
+}
+
+#[test]
+fn c3_only_successes_are_stored_and_a_one_byte_change_is_another_token() {
+    setup();
+    let (t, _) = two_databases();
+    let mut a = connect_as("app", "shared_a");
+    assert_eq!(sub(&mut a, &t), "shared-user");
+    let inserts = n(&stats(&mut a), &["shared", "inserts"]);
+    // Every single-character change of the signature segment (still base64url of the right
+    // length) is refused in a fresh backend, and none of the refusals is stored.
+    let dot = t.rfind('.').unwrap();
+    let mut refused = 0;
+    for i in (dot + 1..t.len() - 1).step_by(7) {
+        let mut bytes = t.clone().into_bytes();
+        bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(bytes).unwrap();
+        let mut other = connect_as("app", "shared_a");
+        assert_eq!(sub(&mut other, &forged), "28000", "byte {i}");
+        refused += 1;
+    }
+    assert!(refused > 5);
+    let s = stats(&mut a);
+    assert_eq!(n(&s, &["shared", "inserts"]), inserts, "a refusal was stored: {s}");
+}
+
+#[test]
+fn c4_a_reload_voids_every_entry() {
+    setup();
+    let (t, _) = two_databases();
+    let mut a = connect_as("app", "shared_a");
+    assert_eq!(sub(&mut a, &t), "shared-user");
+    assert!(n(&stats(&mut a), &["shared", "entries"]) >= 1);
+    superuser().batch_execute("SELECT pg_reload_conf()").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while n(&stats(&mut a), &["shared", "entries"]) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        n(&stats(&mut a), &["shared", "entries"]),
+        0,
+        "entries survived a reload"
+    );
+    let mut fresh = connect_as("app", "shared_a");
+    assert_eq!(sub(&mut fresh, &t), "shared-user");
+    assert_eq!(n(&stats(&mut fresh), &["shared_signature_hits"]), 0, "verified again");
+}
+
+#[test]
+fn c5_key_rotation_under_eight_connections_no_old_token_after_the_reload() {
+    setup();
+    database("shared_rot");
+    let mut su = superuser();
+    let key = |su: &mut Client| -> String {
+        su.query_one("SELECT jwt_generate_jwk('HS256', 'rot')::text", &[])
+            .unwrap()
+            .get(0)
+    };
+    let (old_key, new_key) = (key(&mut su), key(&mut su));
+    let reload_to = |su: &mut Client, k: &str| {
+        su.batch_execute(&format!("ALTER SYSTEM SET pg_jwt.jwks = {}", lit(k)))
+            .unwrap();
+        su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    };
+    reload_to(&mut su, &old_key);
+    std::thread::sleep(Duration::from_millis(500));
+    // 40 tokens of the old key, shared by every connection.
+    let tokens: Vec<String> = (0..40)
+        .map(|i| {
+            su.query_one(
+                "SELECT jwt_sign(jsonb_build_object('sub', 'rot-' || $1::int, 'exp', extract(epoch FROM now())::bigint + 600), $2::text::jsonb)",
+                &[&i, &old_key],
+            )
+            .unwrap()
+            .get(0)
+        })
+        .collect();
+    let tokens = Arc::new(tokens);
+    let cutoff: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (late, before, total) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (tokens, cutoff, stop, late, before, total) = (
+                Arc::clone(&tokens),
+                Arc::clone(&cutoff),
+                Arc::clone(&stop),
+                Arc::clone(&late),
+                Arc::clone(&before),
+                Arc::clone(&total),
+            );
+            std::thread::spawn(move || {
+                let mut c = connect_as("app", "shared_rot");
+                let mut i = w;
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let started = Instant::now();
+                    let ok = sub(&mut c, &tokens[i % tokens.len()]).starts_with("rot-");
+                    i += 3;
+                    total.fetch_add(1, Ordering::Relaxed);
+                    match *cutoff.lock().unwrap() {
+                        Some(at) if started > at => {
+                            if ok {
+                                late.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        _ => {
+                            if ok {
+                                before.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(800));
+    reload_to(&mut su, &new_key);
+    // pg_reload_conf() signals asynchronously: every backend has read the new file once the
+    // postmaster forwarded the signal; a short grace before the cutoff.
+    std::thread::sleep(Duration::from_millis(300));
+    *cutoff.lock().unwrap() = Some(Instant::now());
+    std::thread::sleep(Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    assert!(
+        before.load(Ordering::Relaxed) > 40,
+        "the old tokens worked before the rotation"
+    );
+    assert!(total.load(Ordering::Relaxed) > 100, "too few transactions");
+    assert_eq!(
+        late.load(Ordering::Relaxed),
+        0,
+        "an old-key token was accepted after the reload"
+    );
+}
+
+#[test]
+fn c6_the_size_bound_holds_with_a_million_distinct_tokens() {
+    setup();
+    database("shared_size");
+    let mut su = superuser();
+    let k: String = su
+        .query_one("SELECT jwt_generate_jwk('HS256', 'size')::text", &[])
+        .unwrap()
+        .get(0);
+    su.batch_execute(&format!("ALTER SYSTEM SET pg_jwt.jwks = {}", lit(&k)))
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut c = connect_as("postgres", "shared_size");
+    c.batch_execute("SET pg_jwt.cache_size = 1").unwrap();
+    let before = stats(&mut c);
+    c.batch_execute(&format!(
+        "DO $$ DECLARE k jsonb := {}::jsonb; e bigint := extract(epoch FROM now())::bigint + 600; BEGIN
+           FOR i IN 1..1000000 LOOP
+             PERFORM set_config('pg_jwt.token', jwt_sign(jsonb_build_object('sub', 's' || i, 'exp', e), k), false);
+             IF jwt_claim('sub') IS DISTINCT FROM 's' || i THEN RAISE 'wrong claims for token %', i; END IF;
+           END LOOP; END $$",
+        lit(&k)
+    ))
+    .unwrap();
+    let after = stats(&mut c);
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    let capacity = n(&after, &["shared", "capacity"]);
+    let inserts = n(&after, &["shared", "inserts"]) - n(&before, &["shared", "inserts"]);
+    let evictions = n(&after, &["shared", "evictions"]) - n(&before, &["shared", "evictions"]);
+    assert_eq!(inserts, 1_000_000, "each new token stored once: {after}");
+    assert!(n(&after, &["shared", "entries"]) <= capacity, "{after}");
+    assert!(
+        evictions >= 1_000_000 - capacity,
+        "a full table evicts: {evictions} evictions, capacity {capacity}"
+    );
+    assert_eq!(
+        n(&after, &["verifications"]) - n(&before, &["verifications"]),
+        1_000_000
+    );
+}
