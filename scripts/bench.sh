@@ -25,7 +25,10 @@ synchronous_commit = off
 log_min_messages = warning"
 trap 'stop_cluster; rm -rf "$WORK"' EXIT
 createdb bench
-PGJWT_BENCH_HOST=$PGTMP PGJWT_BENCH_PORT=$PGPORT PGJWT_PGBENCH=$PG_BIN/pgbench \
+# The per-row floor (section 3b): the cheapest C function of each accessor's type.
+chmod 755 "$WORK"
+cc -O2 -fPIC -shared -I"$("$PG_CONFIG" --includedir-server)" benches/floor/floor.c -o "$WORK/pg_jwt_floor.so"
+PGJWT_FLOOR_SO=$WORK/pg_jwt_floor.so PGJWT_BENCH_HOST=$PGTMP PGJWT_BENCH_PORT=$PGPORT PGJWT_PGBENCH=$PG_BIN/pgbench PGJWT_BENCH_DATA=$PGTMP/data \
     "$CARGO_TARGET_DIR/release/pg_jwt_bench" > "$WORK/sql.md"
 elapsed=$(( $(date +%s) - started ))
 

@@ -5,13 +5,15 @@
 //! They are plain V1 C functions (declared by `extension_sql!` below) so that a call costs only
 //! what it must and text crosses the encoding boundary under our control (`encoding`). Each
 //! call site of a one-name accessor (one `FmgrInfo`, e.g. one policy expression in one query)
-//! keeps in `fn_extra`: the token, configuration and fetched-key-set generations it saw, the claim name, the
-//! result it returned, and the time window in which the token is valid. While the generations
-//! and the name are unchanged and the clock is inside the window, the cached result is returned:
-//! two counter loads and one atomic load of shared memory, a short comparison and a coarse clock
-//! read. Anything else goes through
-//! the checked slow path (`session::current_claims` and the conversions of `accessors`), which
-//! raises the errors.
+//! keeps in `fn_extra` the result it returned and what it depends on. The per-row path
+//! (`cached`) returns it after: one load of the local generation (bumped when the token or a
+//! setting changes, and by the expiry timer shortly before the token expires, see `expiry`),
+//! one load of the shared generation (fetched key set, revocations), and, only when the claim
+//! name is not a constant of the expression, a short name comparison. It calls nothing in
+//! PostgreSQL and cannot panic, so it runs without pgrx's guard; anything else goes through the
+//! guarded slow path (`session::current_claims` and the conversions of `accessors`), which
+//! raises the errors. In the last second of a token's validity the per-row path also reads the
+//! (coarse) clock.
 //!
 //! Memory: the slow path builds its result in the caller's memory context (the executor resets
 //! it per row), and keeps a copy for the cache in the call site's context (`fn_mcxt`, which
@@ -24,7 +26,7 @@
 
 use crate::accessors::{self, Kind};
 use crate::fmgr::{self, v1_finfo};
-use crate::{clock, encoding, gucs, session};
+use crate::{clock, encoding, expiry, gucs, session, shared};
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
@@ -79,18 +81,28 @@ impl Entry {
     }
 }
 
-/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state: an
-/// empty window, and `valid` false).
+/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state:
+/// `valid` false).
 #[repr(C)]
 struct CallSite {
     valid: bool,
-    /// The token, settings and fetched-key-set generations the cached result was made under.
-    generations: session::Generations,
+    /// Whether the call site was inspected (`const_name` set).
+    inspected: bool,
+    /// The claim name is a constant of the expression (a `Const` node): the same at every call
+    /// of this call site, so the per-row path does not look at it.
+    const_name: bool,
+    /// Read the clock on every call: the token is in its last seconds, or no timer covers it
+    /// (`expiry`).
+    check_clock: bool,
+    /// The local generation (token, settings, expiry timer) the cached result was made under.
+    local: u64,
+    /// The shared generation (fetched key set, revocations) it was made under.
+    keys: u64,
     current: Entry,
     /// The entry `current` replaced: possibly still held by the caller, freed at the next
     /// replacement.
     retired: Entry,
-    /// The cached result may be returned while the clock is inside this window.
+    /// The token's validity window (checked per call only when `check_clock`).
     window: pg_jwt_core::claims::Window,
 }
 
@@ -135,31 +147,109 @@ fn same_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (a.is_empty() || a == b)
 }
 
-/// A one-name accessor (or `jwt_claims()`): the cached result when still valid, else the slow
-/// path.
+/// The text of a varlena datum if it is inline and uncompressed (read without calling into
+/// PostgreSQL, so nothing can raise an error); None otherwise (the slow path detoasts it).
+///
+/// # Safety
+/// `d` must point to a valid varlena.
+#[inline(always)]
+unsafe fn inline_text<'a>(d: pg_sys::Datum) -> Option<&'a [u8]> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let p = d.cast_mut_ptr::<u8>();
+    let b = *p;
+    if b == 0x01 {
+        None // a TOAST pointer
+    } else if b & 0x01 == 0x01 {
+        // 1-byte header: the total length in the upper seven bits.
+        let len = usize::from(b >> 1);
+        Some(std::slice::from_raw_parts(p.add(1), len.checked_sub(1)?))
+    } else if b & 0x03 == 0 {
+        // 4-byte header, uncompressed: the total length in the upper 30 bits.
+        let header = std::ptr::read_unaligned(p.cast::<u32>());
+        let len = (header >> 2) as usize;
+        Some(std::slice::from_raw_parts(p.add(4), len.checked_sub(4)?))
+    } else {
+        None // compressed
+    }
+}
+
+/// The per-row path of a one-name accessor (or `jwt_claims()`): the cached result if the call
+/// site has one that is still valid, else None. Loads and comparisons only: nothing here calls
+/// into PostgreSQL or can panic, so it runs without pgrx's guard.
 ///
 /// # Safety
 /// `fcinfo` must be a valid V1 call of one of the functions declared below.
-unsafe fn accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
-    // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
-    let name: &[u8] = if matches!(kind, Kind::Claims) {
-        b""
-    } else {
-        fmgr::arg_bytes(fcinfo, 0)
-    };
-    let site = call_site(fcinfo);
-    let now = session::Generations::now();
-    if site.valid && site.generations == now && same_name(site.current.name(), name) {
-        let now = clock::now_unix_coarse() as f64;
-        if site.window.contains(now) {
-            return if site.current.result_null {
-                pgrx::fcinfo::pg_return_null(fcinfo)
-            } else {
-                site.current.result
-            };
+#[inline(always)]
+unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys::Datum> {
+    let site = (*(*fcinfo).flinfo).fn_extra.cast::<CallSite>();
+    if site.is_null() {
+        return None;
+    }
+    let site = &*site;
+    if !site.valid || site.local != gucs::local_generation() || site.keys != shared::keys_generation_fast() {
+        return None;
+    }
+    if !site.const_name && !matches!(kind, Kind::Claims) {
+        let name = inline_text(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))?;
+        if !same_name(site.current.name(), name) {
+            return None;
         }
     }
-    slow_path(fcinfo, site, name, kind, now)
+    if site.check_clock && !site.window.contains(clock::now_unix_coarse() as f64) {
+        return None;
+    }
+    if site.current.result_null {
+        (*fcinfo).isnull = true;
+    }
+    Some(site.current.result)
+}
+
+/// Whether argument 0 of the call is a `Const` node of its expression (so the same value at
+/// every call of this `FmgrInfo`). Not `get_fn_expr_arg_stable`, which also counts external
+/// parameters: PL/pgSQL evaluates one expression state with changing parameter values.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call.
+unsafe fn arg_is_const(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let expr = (*(*fcinfo).flinfo).fn_expr;
+    if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+        return false;
+    }
+    let args = (*expr.cast::<pg_sys::FuncExpr>()).args;
+    if args.is_null() || (*args).length < 1 {
+        return false;
+    }
+    let first = (*(*args).elements).ptr_value.cast::<pg_sys::Node>();
+    !first.is_null() && (*first).type_ == pg_sys::NodeTag::T_Const && !(*first.cast::<pg_sys::Const>()).constisnull
+}
+
+/// The checked path, under pgrx's guard (errors become PostgreSQL errors). Not inlined: the
+/// per-row path stays small.
+///
+/// # Safety
+/// As `cached`.
+#[inline(never)]
+unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
+    // SAFETY: the top of an extern "C-unwind" function's work, as pg_guard would expand it.
+    pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
+        // Read before the work: a change during it voids what is cached below.
+        let local = gucs::local_generation();
+        let now = session::Generations::now();
+        // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
+        let name: &[u8] = if matches!(kind, Kind::Claims) {
+            b""
+        } else {
+            fmgr::arg_bytes(fcinfo, 0)
+        };
+        let site = call_site(fcinfo);
+        if !site.inspected {
+            site.const_name = matches!(kind, Kind::Claims) || arg_is_const(fcinfo);
+            site.inspected = true;
+        }
+        slow_path(fcinfo, site, name, kind, now, local)
+    })
 }
 
 /// Verifies (or finds) the session token's claims, looks the claim up, caches the result.
@@ -173,6 +263,7 @@ unsafe fn slow_path(
     name: &[u8],
     kind: Kind,
     now: session::Generations,
+    local: u64,
 ) -> pg_sys::Datum {
     site.valid = false;
     let claims = session::current_claims().unwrap_or_report();
@@ -200,9 +291,13 @@ unsafe fn slow_path(
             site.current.result_copy = chunk;
             site.current.result_null = false;
         }
-        site.generations = now;
+        site.local = local;
+        site.keys = now.keys;
         let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
         site.window = times.window(gucs::leeway());
+        // A timer ends the fast path shortly before the window does; in the last seconds (or
+        // without a token) the clock is read per call.
+        site.check_clock = claims.is_none() || !expiry::arm(site.window.until, clock::now_unix() as f64);
         site.valid = true;
     }
     match result {
@@ -258,7 +353,7 @@ unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys:
 }
 
 macro_rules! v1_accessor {
-    ($finfo:ident, $func:ident, $body:ident, $kind:expr) => {
+    ($finfo:ident, $func:ident, path_accessor, $kind:expr) => {
         v1_finfo!($finfo);
 
         #[no_mangle]
@@ -266,7 +361,23 @@ macro_rules! v1_accessor {
         // SAFETY (for callers): only PostgreSQL calls this, through its SQL declaration, with a valid fcinfo.
         pub unsafe extern "C-unwind" fn $func(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
             // SAFETY: PostgreSQL calls this through the declaration below, with its arguments.
-            unsafe { $body(fcinfo, $kind) }
+            unsafe { path_accessor(fcinfo, $kind) }
+        }
+    };
+    ($finfo:ident, $func:ident, accessor, $kind:expr) => {
+        v1_finfo!($finfo);
+
+        #[no_mangle]
+        // SAFETY (for callers): only PostgreSQL calls this, through its SQL declaration, with a valid fcinfo.
+        pub unsafe extern "C-unwind" fn $func(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            // SAFETY: PostgreSQL calls this through the declaration below, with its arguments.
+            // The cached path cannot raise or panic (no guard needed); the rest is guarded.
+            unsafe {
+                match cached(fcinfo, $kind) {
+                    Some(d) => d,
+                    None => guarded(fcinfo, $kind),
+                }
+            }
         }
     };
 }

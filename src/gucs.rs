@@ -60,6 +60,9 @@ static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// backends and parallel workers inherit it from the postmaster).
 static PRELOADED: AtomicBool = AtomicBool::new(false);
 static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Bumped with either of the two above and by the expiry timer (`expiry`): what the per-row
+/// path compares, one load for all three.
+static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Whether the library was loaded by `shared_preload_libraries`. Without it, every `pg_jwt.*`
 /// setting is a plain placeholder until the library loads in a backend: readable by any role
@@ -81,6 +84,18 @@ pub fn token_generation() -> u64 {
 #[inline]
 pub fn config_generation() -> u64 {
     CONFIG_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Changes whenever the token or the configuration changes, and when the expiry timer fires.
+#[inline]
+pub fn local_generation() -> u64 {
+    LOCAL_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The expiry timer's handler calls this: async-signal-safe (one atomic add).
+#[inline]
+pub fn bump_local_generation() {
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Reads a string setting without copying. `None` when unset.
@@ -208,18 +223,21 @@ pub fn cache_size() -> usize {
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_token(_new: *const c_char, _extra: *mut c_void) {
     TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 #[pg_guard]
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_string(_new: *const c_char, _extra: *mut c_void) {
     CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 #[pg_guard]
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) {
     CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Whether a value from `source` ends up in a catalog every role can read: `ALTER DATABASE/ROLE
@@ -539,16 +557,25 @@ pub fn init() {
             (1, 100_000),
             GucFlags::empty(),
         );
-        GucRegistry::define_int_guc(
-            c"pg_jwt.shared_cache_size",
-            c"Good signatures kept in shared memory for every backend (entries; 0: none). Needs a restart.",
-            c"",
-            &SHARED_CACHE_SIZE,
-            0,
-            4 * 1024 * 1024,
-            GucContext::Postmaster,
-            GucFlags::empty(),
-        );
+        // A postmaster setting can only be defined at server start: only when preloaded (without
+        // preloading there is no shared memory, and the session path refuses to run anyway).
+        if preloaded() {
+            define_shared_cache_size();
+        }
         pg_sys::MarkGUCPrefixReserved(c"pg_jwt".as_ptr());
     }
+}
+
+/// `pg_jwt.shared_cache_size` (postmaster context).
+fn define_shared_cache_size() {
+    GucRegistry::define_int_guc(
+        c"pg_jwt.shared_cache_size",
+        c"Good signatures kept in shared memory for every backend (entries; 0: none). Needs a restart.",
+        c"",
+        &SHARED_CACHE_SIZE,
+        0,
+        4 * 1024 * 1024,
+        GucContext::Postmaster,
+        GucFlags::empty(),
+    );
 }

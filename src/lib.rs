@@ -9,6 +9,7 @@
 //!   good signatures in shared memory, for every backend;
 //! - `gucs`: every `pg_jwt.*` setting;
 //! - `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument and result helpers; `clock`;
+//!   `expiry`: the timer that ends the per-row path shortly before a token expires;
 //! - `encoding`: claim text to and from the database encoding;
 //! - `setup`: the install-time check that the library is preloaded;
 //! - `worker`: the key fetcher (a background worker), `jwks_fetch`: its HTTPS client (plain
@@ -24,6 +25,7 @@ mod accessors;
 mod clock;
 mod encoding;
 mod errors;
+mod expiry;
 mod fastpath;
 mod fmgr;
 mod functions;

@@ -149,9 +149,28 @@ pub fn init() {
 #[inline]
 pub fn keys_generation() -> u64 {
     if gucs::preloaded() {
-        KEYS_GENERATION.get().load(Ordering::Acquire)
+        let g = KEYS_GENERATION.get();
+        KEYS_PTR.store(std::ptr::from_ref(g).cast_mut(), Ordering::Relaxed);
+        g.load(Ordering::Acquire)
     } else {
         0
+    }
+}
+
+/// Where `KEYS_GENERATION` is mapped, once `keys_generation` ran in this process (null before).
+static KEYS_PTR: std::sync::atomic::AtomicPtr<AtomicU64> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// `keys_generation` for the per-row path: one load of a process-local pointer and one of
+/// shared memory, nothing that can fail. 0 until `keys_generation` ran (which every per-row
+/// cache entry was made after).
+#[inline(always)]
+pub fn keys_generation_fast() -> u64 {
+    let p = KEYS_PTR.load(Ordering::Relaxed);
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: p points to the shared-memory atomic, mapped for the life of the process.
+        unsafe { (*p).load(Ordering::Acquire) }
     }
 }
 

@@ -174,3 +174,18 @@ pub fn message<T>(r: &Result<T, postgres::Error>) -> String {
         },
     }
 }
+
+/// `SET LOCAL` of the setting that forces parallel plans: `force_parallel_mode` up to
+/// PostgreSQL 15, renamed `debug_parallel_query` in 16.
+pub fn force_parallel(c: &mut Client) -> String {
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .unwrap()
+        .get(0);
+    let name = if version >= 160_000 {
+        "debug_parallel_query"
+    } else {
+        "force_parallel_mode"
+    };
+    format!("SET LOCAL {name} = on")
+}

@@ -234,11 +234,12 @@ fn f7_parallel_query_returns_the_same_rows_as_serial() {
     c.batch_execute("BEGIN").unwrap();
     set_local(&mut c, &t);
     let serial = c.query_one(q, &[]).unwrap();
-    c.batch_execute(
-        "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+    let force = force_parallel(&mut c);
+    c.batch_execute(&format!(
+        "{force}; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
          SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2;
-         SET LOCAL parallel_leader_participation = off",
-    )
+         SET LOCAL parallel_leader_participation = off"
+    ))
     .unwrap();
     let plan: Vec<String> = c
         .query(&format!("EXPLAIN (ANALYZE, COSTS OFF) {q}"), &[])
@@ -576,6 +577,37 @@ fn f11_100k_distinct_tokens_keep_the_cache_and_rss_bounded() {
         rss_100k < rss_10k + 8 * 1024,
         "RSS grew from {rss_10k} kB to {rss_100k} kB"
     );
+}
+
+/// The per-row path skips the clock while a timer covers the token (src/expiry.rs): a token
+/// that expires in the middle of one statement must still stop working at once. The statement
+/// runs about 6 s, calling the accessor (constant name: the fastest path) for each row; the
+/// token expires after 2 to 3 s: the statement fails, it does not finish.
+#[test]
+fn f12b_a_token_expiring_during_a_statement_stops_working_at_once() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute("ALTER ROLE app IN DATABASE app SET pg_jwt.leeway = 0")
+        .unwrap();
+    let t = token(&mut su, 1, 3, "");
+    let mut c = app();
+    c.batch_execute("BEGIN").unwrap();
+    set_local(&mut c, &t);
+    let r = c.query_one(
+        "SELECT count(*) FROM generate_series(1, 600) g
+         WHERE (jwt_claim('sub') || pg_sleep(0.01)::text || g) IS NOT NULL",
+        &[],
+    );
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "the statement outlived the token: {}",
+        message(&r)
+    );
+    assert!(message(&r).starts_with("pg_jwt: token expired"), "{}", message(&r));
+    c.batch_execute("ROLLBACK").unwrap();
+    su.batch_execute("ALTER ROLE app IN DATABASE app RESET pg_jwt.leeway")
+        .unwrap();
 }
 
 #[test]

@@ -244,9 +244,12 @@ fn r8_parallel_workers_check_revocations_too() {
     let mut su = superuser();
     let t = token(&mut su, 2, 600, r#"{"sub": "rv-parallel", "jti": "rv-parallel-1"}"#);
     let mut c = app();
-    let parallel = "SET LOCAL force_parallel_mode = on; SET LOCAL parallel_setup_cost = 0;
+    let parallel = format!(
+        "{}; SET LOCAL parallel_setup_cost = 0;
          SET LOCAL parallel_tuple_cost = 0; SET LOCAL min_parallel_table_scan_size = 0;
-         SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_leader_participation = off";
+         SET LOCAL max_parallel_workers_per_gather = 2; SET LOCAL parallel_leader_participation = off",
+        force_parallel(&mut c)
+    );
     let q = "SELECT count(*) FROM docs WHERE body LIKE 'doc%'";
     c.batch_execute(&format!("BEGIN; {parallel}; SET LOCAL pg_jwt.token = {}", lit(&t)))
         .unwrap();

@@ -1,0 +1,82 @@
+//! The expiry timer of the per-row path: instead of reading the clock on every row, a backend
+//! arms one PostgreSQL timeout (`enable_timeout_at`) for shortly before the current token stops
+//! being valid. When it fires, its handler bumps the local generation
+//! (`gucs::bump_local_generation`), so every call site of an accessor takes the checked slow
+//! path at its next call, which reads the clock. In the last `MARGIN` seconds of a token's
+//! validity (and when no timer can be had) the call sites check the clock on every row, as
+//! before: a token that expires during a statement stops working at once.
+//!
+//! `RegisterTimeout` and friends (utils/timeout.h) are not in pgrx's bindings: declared here.
+
+use crate::gucs;
+use std::cell::Cell;
+use std::ffi::c_int;
+
+/// `USER_TIMEOUT` in `enum TimeoutId` (PostgreSQL 17 added TRANSACTION_TIMEOUT before it).
+#[cfg(any(feature = "pg15", feature = "pg16"))]
+const USER_TIMEOUT: c_int = 12;
+#[cfg(any(feature = "pg17", feature = "pg18"))]
+const USER_TIMEOUT: c_int = 13;
+
+/// Seconds before the end of the validity window at which the timer fires; from then on the
+/// clock is read per row.
+const MARGIN: f64 = 1.0;
+
+const UNIX_TO_PG_EPOCH_SECS: f64 = 946_684_800.0;
+
+// SAFETY (of the declarations): the signatures of utils/timeout.h (TimeoutId is a C enum, an
+// int; TimestampTz an int64; the handler a plain void function).
+extern "C-unwind" {
+    fn RegisterTimeout(id: c_int, handler: Option<unsafe extern "C" fn()>) -> c_int;
+    fn enable_timeout_at(id: c_int, fin_time: i64);
+    fn get_timeout_active(id: c_int) -> bool;
+}
+
+thread_local! {
+    /// Our timeout's id, once registered in this backend.
+    static ID: Cell<Option<c_int>> = const { Cell::new(None) };
+    /// The Unix time the timer is armed for.
+    static ARMED_AT: Cell<f64> = const { Cell::new(f64::NAN) };
+}
+
+/// The timeout handler: runs in a signal handler, so it only bumps an atomic counter.
+// SAFETY (for callers): PostgreSQL's timeout signal handler calls it; it only does an atomic add.
+unsafe extern "C" fn on_timeout() {
+    gucs::bump_local_generation();
+}
+
+/// Makes sure the timer fires before `until` (the end of the current token's validity window,
+/// Unix seconds) leaves the last `MARGIN` seconds. True when the call sites may skip the clock
+/// (a timer covers them, or the window has no end); false when they must read it per row.
+///
+/// Slow path only (it may call into PostgreSQL).
+pub fn arm(until: f64, now: f64) -> bool {
+    if until == f64::INFINITY {
+        return true;
+    }
+    let fire_at = until - MARGIN;
+    if !(fire_at > now) {
+        return false;
+    }
+    let id = match ID.with(Cell::get) {
+        Some(id) => id,
+        None => {
+            // SAFETY: registering a timeout handler in a backend after InitPostgres (we are in a
+            // SQL function); the handler is async-signal-safe (see on_timeout).
+            let id = unsafe { RegisterTimeout(USER_TIMEOUT, Some(on_timeout)) };
+            ID.with(|c| c.set(Some(id)));
+            id
+        }
+    };
+    // Re-arm unless this exact deadline is pending. Error recovery disables every timeout
+    // (disable_all_timeouts), hence the check that it is still active.
+    // SAFETY: `id` was returned by RegisterTimeout in this process.
+    let active = unsafe { get_timeout_active(id) };
+    if !active || ARMED_AT.with(Cell::get) != fire_at {
+        let at = ((fire_at - UNIX_TO_PG_EPOCH_SECS) * 1_000_000.0) as i64;
+        // SAFETY: as above; enable_timeout_at replaces any earlier deadline of this id.
+        unsafe { enable_timeout_at(id, at) };
+        ARMED_AT.with(|c| c.set(fire_at));
+    }
+    true
+}
