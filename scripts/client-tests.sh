@@ -129,3 +129,7 @@ PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_POR
     PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \
     PGJWT_FETCH_HOST=$FETCH_DIR PGJWT_FETCH_PORT=$FETCH_PORT PGJWT_FETCH_DATA=$FETCH_DIR/data PGJWT_PG_BIN=$PG_BIN \
     cargo test --release -p pg_jwt_client_tests ${PGJWT_CLIENT_TESTS:---tests} -- --test-threads=1
+
+say "client recipes (Python, Node.js, Rust) through pgbouncer"
+cargo build --release -p pg_jwt_recipe_rust 2>&1 | tail -1
+BOUNCER_PORT=$BOUNCER_PORT bash scripts/recipes-test.sh

@@ -8,3 +8,6 @@ if [ -n "$SUDO" ]; then
 else
     cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 fi
+# The optional pure-SQL companion extension (Supabase-compatible names), beside pg_jwt.
+$SUDO install -m 644 extensions/pg_jwt_auth/pg_jwt_auth.control extensions/pg_jwt_auth/pg_jwt_auth--*.sql \
+    "$("$PG_CONFIG" --sharedir)/extension/"

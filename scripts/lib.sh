@@ -6,6 +6,8 @@ PGRX_VERSION=0.18.1
 # (relocatable builds unpacked from Python wheels by scripts/setup.sh into $PG_WHEELS_DIR).
 PG_MAJOR=${PG:-15}
 PG_WHEELS_DIR=${PG_WHEELS_DIR:-/opt/pg_jwt-postgres}
+# The client recipes' Python virtual environment (examples/clients, scripts/setup.sh).
+PGJWT_CLIENTS_DIR=${PGJWT_CLIENTS_DIR:-/opt/pg_jwt-clients}
 pg_config_of() {
     case "$1" in
         15) echo "/usr/lib/postgresql/15/bin/pg_config" ;;

@@ -17,6 +17,7 @@ for v in $versions; do
     mkdir -p "$stage/lib" "$stage/extension"
     cp "$work/tree$("$config" --pkglibdir)/pg_jwt.so" "$stage/lib/"
     cp "$work/tree$("$config" --sharedir)/extension/pg_jwt"* "$stage/extension/"
+    cp extensions/pg_jwt_auth/pg_jwt_auth.control extensions/pg_jwt_auth/pg_jwt_auth--*.sql "$stage/extension/"
     cat >"$stage/install.sh" <<'SH'
 #!/bin/sh
 # Installs pg_jwt into the PostgreSQL that pg_config describes (default: the first in PATH).

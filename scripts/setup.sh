@@ -60,3 +60,15 @@ if [ "$need_init" -eq 1 ]; then
     say "cargo pgrx init (PostgreSQL 15, 16, 18)"
     cargo pgrx init --pg15 "$(pg_config_of 15)" --pg16 "$(pg_config_of 16)" --pg18 "$(pg_config_of 18)"
 fi
+
+# The client recipes' dependencies (examples/clients), from the package registries, pinned.
+if ! "$PGJWT_CLIENTS_DIR/venv/bin/python" -c "import psycopg, psycopg_pool" 2>/dev/null; then
+    say "installing the Python recipe's dependencies into $PGJWT_CLIENTS_DIR/venv"
+    $SUDO mkdir -p "$PGJWT_CLIENTS_DIR"
+    $SUDO python3 -m venv "$PGJWT_CLIENTS_DIR/venv"
+    $SUDO "$PGJWT_CLIENTS_DIR/venv/bin/python" -m pip install --quiet -r "$ROOT/examples/clients/python/requirements.txt"
+fi
+if [ ! -f "$ROOT/examples/clients/node/node_modules/pg/package.json" ]; then
+    say "installing the Node.js recipe's dependencies (npm ci)"
+    (cd "$ROOT/examples/clients/node" && npm ci --no-audit --no-fund --silent)
+fi

@@ -99,3 +99,31 @@ COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens 
 
 REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz),
     jwt_revoke_subject(text, timestamptz, timestamptz), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
+
+-- Role from a claim (src/roles.rs).
+CREATE FUNCTION jwt_set_role() RETURNS text
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_set_role_wrapper';
+COMMENT ON FUNCTION jwt_set_role() IS 'SET LOCAL ROLE to the role named by the verified claim pg_jwt.role_claim, if listed in pg_jwt.allowed_roles (never a superuser or BYPASSRLS role)';
+
+-- PostgREST: db-pre-request = 'jwt_token_from_request_headers' (src/roles.rs).
+CREATE FUNCTION jwt_token_from_request_headers() RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    headers text := current_setting('request.headers', true);
+    auth_header text;
+    bearer text[];
+BEGIN
+    IF headers IS NOT NULL AND headers <> '' THEN
+        BEGIN
+            SELECT h.value INTO auth_header FROM json_each_text(headers::json) h
+             WHERE lower(h.key) = 'authorization' LIMIT 1;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'pg_jwt: request.headers is not a JSON object' USING ERRCODE = '22023';
+        END;
+    END IF;
+    bearer := regexp_match(coalesce(auth_header, ''), '^\s*bearer\s+(\S+)\s*$', 'i');
+    -- No (or no bearer) authorization: no token, so no claims (PostgREST's anonymous role).
+    PERFORM set_config('pg_jwt.token', coalesce(bearer[1], ''), true);
+END $$;
+COMMENT ON FUNCTION jwt_token_from_request_headers() IS 'For PostgREST db-pre-request: set pg_jwt.token for the transaction from the Bearer token in request.headers';

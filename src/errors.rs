@@ -78,3 +78,12 @@ pub fn token_revoked() -> ErrorReport {
         FUNC,
     )
 }
+
+/// A refused privilege (role switching): SQLSTATE 42501, with the reason.
+pub fn forbidden(message: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("pg_jwt: {message}"),
+        FUNC,
+    )
+}

@@ -38,6 +38,8 @@ static ISSUER: StringSetting = GucSetting::<Option<CString>>::new(None);
 /// Boot value: `pg_jwt_core::claims::DEFAULT_REQUIRED_CLAIMS` joined with commas.
 static REQUIRED_CLAIMS: StringSetting = GucSetting::<Option<CString>>::new(Some(c"exp"));
 static SESSION_CLAIM: StringSetting = GucSetting::<Option<CString>>::new(Some(c"sid"));
+static ROLE_CLAIM: StringSetting = GucSetting::<Option<CString>>::new(Some(c"role"));
+static ALLOWED_ROLES: StringSetting = GucSetting::<Option<CString>>::new(None);
 static JWKS_URI: StringSetting = GucSetting::<Option<CString>>::new(None);
 static JWKS_CA_FILE: StringSetting = GucSetting::<Option<CString>>::new(None);
 static JWKS_MIN_REFRESH: GucSetting<i32> = GucSetting::<i32>::new(60);
@@ -159,6 +161,25 @@ pub fn required_claims() -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// `pg_jwt.role_claim`: where `jwt_set_role()` finds the role (a top-level claim name, or a
+/// JSON Pointer starting with `/`).
+pub fn role_claim() -> String {
+    nonempty_string(&ROLE_CLAIM).unwrap_or_else(|| "role".to_owned())
+}
+
+/// `pg_jwt.allowed_roles`: the roles `jwt_set_role()` may switch to (comma-separated, exact
+/// names; empty: none).
+pub fn allowed_roles() -> Vec<String> {
+    nonempty_string(&ALLOWED_ROLES)
+        .map(|s| {
+            s.split(',')
+                .map(|r| r.trim().to_owned())
+                .filter(|r| !r.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `pg_jwt.session_claim`: the claim `jwt_revoke_session` matches (`sid` by default; Supabase:
@@ -478,6 +499,20 @@ pub fn init() {
             c"pg_jwt.session_claim",
             c"The claim holding the session id that jwt_revoke_session() revokes (sid; Supabase: session_id).",
             &SESSION_CLAIM,
+            GucFlags::empty(),
+            None,
+        );
+        define_config_string(
+            c"pg_jwt.role_claim",
+            c"Where jwt_set_role() finds the role: a top-level claim name, or a JSON Pointer such as /app_metadata/role.",
+            &ROLE_CLAIM,
+            GucFlags::empty(),
+            None,
+        );
+        define_config_string(
+            c"pg_jwt.allowed_roles",
+            c"Comma-separated roles jwt_set_role() may switch to (never a superuser or BYPASSRLS role).",
+            &ALLOWED_ROLES,
             GucFlags::empty(),
             None,
         );

@@ -14,6 +14,8 @@
 //! - `setup`: the install-time check that the library is preloaded;
 //! - `worker`: the key fetcher (a background worker), `jwks_fetch`: its HTTPS client (plain
 //!   Rust), `shared`: what it shares with the backends, `jwks_status`: its SQL functions;
+//! - `roles`: `jwt_set_role()` (role from a claim) and `jwt_token_from_request_headers()`
+//!   (PostgREST);
 //! - `revocation`: the denylist table, its triggers and the per-token lookup;
 //!   `revocation_filter`: its Bloom filter in shared memory; `shmem`: raw shared-memory regions.
 
@@ -34,6 +36,7 @@ mod jwks_fetch;
 mod jwks_status;
 mod revocation;
 mod revocation_filter;
+mod roles;
 mod session;
 mod setup;
 mod shared;

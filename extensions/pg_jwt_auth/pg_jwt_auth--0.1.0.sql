@@ -1,0 +1,41 @@
+-- pg_jwt_auth: Supabase's auth.uid(), auth.jwt(), auth.role(), auth.email(), with Supabase's
+-- names and types, backed only by pg_jwt's verified claims (never by request.jwt.claims or any
+-- other setting a SQL user can write). Each is a one-line SQL function over a pg_jwt accessor,
+-- so PostgreSQL inlines it into the policy: per row it costs what the accessor costs.
+\echo Use "CREATE EXTENSION pg_jwt_auth" to load this file. \quit
+
+DO $$
+DECLARE
+    pg_jwt_schema text;
+BEGIN
+    -- Refuse to take over an existing schema auth (Supabase's own, or anyone's).
+    IF EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) 'auth') THEN
+        RAISE EXCEPTION 'pg_jwt_auth: schema "auth" already exists and does not belong to pg_jwt_auth'
+            USING ERRCODE = '42P06',
+                  DETAIL = 'pg_jwt_auth creates the schema auth and its functions itself; it never adds functions to a schema it does not own.',
+                  HINT = 'Use pg_jwt''s functions directly (jwt_claim_uuid(''sub''), jwt_claims()), or rename the existing schema.';
+    END IF;
+    SELECT pg_catalog.quote_ident(n.nspname) INTO pg_jwt_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt';
+    CREATE SCHEMA auth;
+    COMMENT ON SCHEMA auth IS 'pg_jwt_auth: Supabase-compatible functions over pg_jwt''s verified claims';
+    GRANT USAGE ON SCHEMA auth TO PUBLIC;
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
+            AS 'SELECT %s.jwt_claim_uuid(''sub'')'$f$, pg_jwt_schema);
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE
+            AS 'SELECT %s.jwt_claims()'$f$, pg_jwt_schema);
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
+            AS 'SELECT %s.jwt_claim(''role'')'$f$, pg_jwt_schema);
+    EXECUTE pg_catalog.format($f$
+        CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
+            AS 'SELECT %s.jwt_claim(''email'')'$f$, pg_jwt_schema);
+END $$;
+
+COMMENT ON FUNCTION auth.uid() IS 'The verified token''s sub as uuid (NULL without a token); jwt_claim_uuid(''sub'')';
+COMMENT ON FUNCTION auth.jwt() IS 'The verified token''s claims as jsonb (NULL without a token); jwt_claims()';
+COMMENT ON FUNCTION auth.role() IS 'The verified token''s role claim (NULL without a token); jwt_claim(''role'')';
+COMMENT ON FUNCTION auth.email() IS 'The verified token''s email claim (NULL without a token); jwt_claim(''email'')';

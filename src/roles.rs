@@ -1,0 +1,106 @@
+//! `jwt_set_role()`: `SET LOCAL ROLE` to the role a verified claim names, allow-listed.
+//!
+//! The role comes from `pg_jwt.role_claim` of the verified session token (a top-level claim, or
+//! a JSON Pointer such as `/app_metadata/role`), must be listed in `pg_jwt.allowed_roles`
+//! (superuser-set), must exist, must be neither a superuser nor `BYPASSRLS` (whatever the list
+//! says), and the session user must be a member of it (PostgreSQL's own rule for `SET ROLE`).
+//! Otherwise `42501` with the reason, never the claim's value. The role is set with
+//! `GUC_ACTION_LOCAL`: it ends with the transaction (safe behind a transaction pooler).
+
+use crate::fmgr::v1_function;
+use crate::{errors, gucs, session};
+use pg_jwt_core::Json;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::CString;
+
+/// The value at `pointer` (RFC 6901) or at the top-level claim `name`.
+fn find<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
+    if !where_.starts_with('/') {
+        return claims.get(where_);
+    }
+    let mut v = claims;
+    for raw in where_.split('/').skip(1) {
+        let key = raw.replace("~1", "/").replace("~0", "~");
+        v = match v {
+            Json::Object(_) => v.get(&key)?,
+            Json::Array(items) => items.get(key.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+v1_function! {
+    /// `jwt_set_role() RETURNS text`: the role set. VOLATILE, PARALLEL UNSAFE.
+    fn jwt_set_role_wrapper / pg_finfo_jwt_set_role_wrapper(_fcinfo) {
+        let claims = session::current_claims()?
+            .ok_or_else(|| errors::forbidden("no session token: no role to set"))?;
+        let name = find(&claims.json, &gucs::role_claim())
+            .and_then(Json::as_str)
+            .ok_or_else(|| errors::forbidden("the token's role claim (pg_jwt.role_claim) is missing or not a string"))?
+            .to_owned();
+        if !gucs::allowed_roles().iter().any(|r| *r == name) {
+            return Err(errors::forbidden("the role the token names is not in pg_jwt.allowed_roles")
+                .set_hint("a superuser lists the roles tokens may switch to in pg_jwt.allowed_roles"));
+        }
+        let c_name = CString::new(name.as_str())
+            .map_err(|_| errors::forbidden("the role the token names is not a valid role name"))?;
+        let role = pg_sys::get_role_oid(c_name.as_ptr(), true);
+        if role == pg_sys::InvalidOid {
+            return Err(errors::forbidden("the role the token names does not exist"));
+        }
+        if pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) {
+            return Err(errors::forbidden("a superuser or BYPASSRLS role is never switched to"));
+        }
+        if !pg_sys::is_member_of_role(pg_sys::GetSessionUserId(), role) {
+            return Err(errors::forbidden("the session user is not a member of the role the token names"));
+        }
+        // SET LOCAL ROLE: PostgreSQL's check hook applies its own rules again.
+        pg_sys::set_config_option(
+            c"role".as_ptr(),
+            c_name.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            pgrx::PgLogLevel::ERROR as i32,
+            false,
+        );
+        crate::fmgr::text_datum(&name)
+    }
+}
+
+extension_sql!(
+    r#"
+-- Role from a claim (src/roles.rs).
+CREATE FUNCTION jwt_set_role() RETURNS text
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_set_role_wrapper';
+COMMENT ON FUNCTION jwt_set_role() IS 'SET LOCAL ROLE to the role named by the verified claim pg_jwt.role_claim, if listed in pg_jwt.allowed_roles (never a superuser or BYPASSRLS role)';
+
+-- PostgREST: db-pre-request = 'jwt_token_from_request_headers' (src/roles.rs).
+CREATE FUNCTION jwt_token_from_request_headers() RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    headers text := current_setting('request.headers', true);
+    auth_header text;
+    bearer text[];
+BEGIN
+    IF headers IS NOT NULL AND headers <> '' THEN
+        BEGIN
+            SELECT h.value INTO auth_header FROM json_each_text(headers::json) h
+             WHERE lower(h.key) = 'authorization' LIMIT 1;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'pg_jwt: request.headers is not a JSON object' USING ERRCODE = '22023';
+        END;
+    END IF;
+    bearer := regexp_match(coalesce(auth_header, ''), '^\s*bearer\s+(\S+)\s*$', 'i');
+    -- No (or no bearer) authorization: no token, so no claims (PostgREST's anonymous role).
+    PERFORM set_config('pg_jwt.token', coalesce(bearer[1], ''), true);
+END $$;
+COMMENT ON FUNCTION jwt_token_from_request_headers() IS 'For PostgREST db-pre-request: set pg_jwt.token for the transaction from the Bearer token in request.headers';
+"#,
+    name = "roles",
+    requires = ["claim_accessors"]
+);
