@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation setup install fmt package
+.PHONY: demo test bench bench-revocation bench-shared-cache setup install fmt package fuzz
 
 demo: setup
 	scripts/demo.sh
@@ -14,6 +14,13 @@ bench: setup
 
 bench-revocation: setup
 	scripts/bench-revocation.sh
+
+bench-shared-cache: setup
+	scripts/bench-shared-cache.sh
+
+# make fuzz: every fuzz target of the core for 60 s (FUZZ_SECONDS=600 make fuzz for longer).
+fuzz: setup
+	scripts/fuzz.sh
 
 setup:
 	scripts/setup.sh

@@ -1,0 +1,45 @@
+//! The strict JSON parser: never panics; what it accepts round-trips exactly (parse → serialize
+//! → parse gives the same value, numbers as written) and nests at most 32 deep; input with a
+//! NUL character is refused (lone surrogates cannot even be represented in the parsed value).
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use pg_jwt_core::Json;
+
+fn depth(v: &Json) -> usize {
+    match v {
+        Json::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Json::Object(members) => 1 + members.iter().map(|(_, v)| depth(v)).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn no_nul(v: &Json) -> bool {
+    match v {
+        Json::String(s) => !s.contains('\0'),
+        Json::Array(items) => items.iter().all(no_nul),
+        Json::Object(members) => members.iter().all(|(k, v)| !k.contains('\0') && no_nul(v)),
+        _ => true,
+    }
+}
+
+fn no_duplicates(v: &Json) -> bool {
+    match v {
+        Json::Array(items) => items.iter().all(no_duplicates),
+        Json::Object(members) => {
+            let mut names: Vec<&str> = members.iter().map(|(k, _)| k.as_ref()).collect();
+            names.sort_unstable();
+            names.windows(2).all(|w| w[0] != w[1]) && members.iter().all(|(_, v)| no_duplicates(v))
+        }
+        _ => true,
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(value) = Json::parse(data) else { return };
+    assert!(depth(&value) <= 32, "accepted a document nested deeper than 32");
+    assert!(no_duplicates(&value), "accepted a duplicate member");
+    let text = value.to_json_string();
+    let again = Json::parse(text.as_bytes()).expect("serialized output must parse");
+    assert_eq!(value, again, "round trip changed the value");
+    assert!(no_nul(&value), "accepted a NUL character");
+});

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# make bench-shared-cache: what one verification costs a backend that has not seen the token,
+# with and without the shared verification cache. 5,000 distinct ES256 and RS256 tokens are
+# verified in one session as a non-superuser (pg_jwt.cache_size = 1, so the backend's own cache
+# never answers): pass 1 finds the shared cache empty (every signature is checked), passes 2-6
+# run in fresh sessions and find every signature there. Medians; prints a Markdown table.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+bash scripts/install.sh
+PGPORT=${PGJWT_BENCH_PORT:-54338}
+start_cluster "shared_preload_libraries = 'pg_jwt'
+log_min_messages = warning"
+trap stop_cluster EXIT
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION pg_jwt;
+CREATE ROLE bench_sc LOGIN;
+ALTER ROLE bench_sc SET pg_jwt.cache_size = 1;
+CREATE TABLE sc_keys AS SELECT 'ES256' AS alg, jwt_generate_jwk('ES256', 'es') AS k;
+SQL
+rsa=$(sed 's/"kid": *"[^"]*"/"kid": "rs", "alg": "RS256"/' testdata/rsa-2048-private.jwk.json 2>/dev/null | tr -d '\n')
+psql -X -q -v ON_ERROR_STOP=1 -v rsa="$rsa" <<'SQL'
+INSERT INTO sc_keys VALUES ('RS256', :'rsa'::jsonb);
+SELECT jsonb_build_object('keys', jsonb_agg(jwt_public_jwks(k) -> 'keys' -> 0))::text AS pub FROM sc_keys \gset
+ALTER SYSTEM SET pg_jwt.jwks = :'pub';
+SELECT pg_reload_conf() \gset
+CREATE TABLE sc_tokens AS SELECT alg, g, jwt_sign(jsonb_build_object('sub', 'user-' || g,
+    'tenant_id', '00000000-0000-4000-8000-000000000003', 'exp', extract(epoch FROM now())::bigint + 3600), k) AS t
+  FROM sc_keys, generate_series(1, 5000) g;
+GRANT SELECT ON sc_tokens TO bench_sc;
+SQL
+run() { # alg
+    psql -X -At -U bench_sc <<SQL | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p'
+\\timing on
+DO \$\$ DECLARE r record; BEGIN
+  FOR r IN SELECT t FROM sc_tokens WHERE alg = '$1' LOOP
+    PERFORM set_config('pg_jwt.token', r.t, false);
+    PERFORM jwt_claim('sub');
+  END LOOP; END \$\$;
+SQL
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+echo "| algorithm | verification, signature checked (shared cache empty) | verification, signature found in the shared cache | ratio |"
+echo "|---|---|---|---|"
+for alg in ES256 RS256; do
+    cold=$(run "$alg")
+    warm=$(for _ in 1 2 3 4 5; do run "$alg"; done | median)
+    awk -v a="$alg" -v c="$cold" -v w="$warm" 'BEGIN { printf "| %s | %.1f µs | %.1f µs | %.1fx cheaper |\n", a, c * 1000 / 5000, w * 1000 / 5000, c / w }'
+done
