@@ -20,6 +20,12 @@ if ! cargo pgrx --version 2>/dev/null | grep -qF "$PGRX_VERSION"; then
     cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
 fi
 
+# cargo-fuzz for make fuzz (and the fuzz smoke test in make test), pinned.
+if ! cargo fuzz --version 2>/dev/null | grep -qF "0.13.2"; then
+    say "installing cargo-fuzz 0.13.2 (about 2 minutes, once)"
+    cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+
 # PostgreSQL 16 and 18: relocatable builds with pg_config and the server headers, from two
 # Python wheels (pinned, checksummed), unpacked into $PG_WHEELS_DIR once.
 install_wheel() { # major, requirement, sha256 of the wheel, directory inside the wheel

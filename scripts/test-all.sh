@@ -7,6 +7,16 @@ cd "$ROOT"
 versions=${*:-15 16 18}
 summary=$(mktemp /tmp/pgjwt-summary.XXXXXX)
 status=0
+say "fuzz smoke test: every core fuzz target for a few seconds (make fuzz runs them longer)"
+started=$(date +%s)
+if line=$(bash scripts/fuzz.sh "${PGJWT_FUZZ_SMOKE_SECONDS:-3}" 2>&1 | tee /dev/stderr | grep -E '^test result:'); then :; fi
+n_ok=$(echo "$line" | sed -nE 's/^test result: ok\. ([0-9]+) passed.*/\1/p')
+if [ -n "$n_ok" ]; then
+    echo "fuzz smoke: $n_ok passed, 0 failed in $(( $(date +%s) - started )) s" | tee -a "$summary"
+else
+    echo "fuzz smoke: 0 passed, 1 failed" | tee -a "$summary"
+    status=1
+fi
 for v in $versions; do
     started=$(date +%s)
     say "PostgreSQL $v: every test layer"
