@@ -116,11 +116,19 @@ static SETUP: Once = Once::new();
 pub fn setup() {
     SETUP.call_once(|| {
         let mut su = superuser();
+        // The key of an earlier test binary, if any: sessions it left open (pgbouncer's server
+        // connections) read the database's key set when they started, so it must not change.
+        let earlier: Option<String> = su
+            .query_opt("SELECT key::text FROM test_keys LIMIT 1", &[])
+            .ok()
+            .flatten()
+            .map(|r| r.get(0));
         su.batch_execute(include_str!("schema.sql")).expect("schema.sql");
-        let private = su
-            .query_one("SELECT jwt_generate_jwk('ES256', 'test-key')::text", &[])
-            .unwrap()
-            .get::<_, String>(0);
+        let private = earlier.unwrap_or_else(|| {
+            su.query_one("SELECT jwt_generate_jwk('ES256', 'test-key')::text", &[])
+                .unwrap()
+                .get::<_, String>(0)
+        });
         let public = su
             .query_one(&format!("SELECT jwt_public_jwks({})::text", lit(&private)), &[])
             .unwrap()

@@ -12,10 +12,15 @@ fn roles(su: &mut Client) {
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eco_bypass') THEN CREATE ROLE eco_bypass BYPASSRLS; END IF;
            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'eco_stranger') THEN CREATE ROLE eco_stranger; END IF;
          END $$;
-         GRANT eco_reader, eco_bypass TO app;
-         ALTER DATABASE app SET pg_jwt.allowed_roles = 'eco_reader, eco_bypass, eco_stranger, postgres';",
+         GRANT eco_reader, eco_bypass TO app;",
     )
     .unwrap();
+    // Server-wide and reloaded: sessions opened earlier (pgbouncer's server connections) see it
+    // too, which a database-level setting would reach only in new sessions.
+    su.batch_execute("ALTER SYSTEM SET pg_jwt.allowed_roles = 'eco_reader, eco_bypass, eco_stranger, postgres'")
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
 }
 
 /// (`jwt_set_role()` result or SQLSTATE, current_user inside, current_user after COMMIT).
@@ -29,7 +34,10 @@ fn set_role(c: &mut Client, token: &str) -> (String, String, String) {
             row.get::<_, String>(0),
             c.query_one("SELECT current_user::text", &[]).unwrap().get(0),
         ),
-        Err(_) => (sqlstate(&r), String::new()),
+        Err(_) => {
+            eprintln!("jwt_set_role: {}", message(&r));
+            (sqlstate(&r), String::new())
+        }
     };
     c.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).unwrap();
     let after: String = c.query_one("SELECT current_user::text", &[]).unwrap().get(0);
