@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache setup install fmt package fuzz
+.PHONY: demo test bench bench-revocation bench-shared-cache setup install fmt package fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -21,6 +21,12 @@ bench-shared-cache: setup
 # make fuzz: every fuzz target of the core for 60 s (FUZZ_SECONDS=600 make fuzz for longer).
 fuzz: setup
 	scripts/fuzz.sh
+
+# make soak: 10 minutes of pooled tenant transactions under rotation, cancels and terminated
+# backends, with memory sampled (SOAK_SECONDS=3600 make soak for longer). Not part of make test.
+SOAK_SECONDS ?= 600
+soak: setup
+	SOAK_SECONDS=$(SOAK_SECONDS) scripts/soak.sh
 
 setup:
 	scripts/setup.sh

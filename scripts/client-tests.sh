@@ -124,8 +124,14 @@ bash scripts/upgrade-test.sh
 say "streaming replica (a primary and a hot standby made by pg_basebackup -R)"
 bash scripts/replica-test.sh
 
+say "recording the checklist corpus (every token and key set of core/tests/checklist.rs)"
+CORPUS=$PGTMP/checklist-corpus.jsonl
+rm -f "$CORPUS"
+PG_JWT_CHECKLIST_CORPUS=$CORPUS cargo test -q -p pg_jwt_core --test checklist >/dev/null
+echo "$(wc -l <"$CORPUS") entries"
+
 say "client suite (real client, non-superuser role, pgbouncer on 127.0.0.1:$BOUNCER_PORT)"
-PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
+PGJWT_CHECKLIST_CORPUS=$CORPUS PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PGJWT_PGBOUNCER_PORT=$BOUNCER_PORT \
     PGJWT_NOPRELOAD_HOST=$NOPRELOAD_DIR PGJWT_NOPRELOAD_PORT=$NOPRELOAD_PORT \
     PGJWT_FETCH_HOST=$FETCH_DIR PGJWT_FETCH_PORT=$FETCH_PORT PGJWT_FETCH_DATA=$FETCH_DIR/data PGJWT_PG_BIN=$PG_BIN \
     cargo test --release -p pg_jwt_client_tests ${PGJWT_CLIENT_TESTS:---tests} -- --test-threads=1

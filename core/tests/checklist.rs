@@ -37,7 +37,7 @@ fn assert_auth<T: std::fmt::Debug>(r: Result<T, TokenError>, what: &str) {
 }
 
 fn key_err(jwks: &str) -> KeyError {
-    match KeySet::parse(jwks.as_bytes()) {
+    match parse_set(jwks.as_bytes()) {
         Ok(k) => panic!("key set accepted: {k:?}"),
         Err(e) => e,
     }
@@ -876,7 +876,7 @@ fn d5_non_minimal_rsa_integers_rejected() {
     assert!(key_err(&rsa_public(&n, &[0, 1, 0, 1]))
         .to_string()
         .contains("leading zero"));
-    assert!(KeySet::parse(rsa_public(&n, &[1, 0, 1]).as_bytes()).is_ok());
+    assert!(parse_set(rsa_public(&n, &[1, 0, 1]).as_bytes()).is_ok());
 }
 
 #[test]
@@ -910,7 +910,7 @@ fn d7_invalid_ec_points_rejected() {
     let x = j.get("x").unwrap().as_str().unwrap().to_owned();
     let y = j.get("y").unwrap().as_str().unwrap().to_owned();
     let ec = |x: &str, y: &str| format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#);
-    assert!(KeySet::parse(ec(&x, &y).as_bytes()).is_ok());
+    assert!(parse_set(ec(&x, &y).as_bytes()).is_ok());
     let mut yb = pg_jwt_core::b64::decode(y.as_bytes()).unwrap();
     yb[31] ^= 1;
     let zero = pg_jwt_core::b64::encode(&[0u8; 32]);
@@ -933,8 +933,8 @@ fn d7_invalid_ec_points_rejected() {
         j.get("y").unwrap().as_str().unwrap(),
     );
     let ec384 = |x: &str, y: &str| format!(r#"{{"kty":"EC","crv":"P-384","x":"{x}","y":"{y}"}}"#);
-    assert!(KeySet::parse(ec384(x, y).as_bytes()).is_ok());
-    assert!(KeySet::parse(ec384(y, x).as_bytes()).is_err());
+    assert!(parse_set(ec384(x, y).as_bytes()).is_ok());
+    assert!(parse_set(ec384(y, x).as_bytes()).is_err());
 }
 
 #[test]
@@ -954,12 +954,12 @@ fn d8_unknown_kty_or_crv_skipped_and_unmatched() {
             {{"kty":"OKP","crv":"X25519","kid":"x25519","x":"AA"}},
             {{"kty":"PQC","kid":"future"}}]}}"#
     );
-    let keys = KeySet::parse(set.as_bytes()).unwrap();
+    let keys = parse_set(set.as_bytes()).unwrap();
     assert_eq!((keys.keys.len(), keys.skipped), (1, 4));
     let t = header_token(r#"{"alg":"ES256","kid":"p521"}"#, &es);
     assert!(matches!(verify(&t, &keys), Err(TokenError::NoMatchingKey(_))));
     // Only unusable keys: the set is refused as a whole.
-    assert!(KeySet::parse(br#"{"keys":[{"kty":"PQC"}]}"#).is_err());
+    assert!(parse_set(br#"{"keys":[{"kty":"PQC"}]}"#).is_err());
 }
 
 #[test]
@@ -1010,11 +1010,11 @@ fn d11_empty_oct_key_rejected() {
 #[test]
 fn d12_short_hmac_keys_rejected_long_keys_accepted() {
     let k = |n: usize| pg_jwt_core::b64::encode(&vec![7u8; n]);
-    assert!(KeySet::parse(format!(r#"{{"kty":"oct","k":"{}"}}"#, k(31)).as_bytes()).is_err());
-    assert!(KeySet::parse(format!(r#"{{"kty":"oct","alg":"HS384","k":"{}"}}"#, k(47)).as_bytes()).is_err());
-    assert!(KeySet::parse(format!(r#"{{"kty":"oct","alg":"HS512","k":"{}"}}"#, k(63)).as_bytes()).is_err());
+    assert!(parse_set(format!(r#"{{"kty":"oct","k":"{}"}}"#, k(31)).as_bytes()).is_err());
+    assert!(parse_set(format!(r#"{{"kty":"oct","alg":"HS384","k":"{}"}}"#, k(47)).as_bytes()).is_err());
+    assert!(parse_set(format!(r#"{{"kty":"oct","alg":"HS512","k":"{}"}}"#, k(63)).as_bytes()).is_err());
     for (alg, n) in [("HS256", 32), ("HS384", 48), ("HS512", 64), ("HS256", 200)] {
-        assert!(KeySet::parse(format!(r#"{{"kty":"oct","alg":"{alg}","k":"{}"}}"#, k(n)).as_bytes()).is_ok());
+        assert!(parse_set(format!(r#"{{"kty":"oct","alg":"{alg}","k":"{}"}}"#, k(n)).as_bytes()).is_ok());
     }
     // An unpinned 32-byte key cannot verify HS512.
     let jwk = format!(r#"{{"kty":"oct","k":"{}"}}"#, k(32));
@@ -1049,7 +1049,7 @@ fn d15_encryption_keys_skipped_and_unmatched() {
     let set = format!(
         r#"{{"keys":[{sig},{{"kty":"oct","kid":"enc","use":"enc","k":"{k}"}},{{"kty":"oct","kid":"wrap","key_ops":["wrapKey"],"k":"{k}"}}]}}"#
     );
-    let keys = KeySet::parse(set.as_bytes()).unwrap();
+    let keys = parse_set(set.as_bytes()).unwrap();
     assert_eq!((keys.keys.len(), keys.skipped), (1, 2));
     let enc_jwk = format!(r#"{{"kty":"oct","kid":"enc","k":"{k}"}}"#);
     let t = token(&fresh_claims(), &enc_jwk);
@@ -1065,7 +1065,7 @@ fn d16_non_jws_alg_keys_skipped() {
         .map(|a| format!(r#"{{"kty":"oct","kid":"{a}","alg":"{a}","k":"{k}"}}"#))
         .collect();
     let set = format!(r#"{{"keys":[{sig},{}]}}"#, others.join(","));
-    let keys = KeySet::parse(set.as_bytes()).unwrap();
+    let keys = parse_set(set.as_bytes()).unwrap();
     assert_eq!((keys.keys.len(), keys.skipped), (1, 7));
     let t = token(
         &fresh_claims(),
@@ -1099,7 +1099,7 @@ fn d18_malformed_or_oversized_key_sets_rejected() {
         "not json",
         r#"{"keys":[{"kty":1}]}"#,
     ] {
-        assert!(KeySet::parse(bad.as_bytes()).is_err(), "{}", &bad[..bad.len().min(40)]);
+        assert!(parse_set(bad.as_bytes()).is_err(), "{}", &bad[..bad.len().min(40)]);
     }
 }
 
@@ -1450,7 +1450,7 @@ fn error_texts_never_contain_token_claim_or_key_bytes() {
             texts.push(format!("{e} {}", e.detail()));
         }
     }
-    let kerr = KeySet::parse(format!(r#"{{"kty":"oct","alg":"HS512","k":"{key_k}"}}"#).as_bytes()).unwrap_err();
+    let kerr = parse_set(format!(r#"{{"kty":"oct","alg":"HS512","k":"{key_k}"}}"#).as_bytes()).unwrap_err();
     texts.push(kerr.to_string());
     assert!(texts.len() >= 5);
     for text in texts {

@@ -68,7 +68,19 @@ pub fn verify_jwks(private: &str) -> String {
 }
 
 pub fn keyset(jwks: &str) -> KeySet {
-    KeySet::parse(jwks.as_bytes()).unwrap()
+    parse_set(jwks.as_bytes()).unwrap()
+}
+
+/// `KeySet::parse`, recorded in the checklist corpus (see [`corpus`]).
+pub fn parse_set(text: &[u8]) -> Result<KeySet, pg_jwt_core::KeyError> {
+    let result = KeySet::parse(text);
+    if let Ok(text) = std::str::from_utf8(text) {
+        corpus::record_key_set(text, &result);
+        if let Ok(keys) = &result {
+            corpus::remember_key_set(keys, text);
+        }
+    }
+    result
 }
 
 /// A token with exactly this header and payload text, signed by `private`.
@@ -91,7 +103,9 @@ pub fn fresh_claims() -> String {
 }
 
 pub fn verify_with(token: &str, keys: &KeySet, v: &Validation<'_>) -> Result<VerifiedToken, TokenError> {
-    token::verify(token.as_bytes(), keys, &HeaderPolicy::default(), v)
+    let result = token::verify(token.as_bytes(), keys, &HeaderPolicy::default(), v);
+    corpus::record_token(token, keys, v, &result);
+    result
 }
 
 /// Verification with the defaults of jwt_verify: exp required, 30 s leeway, no aud/iss.
@@ -138,5 +152,124 @@ pub fn strip_private(jwks: &serde_json::Value) -> serde_json::Value {
     match jwks.get("keys").and_then(|k| k.as_array()) {
         Some(keys) => serde_json::json!({"keys": keys.iter().map(strip).collect::<Vec<_>>()}),
         None => strip(jwks),
+    }
+}
+
+/// The checklist corpus: with PG_JWT_CHECKLIST_CORPUS=<file>, every token a checklist test
+/// verifies (with the header policy and a validation that SQL can express) and every key set
+/// it imports or refuses is appended to <file> as one JSON line, with the row (from the test's
+/// name, e.g. `b12_...` is B12) and the outcome the core gave. The client suite replays the
+/// file through the SQL functions (tests/client/tests/checklist_corpus.rs), so each row's
+/// inputs are also checked at SQL level. Without the variable nothing is recorded.
+pub mod corpus {
+    use pg_jwt_core::token::{self, HeaderPolicy, VerifiedToken};
+    use pg_jwt_core::{KeyError, KeySet, TokenError, Validation};
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    /// Key sets by their Debug text (a KeySet does not keep the text it was parsed from).
+    static KEY_SETS: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+    static FILE: Mutex<()> = Mutex::new(());
+
+    fn path() -> Option<std::path::PathBuf> {
+        std::env::var_os("PG_JWT_CHECKLIST_CORPUS").map(Into::into)
+    }
+
+    /// The checklist row of the running test: `e8_expired_...` gives `E8`.
+    fn row() -> Option<String> {
+        let name = std::thread::current().name()?.to_owned();
+        let name = name.rsplit("::").next()?.to_owned();
+        let (head, _) = name.split_once('_')?;
+        let mut chars = head.chars();
+        let letter = chars.next()?.to_ascii_uppercase();
+        let digits: String = chars.collect();
+        ("ABCDE".contains(letter) && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()))
+            .then(|| format!("{letter}{digits}"))
+    }
+
+    fn append(line: serde_json::Value) {
+        let Some(p) = path() else { return };
+        let _guard = FILE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        writeln!(f, "{line}").unwrap();
+    }
+
+    pub fn remember_key_set(keys: &KeySet, text: &str) {
+        if path().is_none() {
+            return;
+        }
+        KEY_SETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((format!("{keys:?}"), text.to_owned()));
+    }
+
+    /// A key set a test imported (or expected to be refused), with the outcome.
+    pub fn record_key_set(text: &str, result: &Result<KeySet, KeyError>) {
+        if path().is_none() {
+            return;
+        }
+        let Some(row) = row() else { return };
+        // Only JSON text can be passed to the SQL functions (their argument is jsonb).
+        if serde_json::from_str::<serde_json::Value>(text).is_err() {
+            return;
+        }
+        append(serde_json::json!({
+            "row": row,
+            "what": "key_set",
+            "jwks": text,
+            "expect": if result.is_ok() { "ok" } else { "config" },
+        }));
+    }
+
+    pub fn record_token(
+        token_text: &str,
+        keys: &KeySet,
+        v: &Validation<'_>,
+        result: &Result<VerifiedToken, TokenError>,
+    ) {
+        if path().is_none() {
+            return;
+        }
+        let Some(row) = row() else { return };
+        let debug = format!("{keys:?}");
+        let Some(jwks) = KEY_SETS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == debug)
+            .map(|(_, t)| t.clone())
+        else {
+            return;
+        };
+        // SQL reads the clock itself: only checks made at the present time, with no maximum
+        // lifetime (there is no such setting), are replayed.
+        if (v.now - super::now()).abs() > 1 || v.max_lifetime.is_some() {
+            return;
+        }
+        // Whether the outcome depends on when it is replayed: the same check two minutes later.
+        let later = Validation {
+            now: v.now + 120,
+            ..v.clone()
+        };
+        let later = token::verify(token_text.as_bytes(), keys, &HeaderPolicy::default(), &later);
+        append(serde_json::json!({
+            "row": row,
+            "what": "token",
+            "token": token_text,
+            "jwks": jwks,
+            "audience": v.audience,
+            "issuer": v.issuer,
+            "leeway": v.leeway,
+            "required": v.required,
+            "expect": match result { Ok(_) => "ok".to_owned(), Err(e) => format!("{e:?}") },
+            "rejected": result.is_err(),
+            "clock_sensitive": later.is_ok() != result.is_ok(),
+        }));
     }
 }

@@ -11,14 +11,19 @@
 use deadpool_postgres::{Config, Pool, Runtime};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 async fn tenants_visible(pool: &Pool, token: &str) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+    // The *_typed calls use the unnamed statement. A named prepared statement (what
+    // `execute`/`query` with SQL text make) stays on the server connection that prepared it;
+    // behind a transaction-mode pooler that connection serves other clients next, and the
+    // statements pile up in its memory.
+    tx.execute_typed("SELECT set_config('pg_jwt.token', $1, true)", &[(&token, Type::TEXT)])
         .await?;
-    let rows = tx.query("SELECT DISTINCT tenant_id::text FROM docs", &[]).await?;
+    let rows = tx.query_typed("SELECT DISTINCT tenant_id::text FROM docs", &[]).await?;
     tx.commit().await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
