@@ -33,6 +33,7 @@ PGJWT_FLOOR_SO=$WORK/pg_jwt_floor.so PGJWT_BENCH_HOST=$PGTMP PGJWT_BENCH_PORT=$P
 elapsed=$(( $(date +%s) - started ))
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+soak_section=$(sed -n '/<!-- soak:start -->/,/<!-- soak:end -->/p' "$OUT" 2>/dev/null || true)
 {
     echo "# pg_jwt benchmarks"
     echo
@@ -54,6 +55,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     cat "$WORK/sql.md"
     echo
     cat benches/NOTES.md
+    # The soak's section (make soak) is kept as it was: this script does not rerun it.
+    if [ -n "$soak_section" ]; then echo; printf '%s\n' "$soak_section"; fi
 } > "$OUT"
 say "wrote $OUT"
 cat "$OUT"

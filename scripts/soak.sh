@@ -99,7 +99,7 @@ if [ -z "${SOAK_NO_WRITE:-}" ] && [ -f "$RESULT/summary.md" ]; then
     version=$(psql -XAt -c 'SELECT version()' | cut -d, -f1)
     {
         echo "<!-- soak:start -->"
-        echo "## 6. Soak (\`make soak\`, $(date -u +%Y-%m-%d))"
+        echo "## Soak (\`make soak\`, $(date -u +%Y-%m-%d))"
         echo
         echo "\`SOAK_SECONDS=${SOAK_SECONDS:-600} make soak\` on $(nproc) cores, $version. Tenant transactions as a"
         echo "non-superuser (RLS on \`jwt_claim_uuid('tenant_id')\`, every row and claim checked),"
