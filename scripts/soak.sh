@@ -96,16 +96,17 @@ if [ "$status" != 0 ]; then
 fi
 
 if [ -z "${SOAK_NO_WRITE:-}" ] && [ -f "$RESULT/summary.md" ]; then
-    version=$(psql -XAt -c 'SELECT version()' | cut -d, -f1)
+    version=$(psql -XAt -c 'SELECT version()' | sed 's/ on .*//')
     {
         echo "<!-- soak:start -->"
         echo "## Soak (\`make soak\`, $(date -u +%Y-%m-%d))"
         echo
-        echo "\`SOAK_SECONDS=${SOAK_SECONDS:-600} make soak\` on $(nproc) cores, $version. Tenant transactions as a"
-        echo "non-superuser (RLS on \`jwt_claim_uuid('tenant_id')\`, every row and claim checked),"
+        echo "\`SOAK_SECONDS=${SOAK_SECONDS:-600} make soak\` on $(nproc) cores, $version."
+        echo "Tenant transactions as a non-superuser (RLS on \`jwt_claim_uuid('tenant_id')\`, every row and claim checked),"
         echo "a new ES256 key every ${SOAK_ROTATE:-30} s, one token in ten expiring during the run, changed,"
         echo "rotated-out and garbage tokens mixed in, \`pg_cancel_backend\` every 2 s and"
-        echo "\`pg_terminate_backend\` every 20 s. The server log showed $crashes crashed processes and $restarts restarts."
+        echo "\`pg_terminate_backend\` every 20 s (a direct backend and a pool backend in turn)."
+        echo "The server log showed $crashes crashed processes and $restarts restarts."
         echo
         cat "$RESULT/summary.md"
         echo "<!-- soak:end -->"

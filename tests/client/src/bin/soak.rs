@@ -159,6 +159,8 @@ impl Stats {
 struct Sample {
     at: f64,
     pid: i32,
+    /// "direct" or "pool".
+    route: &'static str,
     context_bytes: i64,
     rss_anon_kb: i64,
 }
@@ -191,7 +193,15 @@ fn connect(route: Route, user: &str) -> Result<Client, postgres::Error> {
                 .port(env_str("PGJWT_SOAK_BOUNCER_PORT").parse().unwrap_or(64340));
         }
     }
-    cfg.user(user).dbname("soak").connect_timeout(Duration::from_secs(10));
+    cfg.user(user)
+        .dbname("soak")
+        .connect_timeout(Duration::from_secs(10))
+        // pgbouncer passes the name on to its server connections: the chaos thread tells the
+        // pool's backends from the direct ones by it.
+        .application_name(match route {
+            Route::Direct => "soak-direct",
+            Route::Pooled => "soak-pooled",
+        });
     cfg.connect(NoTls)
 }
 
@@ -346,30 +356,38 @@ fn chaos(shared: Arc<Shared>) -> (u64, u64) {
                 .iter()
                 .copied()
                 .collect();
-            let n: i64 = su
-                .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
-                      WHERE usename = 'app' AND NOT pid = ANY($1) ORDER BY random() LIMIT 1) s",
-                    &[&protected],
-                )
-                .map(|r| r.get(0))
-                .unwrap_or(0);
+            // In turn: an unprotected direct backend, or the newest backend of the pool (the
+            // oldest one stays, so that one pool backend is followed to the end).
+            let sql = if (tick / 40) % 2 == 0 {
+                "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
+                  WHERE usename = 'app' AND application_name = 'soak-direct' AND NOT pid = ANY($1)
+                  ORDER BY random() LIMIT 1) s"
+            } else {
+                "SELECT count(pg_terminate_backend(pid)) FROM (SELECT pid FROM pg_stat_activity
+                  WHERE usename = 'app' AND application_name = 'soak-pooled' AND NOT pid = ANY($1)
+                  ORDER BY backend_start DESC LIMIT 1 OFFSET 0) s
+                 WHERE (SELECT count(*) FROM pg_stat_activity
+                        WHERE usename = 'app' AND application_name = 'soak-pooled') > 1"
+            };
+            let n: i64 = su.query_one(sql, &[&protected]).map(|r| r.get(0)).unwrap_or(0);
             terminations += n as u64;
         }
         if tick % 10 == 0 {
             let at = shared.started.elapsed().as_secs_f64();
-            let pids: Vec<i32> = su
+            let pids: Vec<(i32, bool)> = su
                 .query(
-                    "SELECT pid FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'",
+                    "SELECT pid, application_name = 'soak-pooled' FROM pg_stat_activity
+                      WHERE usename = 'app' AND backend_type = 'client backend'",
                     &[],
                 )
-                .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+                .map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect())
                 .unwrap_or_default();
             let mut samples = shared.samples.lock().unwrap_or_else(|e| e.into_inner());
-            for pid in pids {
+            for (pid, pooled) in pids {
                 samples.push(Sample {
                     at,
                     pid,
+                    route: if pooled { "pool" } else { "direct" },
                     context_bytes: -1,
                     rss_anon_kb: rss_anon_kb(pid),
                 });
@@ -490,6 +508,7 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
                 shared.samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
                     at: shared.started.elapsed().as_secs_f64(),
                     pid,
+                    route: "direct",
                     context_bytes: bytes.unwrap_or(-1),
                     rss_anon_kb: rss_anon_kb(pid),
                 });
@@ -541,6 +560,11 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
                 } else {
                     st.terminated += 1;
                 }
+                let code = e
+                    .code()
+                    .map(|c| c.code().to_owned())
+                    .unwrap_or_else(|| "connection lost".into());
+                *st.errors.entry(code).or_default() += 1;
             } else {
                 let code = sqlstate::<()>(&Err(e));
                 *st.errors.entry(code.clone()).or_default() += 1;
@@ -559,6 +583,7 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
             shared.samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
                 at: shared.started.elapsed().as_secs_f64(),
                 pid,
+                route: "direct",
                 context_bytes: bytes.unwrap_or(-1),
                 rss_anon_kb: rss_anon_kb(pid),
             });
@@ -711,6 +736,7 @@ fn transaction(
                 Ok(_) => st.fail("a row for another tenant was written".into()),
                 Err(e) if e.code().map(|c| c.code()) == Some("42501") => {
                     st.rls_write_refusals += 1;
+                    *st.errors.entry("42501".into()).or_default() += 1;
                     c.batch_execute("ROLLBACK")?;
                     return Ok(());
                 }
@@ -833,8 +859,9 @@ fn markdown(s: &serde_json::Value) -> String {
                 format!("{:+} kB", g / 1024)
             };
             m.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} ({}) | {} | {} | {} | {} | {} |\n",
                 v["pid"],
+                v["route"].as_str().unwrap_or("?"),
                 if kb { "RssAnon" } else { "memory contexts" },
                 f(&v["start"]),
                 f(&v["after_warmup"]),
@@ -959,6 +986,7 @@ fn main() {
         };
         memory.push(serde_json::json!({
             "pid": pid,
+            "route": last.route,
             "measure": if *contexts { "memory_contexts_bytes" } else { "rss_anon_kb" },
             "start": if *contexts { start.context_bytes } else { start.rss_anon_kb },
             "after_warmup": if *contexts { first.context_bytes } else { first.rss_anon_kb },
@@ -982,7 +1010,7 @@ fn main() {
         st.fail("nothing was verified".into());
     }
     let summary = serde_json::json!({
-        "seconds": elapsed.round(),
+        "seconds": elapsed.round() as u64,
         "warmup_seconds": warmup,
         "clients": {"direct": direct, "pooled_through_pgbouncer": pooled},
         "key_rotations": shared.rotations.load(Ordering::Relaxed),
