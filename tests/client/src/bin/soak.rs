@@ -11,8 +11,8 @@
 //! What must hold, checked here (the script checks the server log for crashes):
 //! - 0 rows of another tenant, ever; every verified transaction sees exactly its tenant's rows;
 //! - a good token is never refused and a bad one (a changed byte, a key removed by rotation,
-//!   expired, garbage) never accepted; tokens within a second or two of their expiry may go
-//!   either way;
+//!   expired, revoked, garbage) never accepted; tokens within a second or two of their expiry,
+//!   or revoked or rotated out while a transaction used them, may go either way;
 //! - every error is a documented SQLSTATE or one the soak caused (57014 from
 //!   pg_cancel_backend, 57P01 or a lost connection from pg_terminate_backend);
 //! - each long-lived backend's memory (pg_backend_memory_contexts and RssAnon) is flat after
@@ -118,6 +118,7 @@ struct Stats {
     writes: u64,
     rls_write_refusals: u64,
     ambiguous: u64,
+    revoked_refused: u64,
     cancelled: u64,
     terminated: u64,
     reconnects: u64,
@@ -141,6 +142,7 @@ impl Stats {
         self.writes += o.writes;
         self.rls_write_refusals += o.rls_write_refusals;
         self.ambiguous += o.ambiguous;
+        self.revoked_refused += o.revoked_refused;
         self.cancelled += o.cancelled;
         self.terminated += o.terminated;
         self.reconnects += o.reconnects;
@@ -167,12 +169,53 @@ struct Sample {
 
 struct Shared {
     pools: RwLock<Pools>,
+    /// The `jti`s revoked so far (each added after its revocation committed).
+    revoked: RwLock<HashSet<String>>,
+    revocations: AtomicU64,
     stop: AtomicBool,
     /// Backends the chaos thread must not terminate (their memory is followed to the end).
     protected: Mutex<HashSet<i32>>,
     samples: Mutex<Vec<Sample>>,
     rotations: AtomicU64,
     started: Instant,
+}
+
+impl Shared {
+    fn is_revoked(&self, t: &Tok) -> bool {
+        self.revoked.read().map(|r| r.contains(&jti_of(t))).unwrap_or(true)
+    }
+}
+
+/// The `jti` of a soak token: `user-G-N` has `soak-G-N`.
+fn jti_of(t: &Tok) -> String {
+    t.sub.replacen("user-", "soak-", 1)
+}
+
+/// Revocation under load: every 2 s, five tokens of the current pool are revoked by `jti`
+/// (`jwt_revoke_token`), then marked revoked for the workers. A token drawn after that must
+/// be refused at once; one revoked while a transaction used it may go either way.
+fn revoker(shared: Arc<Shared>) {
+    let mut su = connect(Route::Direct, "postgres").expect("revoker connection");
+    let mut rng = Rng::new(99);
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(2));
+        let picks: Vec<Tok> = {
+            let p = shared.pools.read().unwrap_or_else(|e| e.into_inner());
+            (0..5)
+                .filter_map(|_| p.current.get(rng.below(p.current.len())).cloned())
+                .collect()
+        };
+        for t in picks {
+            let jti = jti_of(&t);
+            if su
+                .execute("SELECT jwt_revoke_token($1, now() + interval '2 hours')", &[&jti])
+                .is_ok()
+            {
+                shared.revoked.write().unwrap_or_else(|e| e.into_inner()).insert(jti);
+                shared.revocations.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -400,6 +443,8 @@ fn chaos(shared: Arc<Shared>) -> (u64, u64) {
 
 enum Kind {
     Good,
+    /// A good token whose `jti` was revoked (committed) before it was drawn.
+    Revoked,
     Changed,
     Retired,
     Garbage,
@@ -416,7 +461,7 @@ enum Expect {
 
 fn expect_for(kind: &Kind, tok: &Tok, begun: i64) -> Expect {
     match kind {
-        Kind::Changed | Kind::Retired | Kind::Garbage => Expect::Refuse,
+        Kind::Changed | Kind::Retired | Kind::Garbage | Kind::Revoked => Expect::Refuse,
         Kind::Good => {
             let now = unix_now();
             if tok.exp <= begun - 2 {
@@ -545,6 +590,8 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
                             ..g
                         };
                         (t, o, Kind::Garbage)
+                    } else if shared.is_revoked(&g) {
+                        (g, o, Kind::Revoked)
                     } else {
                         (g, o, Kind::Good)
                     }
@@ -641,13 +688,18 @@ fn transaction(
         Ok(row) => row,
         Err(e) if e.code().map(|c| c.code()) == Some("28000") => {
             match expect {
-                Expect::Accept if rotated_since(tok) => st.ambiguous += 1,
+                Expect::Accept if rotated_since(tok) || shared.is_revoked(tok) => st.ambiguous += 1,
                 Expect::Accept => st.fail(format!(
                     "a good token was refused: {}",
                     e.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default()
                 )),
                 Expect::Either => st.ambiguous += 1,
-                Expect::Refuse => st.refused_expected += 1,
+                Expect::Refuse => {
+                    st.refused_expected += 1;
+                    if matches!(kind, Kind::Revoked) {
+                        st.revoked_refused += 1;
+                    }
+                }
             }
             *st.errors.entry("28000".into()).or_default() += 1;
             c.batch_execute("ROLLBACK")?;
@@ -664,6 +716,7 @@ fn transaction(
                     Kind::Retired => "key removed by rotation",
                     Kind::Garbage => "garbage",
                     Kind::Good => "expired",
+                    Kind::Revoked => "revoked",
                 }
             ));
             c.batch_execute("ROLLBACK")?;
@@ -707,8 +760,8 @@ fn transaction(
                 }
             }
             Err(e) if e.code().map(|c| c.code()) == Some("28000") => {
-                // The other token expired just now: allowed.
-                if other.exp > unix_now() + 2 {
+                // The other token expired or was revoked just now: allowed.
+                if other.exp > unix_now() + 2 && !shared.is_revoked(other) {
                     st.fail("a good token was refused inside a savepoint".into());
                 }
             }
@@ -791,8 +844,16 @@ fn markdown(s: &serde_json::Value) -> String {
             thousands(n("refused_as_expected")),
         ),
         (
-            "tokens at their expiry second (either outcome allowed)".into(),
+            "tokens at their expiry second, or revoked or rotated out while in use (either outcome allowed)".into(),
             thousands(n("expiring_either_way")),
+        ),
+        (
+            "revocations (jwt_revoke_token, 5 every 2 s) / revoked tokens refused".into(),
+            format!(
+                "{} / {}",
+                thousands(n("revocations")),
+                thousands(n("revoked_tokens_refused"))
+            ),
         ),
         (
             "savepoints with a second token, rolled back".into(),
@@ -906,6 +967,8 @@ fn main() {
             generation: 0,
         }),
         stop: AtomicBool::new(false),
+        revoked: RwLock::new(HashSet::new()),
+        revocations: AtomicU64::new(0),
         protected: Mutex::new(HashSet::new()),
         samples: Mutex::new(Vec::new()),
         rotations: AtomicU64::new(0),
@@ -934,6 +997,10 @@ fn main() {
         let s = shared.clone();
         std::thread::spawn(move || chaos(s))
     };
+    let rv = {
+        let s = shared.clone();
+        std::thread::spawn(move || revoker(s))
+    };
     let mut last_report = Instant::now();
     while shared.started.elapsed() < Duration::from_secs(seconds) {
         std::thread::sleep(Duration::from_millis(500));
@@ -955,6 +1022,7 @@ fn main() {
         }
     }
     let _ = rot.join();
+    let _ = rv.join();
     let (cancels, terminations) = ch.join().unwrap_or((0, 0));
     let elapsed = shared.started.elapsed().as_secs_f64();
 
@@ -1019,6 +1087,8 @@ fn main() {
         "verified_transactions": st.verified,
         "refused_as_expected": st.refused_expected,
         "expiring_either_way": st.ambiguous,
+        "revocations": shared.revocations.load(Ordering::Relaxed),
+        "revoked_tokens_refused": st.revoked_refused,
         "savepoints": st.savepoints,
         "writes": st.writes,
         "cross_tenant_writes_refused": st.rls_write_refusals,
