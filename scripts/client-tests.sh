@@ -39,7 +39,7 @@ max_parallel_workers = 4
 log_min_messages = warning"
 BOUNCER_PORT=${PGJWT_PGBOUNCER_PORT:-64331}
 cleanup() {
-    if [ -f "$PGTMP/pgbouncer.pid" ]; then kill "$(cat "$PGTMP/pgbouncer.pid")" 2>/dev/null || true; sleep 0.2; fi
+    stop_pgbouncer
     if [ -n "${PGTMP:-}" ] && grep -E "terminated by signal|server process .* was terminated" "$PGTMP/server.log" >/dev/null 2>&1; then
         echo "a backend crashed during the client suite:" >&2
         grep -E "terminated by signal" "$PGTMP/server.log" >&2
@@ -92,28 +92,7 @@ CREATE DATABASE enc_sql_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' T
 CREATE EXTENSION pg_jwt;
 SQL
 
-cat <<INI | as_postgres tee "$PGTMP/pgbouncer.ini" >/dev/null
-[databases]
-app = host=$PGTMP port=$PGPORT dbname=app
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $PGTMP/userlist.txt
-pool_mode = transaction
-default_pool_size = 3
-max_client_conn = 100
-logfile = $PGTMP/pgbouncer.log
-pidfile = $PGTMP/pgbouncer.pid
-ignore_startup_parameters = extra_float_digits,options
-INI
-echo '"app" ""' | as_postgres tee "$PGTMP/userlist.txt" >/dev/null
-as_postgres /usr/sbin/pgbouncer -d -q "$PGTMP/pgbouncer.ini"
-for _ in $(seq 50); do
-    (exec 3<>/dev/tcp/127.0.0.1/$BOUNCER_PORT) 2>/dev/null && break
-    sleep 0.1
-done
+start_pgbouncer app "$BOUNCER_PORT" 3
 
 say "SQL golden files (pg_regress, tests/pg_regress)"
 bash scripts/regress.sh

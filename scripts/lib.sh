@@ -57,3 +57,41 @@ stop_cluster() {
         rm -rf "$PGTMP"
     fi
 }
+
+# Starts pgbouncer in transaction pooling on 127.0.0.1:$2 in front of database $1 of the
+# cluster start_cluster made (trust authentication, role app), with $3 server connections per
+# pool (default 3), and waits until it listens. stop_pgbouncer stops it.
+start_pgbouncer() {
+    local db=$1 port=$2 pool=${3:-3}
+    cat <<INI | as_postgres tee "$PGTMP/pgbouncer.ini" >/dev/null
+[databases]
+$db = host=$PGTMP port=$PGPORT dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGTMP/userlist.txt
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = 100
+logfile = $PGTMP/pgbouncer.log
+pidfile = $PGTMP/pgbouncer.pid
+ignore_startup_parameters = extra_float_digits,options
+INI
+    echo '"app" ""' | as_postgres tee "$PGTMP/userlist.txt" >/dev/null
+    as_postgres /usr/sbin/pgbouncer -d -q "$PGTMP/pgbouncer.ini"
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "pgbouncer did not start on 127.0.0.1:$port" >&2
+    return 1
+}
+
+stop_pgbouncer() {
+    if [ -n "${PGTMP:-}" ] && [ -f "$PGTMP/pgbouncer.pid" ]; then
+        kill "$(cat "$PGTMP/pgbouncer.pid")" 2>/dev/null || true
+        sleep 0.2
+    fi
+}

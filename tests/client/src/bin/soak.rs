@@ -815,6 +815,7 @@ fn markdown(s: &serde_json::Value) -> String {
         }
         out
     };
+    let two = |a: &str, b: &str| format!("{} / {}", thousands(n(a)), thousands(n(b)));
     let mut m = String::new();
     m.push_str("| figure | value |\n|---|---|\n");
     let rows: Vec<(String, String)> = vec![
@@ -840,7 +841,7 @@ fn markdown(s: &serde_json::Value) -> String {
             thousands(n("verified_transactions")),
         ),
         (
-            "bad tokens refused (changed byte, rotated-out key, expired, garbage)".into(),
+            "bad tokens refused (changed byte, rotated-out key, expired, revoked, garbage)".into(),
             thousands(n("refused_as_expected")),
         ),
         (
@@ -849,11 +850,7 @@ fn markdown(s: &serde_json::Value) -> String {
         ),
         (
             "revocations (jwt_revoke_token, 5 every 2 s) / revoked tokens refused".into(),
-            format!(
-                "{} / {}",
-                thousands(n("revocations")),
-                thousands(n("revoked_tokens_refused"))
-            ),
+            two("revocations", "revoked_tokens_refused"),
         ),
         (
             "savepoints with a second token, rolled back".into(),
@@ -861,15 +858,11 @@ fn markdown(s: &serde_json::Value) -> String {
         ),
         (
             "writes / cross-tenant writes refused by WITH CHECK".into(),
-            format!(
-                "{} / {}",
-                thousands(n("writes")),
-                thousands(n("cross_tenant_writes_refused"))
-            ),
+            two("writes", "cross_tenant_writes_refused"),
         ),
         (
             "pg_cancel_backend sent / statements cancelled".into(),
-            format!("{} / {}", n("cancels_sent"), n("statements_cancelled")),
+            two("cancels_sent", "statements_cancelled"),
         ),
         (
             "pg_terminate_backend sent / transactions lost / reconnects".into(),
