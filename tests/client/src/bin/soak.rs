@@ -374,7 +374,6 @@ fn rotator(shared: Arc<Shared>, every: u64, n: u64, mut key: String) {
 /// unprotected application backend every ~20 s; samples every application backend's RssAnon.
 fn chaos(shared: Arc<Shared>) -> (u64, u64) {
     let mut su = connect(Route::Direct, "postgres").expect("chaos connection");
-    let mut rng = Rng::new(7);
     let (mut cancels, mut terminations) = (0u64, 0u64);
     let mut tick = 0u64;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -436,7 +435,6 @@ fn chaos(shared: Arc<Shared>) -> (u64, u64) {
                 });
             }
         }
-        let _ = rng.next();
     }
     (cancels, terminations)
 }
@@ -548,16 +546,7 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
         }
         if w.sampled && last_sample.elapsed() >= Duration::from_secs(5) {
             last_sample = Instant::now();
-            if let Ok(r) = c.query_typed_one("SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts", &[]) {
-                let bytes: Option<i64> = r.get(0);
-                shared.samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
-                    at: shared.started.elapsed().as_secs_f64(),
-                    pid,
-                    route: "direct",
-                    context_bytes: bytes.unwrap_or(-1),
-                    rss_anon_kb: rss_anon_kb(pid),
-                });
-            }
+            sample_own_memory(&mut c, pid, &shared);
         }
         let (tok, other, kind) = {
             let p = shared.pools.read().unwrap_or_else(|e| e.into_inner());
@@ -625,18 +614,24 @@ fn worker(shared: Arc<Shared>, w: Worker) -> Stats {
         }
     }
     if w.sampled {
-        if let Ok(r) = c.query_typed_one("SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts", &[]) {
-            let bytes: Option<i64> = r.get(0);
-            shared.samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
-                at: shared.started.elapsed().as_secs_f64(),
-                pid,
-                route: "direct",
-                context_bytes: bytes.unwrap_or(-1),
-                rss_anon_kb: rss_anon_kb(pid),
-            });
-        }
+        sample_own_memory(&mut c, pid, &shared);
     }
     st
+}
+
+/// One sample of this client's own backend: its memory contexts (the view shows only the
+/// backend that reads it) and its RssAnon.
+fn sample_own_memory(c: &mut Client, pid: i32, shared: &Shared) {
+    if let Ok(r) = c.query_typed_one("SELECT sum(total_bytes)::bigint FROM pg_backend_memory_contexts", &[]) {
+        let bytes: Option<i64> = r.get(0);
+        shared.samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
+            at: shared.started.elapsed().as_secs_f64(),
+            pid,
+            route: "direct",
+            context_bytes: bytes.unwrap_or(-1),
+            rss_anon_kb: rss_anon_kb(pid),
+        });
+    }
 }
 
 fn register(c: &mut Client, w: &Worker, shared: &Shared) -> i32 {
