@@ -9,5 +9,6 @@ else
     cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 fi
 # The optional pure-SQL companion extension (Supabase-compatible names), beside pg_jwt.
+$SUDO rm -f "$("$PG_CONFIG" --sharedir)/extension/pg_jwt_auth--0.1.0.sql"  # 0.1.0 installed through an injectable script
 $SUDO install -m 644 extensions/pg_jwt_auth/pg_jwt_auth.control extensions/pg_jwt_auth/pg_jwt_auth--*.sql \
     "$("$PG_CONFIG" --sharedir)/extension/"

@@ -118,6 +118,47 @@ psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "ALTER SYSTEM SET pg_jwt.j
 sleep 0.3
 check "the same ALTER SYSTEM on the standby makes it accept the token" "ok:100:1" "$(as_app standby "$T3" "$q")"
 
+# Issue 20, item 10: a provider that accepts connections and never answers must not delay
+# revocations on the standby (the key fetcher's HTTPS runs on a thread of its own; before, the
+# replay watcher waited for it, up to 10 s per attempt). The pinned set keeps tokens verifying.
+HANG_PORT_FILE="$STANDBY/hang.port"
+python3 - "$HANG_PORT_FILE" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+open(sys.argv[1], "w").write(str(s.getsockname()[1]))
+s.settimeout(1)
+held, end = [], time.time() + 60
+while time.time() < end:
+    try:
+        held.append(s.accept()[0])  # accepted, never answered
+    except socket.timeout:
+        pass
+PY
+HANG_PID=$!
+for _ in $(seq 50); do [ -s "$HANG_PORT_FILE" ] && break; sleep 0.1; done
+psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "ALTER SYSTEM SET pg_jwt.jwks_uri = 'https://127.0.0.1:$(cat "$HANG_PORT_FILE")/jwks'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+start_ns=$(date +%s%N)
+primary -c "SELECT jwt_revoke_token('replica-jti-2', now() + interval '1 hour')" >/dev/null
+state=""
+for _ in $(seq 100); do
+    state=$(as_app standby "$T2" "$q")
+    [ "$state" = "28000" ] && break
+    sleep 0.05
+done
+ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+echo "replica: revocation effective on the standby after ${ms} ms while its provider hangs"
+check "a revocation reaches the standby while its key provider hangs" "28000" "$state"
+check "... well inside one HTTPS timeout (10 s): under 5 s" "yes" "$([ "$ms" -lt 5000 ] && echo yes || echo "no: $ms ms")"
+check "the fetch to the hanging provider was attempted" "t" \
+    "$(standby -c "SELECT last_attempt IS NOT NULL OR next_refresh IS NOT NULL FROM jwt_jwks_status()")"
+psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "ALTER SYSTEM RESET pg_jwt.jwks_uri" -c "SELECT pg_reload_conf()" >/dev/null
+kill "$HANG_PID" 2>/dev/null || true
+
 if grep -E "terminated by signal" "$PGTMP/server.log" "$STANDBY/server.log" >&2; then
     check "no process crashed" "none" "crash"
 fi

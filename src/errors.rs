@@ -87,3 +87,14 @@ pub fn forbidden(message: &str) -> ErrorReport {
         FUNC,
     )
 }
+
+/// An object of the extension missing or not as this version created it, or an operation
+/// PostgreSQL cannot combine with ours (e.g. a lookup that needs a fresh snapshot in a
+/// parallel plan): SQLSTATE 55000.
+pub fn prerequisite(message: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("pg_jwt: {message}"),
+        FUNC,
+    )
+}

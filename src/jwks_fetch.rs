@@ -3,7 +3,7 @@
 //!
 //! Transport rules: https only (also for every redirect, at most `MAX_REDIRECTS` hops);
 //! certificates verified against the system trust store (`/etc/ssl/certs`) or, when
-//! `pg_jwt.jwks_ca_file` is set, that file alone; connect and total timeouts; a size cap on the
+//! `pg_jwt.jwks_ca_file` is set, that file alone; DNS, connect and total timeouts; a size cap on the
 //! body; no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
 //! no async runtime: the worker fetches one document at a time and has nothing else to do).
 
@@ -17,6 +17,33 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_REDIRECTS: u32 = 3;
+/// Name resolution is bounded too: ureq's connect timeout starts after it, and the system
+/// resolver may wait far longer than this on an unreachable DNS server.
+pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The system resolver, run on a helper thread and given up on after `DNS_TIMEOUT` (the helper
+/// ends when the resolver returns; its answer is dropped).
+struct BoundedResolver;
+
+impl ureq::Resolver for BoundedResolver {
+    fn resolve(&self, netloc: &str) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        use std::net::ToSocketAddrs;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let name = netloc.to_owned();
+        std::thread::Builder::new()
+            .name("pg_jwt dns".into())
+            .spawn(move || {
+                let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+            })?;
+        match rx.recv_timeout(DNS_TIMEOUT) {
+            Ok(result) => result,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("name resolution took longer than {} s", DNS_TIMEOUT.as_secs()),
+            )),
+        }
+    }
+}
 /// Where Debian (and most distributions) keep the system's trusted CA certificates.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -122,6 +149,7 @@ fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
         .tls_config(Arc::new(config))
         .https_only(true)
         .redirects(MAX_REDIRECTS)
+        .resolver(BoundedResolver)
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
         .user_agent(concat!("pg_jwt/", env!("CARGO_PKG_VERSION")))

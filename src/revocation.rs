@@ -68,8 +68,14 @@ pub fn stats() -> (u64, u64, u64) {
     COUNTS.with(Cell::get)
 }
 
+/// The extension's own table, found through its membership (`pg_depend`, deptype `e`), never
+/// by name alone: a table called `jwt_revocations` that someone with CREATE on the schema
+/// planted (in a database whose catalog is still at 0.1.0, which has none) is not ours.
 const TABLE_QUERY: &str = "SELECT c.oid FROM pg_catalog.pg_extension e \
-     JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace \
+     JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+     AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+     AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid \
      AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
      WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'";
 
@@ -123,22 +129,23 @@ impl Drop for Opened {
     }
 }
 
-/// Opens the table (None when this database's extension has none).
+/// Opens the table (None when this database's extension has none; an error, 55000, when it
+/// has one that is not as the extension script created it).
 ///
 /// # Safety
 /// Call inside a transaction, from a SQL function.
-unsafe fn open(generation: u64) -> Option<Opened> {
+unsafe fn open(generation: u64) -> Result<Option<Opened>, ErrorReport> {
     for attempt in 0..2 {
         let mut oid = TABLE_OID.with(Cell::get);
         if oid == pg_sys::InvalidOid || attempt == 1 {
             if attempt == 0 && ABSENT_AT.with(Cell::get) == Some(generation) {
-                return None;
+                return Ok(None);
             }
             oid = resolve_table();
             TABLE_OID.with(|c| c.set(oid));
             if oid == pg_sys::InvalidOid {
                 ABSENT_AT.with(|c| c.set(Some(generation)));
-                return None;
+                return Ok(None);
             }
         }
         let table = pg_sys::try_relation_open(oid, pg_sys::AccessShareLock as i32);
@@ -161,13 +168,57 @@ unsafe fn open(generation: u64) -> Option<Opened> {
             continue;
         }
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
+        let opened = Opened { table, index };
+        if !opened.has_expected_shape() {
+            // Ours by pg_depend, yet not as the extension script created it: read nothing
+            // (a wrong column type read as text would be a wild pointer) and refuse.
+            drop(opened);
+            return Err(errors::prerequisite(
+                "jwt_revocations is not as this version of pg_jwt created it: revocations cannot be checked",
+            )
+            .set_hint("Reinstall the extension, or run ALTER EXTENSION pg_jwt UPDATE."));
+        }
         VALIDATED_AT.with(|c| c.set(Some(generation)));
-        return Some(Opened { table, index });
+        return Ok(Some(opened));
     }
-    None
+    Ok(None)
+}
+
+/// Whether a relation's first three columns are (text, text, timestamptz): what `with_row` and
+/// the probes read.
+///
+/// # Safety
+/// Inside a transaction; `rel` is open.
+unsafe fn has_revocation_columns(rel: pg_sys::Relation) -> bool {
+    let oid = (*rel).rd_id;
+    pg_sys::get_atttype(oid, 1) == pg_sys::TEXTOID
+        && pg_sys::get_atttype(oid, 2) == pg_sys::TEXTOID
+        && pg_sys::get_atttype(oid, ATT_ISSUED_BEFORE as pg_sys::AttrNumber) == pg_sys::TIMESTAMPTZOID
 }
 
 impl Opened {
+    /// The columns `with_row` and the probes read have the types they read them as, and the
+    /// primary key is the B-tree on (kind, value) the probes scan.
+    ///
+    /// # Safety
+    /// Inside a transaction.
+    unsafe fn has_expected_shape(&self) -> bool {
+        let index = &*self.index;
+        let form = index.rd_index;
+        if form.is_null() || !has_revocation_columns(self.table) {
+            return false;
+        }
+        if (*form).indnkeyatts != 2 || (*form).indkey.dim1 < 2 {
+            return false;
+        }
+        // SAFETY: an int2vector of dim1 >= 2 entries (checked above).
+        let keys = (*form).indkey.values.as_slice(2);
+        (*index.rd_rel).relam == pg_sys::BTREE_AM_OID
+            && (*form).indisunique
+            && keys.first() == Some(&1)
+            && keys.get(1) == Some(&2)
+    }
+
     /// The row (kind, value) visible in `snapshot`, if any; `f` reads it before the scan ends.
     ///
     /// # Safety
@@ -262,10 +313,8 @@ impl Opened {
 /// The answer of one lookup.
 pub struct Lookup {
     pub revoked: bool,
-    /// Whether the lookup saw the latest committed list. In parallel mode (a parallel worker,
-    /// or a leader while its workers run) PostgreSQL allows no new snapshot, so the statement's
-    /// snapshot is used: correct for this statement, but too old to cache beyond it (in
-    /// REPEATABLE READ it could predate a revocation the generation already announced).
+    /// Whether the answer may be kept beyond this statement: not when it was found in parallel
+    /// mode, nor by a transaction that changed the list itself (see `is_revoked`).
     pub fresh: bool,
 }
 
@@ -276,72 +325,115 @@ fn iat_timestamptz(iat: f64) -> i64 {
     ((iat - UNIX_TO_PG_EPOCH) * 1_000_000.0).round() as i64
 }
 
-/// Whether the token is revoked. Identities are the token's own claims in the database
-/// encoding; the table stores what the revoking functions were given, in the database encoding.
-/// `generation` is the shared generation the caller read before this call (and caches its
-/// result under).
-///
-/// The lookup reads the primary-key index directly (at most three B-tree probes, no executor,
-/// no SQL), with the latest committed snapshot, bypassing privileges as the extension's own
-/// internal read: the application role has none on the table.
-pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorReport> {
-    let no = Lookup {
-        revoked: false,
-        fresh: true,
-    };
-    if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
-        return Ok(no);
-    }
-    count(1, 0, 0);
-    let probed = PROBED.with(Cell::get);
-    if probed == Some((generation, true)) {
-        // Seen empty at this generation: a revocation committed since would have bumped it.
-        return Ok(no);
-    }
-    // SAFETY: plain reads of backend and shared state.
-    let (parallel, recovery) = unsafe { (pg_sys::IsInParallelMode(), pg_sys::RecoveryInProgress()) };
-    if !parallel && !recovery && probed == Some((generation, false)) && VALIDATED_AT.with(Cell::get) == Some(generation)
-    {
-        // The common case once the list is not empty: the filter alone, without opening the
-        // table, when it says "certainly not" for every identity (see VALIDATED_AT).
-        // SAFETY: a plain read of backend state.
-        let db = unsafe { pg_sys::MyDatabaseId };
-        if let Some(filter) = crate::revocation_filter::peek(db, TABLE_OID.with(Cell::get), crate::clock::now_unix()) {
-            let absent = |kind: &str, v: Option<&[u8]>| v.is_none_or(|v| !filter.may_contain(kind.as_bytes(), v));
-            if absent("jti", who.jti.as_deref())
-                && absent("sid", who.sid.as_deref())
-                && absent("sub", who.sub.as_deref())
-            {
-                count(0, 1, 0);
-                return Ok(no);
-            }
-        }
-    }
-    // SAFETY: from a SQL function in a transaction; `Opened::drop` closes the relations (also on
-    // an error); the snapshot is the statement's (active) or the latest one, valid until the
-    // next GetLatestSnapshot, which nothing here calls while it is in use.
-    unsafe {
-        let Some(opened) = open(generation) else {
-            return Ok(no);
-        };
+/// A copy of the latest committed snapshot, registered for as long as this lives (a probe
+/// made with it is not disturbed by a `GetLatestSnapshot` elsewhere, such as the filter build's,
+/// which overwrites PostgreSQL's one static latest snapshot).
+struct Latest(pg_sys::Snapshot);
+
+impl Latest {
+    /// Outside parallel mode, PostgreSQL's latest snapshot. In parallel mode (a worker, or a
+    /// leader while its workers run) PostgreSQL refuses `GetLatestSnapshot` and the active
+    /// snapshot may be the transaction's (REPEATABLE READ, SERIALIZABLE), older than a
+    /// revocation a serial plan would see: there a new catalog snapshot is taken instead, an
+    /// MVCC snapshot of the present that parallel mode allows (every worker reads catalogs with
+    /// one), after dropping the cached one so that it is not older than this call.
+    ///
+    /// # Safety
+    /// Inside a transaction.
+    unsafe fn take(table: pg_sys::Oid, parallel: bool) -> Latest {
         let snapshot = if parallel {
-            pg_sys::GetActiveSnapshot()
+            pg_sys::InvalidateCatalogSnapshot();
+            pg_sys::GetCatalogSnapshot(table)
         } else {
             pg_sys::GetLatestSnapshot()
         };
-        if !parallel && probed.map(|(g, _)| g) != Some(generation) {
+        Latest(pg_sys::RegisterSnapshot(snapshot))
+    }
+}
+
+impl Drop for Latest {
+    fn drop(&mut self) {
+        // SAFETY: registered by `take` in this transaction and unregistered once, also when a
+        // PostgreSQL error unwinds through here (before the transaction aborts).
+        unsafe { pg_sys::UnregisterSnapshot(self.0) }
+    }
+}
+
+/// Whether the current transaction changed `jwt_revocations` (a statement trigger fired). While
+/// it has, no revocation verdict and no "the list is empty" result may outlive the statement:
+/// the lookup sees this transaction's own uncommitted changes, which a rollback undoes without
+/// bumping any generation.
+pub fn changed_in_this_transaction() -> bool {
+    DIRTY.with(Cell::get)
+}
+
+/// Whether the token is revoked. Identities are the token's own claims in the database
+/// encoding; the table stores what the revoking functions were given, in the database encoding.
+/// `generation` is the shared generation the caller read before this call (and caches its
+/// result under, when the result says `fresh`).
+///
+/// The lookup reads the primary-key index directly (at most three B-tree probes, no executor,
+/// no SQL), with a snapshot of the present (`Latest`, in parallel plans too: under REPEATABLE
+/// READ a serial and a parallel plan see the same revocations), bypassing privileges as the
+/// extension's own internal read: the application role has none on the table.
+pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorReport> {
+    // Changed by this transaction: nothing of what follows may be kept (see
+    // `changed_in_this_transaction`).
+    let dirty = changed_in_this_transaction();
+    if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
+        return Ok(Lookup { revoked: false, fresh: true });
+    }
+    count(1, 0, 0);
+    let probed = PROBED.with(Cell::get);
+    if !dirty && probed == Some((generation, true)) {
+        // Seen empty at this generation: a revocation committed since would have bumped it.
+        return Ok(Lookup { revoked: false, fresh: true });
+    }
+    // SAFETY: plain reads of backend and shared state.
+    let (parallel, recovery) = unsafe { (pg_sys::IsInParallelMode(), pg_sys::RecoveryInProgress()) };
+    // Kept beyond this statement only when seen outside parallel mode (a worker's backend state
+    // ends with it; a leader's must not keep a worker-time answer) by a transaction that did not
+    // change the list.
+    let keep = !dirty && !parallel;
+    let no = Lookup {
+        revoked: false,
+        fresh: keep,
+    };
+    if keep && !recovery && probed == Some((generation, false)) && VALIDATED_AT.with(Cell::get) == Some(generation) {
+        // The common case once the list is not empty: the filter alone, without opening the
+        // table, when it says "certainly not" for every identity (see VALIDATED_AT).
+        if filter_clears(who) {
+            count(0, 1, 0);
+            return Ok(no);
+        }
+    }
+    // SAFETY: from a SQL function in a transaction; `Opened::drop` closes the relations and
+    // `Latest::drop` unregisters its snapshot (also on an error); the snapshot is this call's
+    // own registered copy, which nothing else changes or frees while it is in use.
+    unsafe {
+        let Some(opened) = open(generation)? else {
+            return Ok(no);
+        };
+        let latest = Latest::take((*opened.table).rd_id, parallel);
+        let snapshot = latest.0;
+        if !keep || probed.map(|(g, _)| g) != Some(generation) {
             // An empty list (the common case) costs one probe per generation, not one per
             // token. The snapshot is taken after the caller read the generation, so a
-            // revocation this probe misses bumps the generation after it.
+            // revocation this probe misses bumps the generation after it. Recorded only when
+            // the answer may be kept (see `keep`).
             let empty = opened.is_empty(snapshot);
-            PROBED.with(|c| c.set(Some((generation, empty))));
+            if keep {
+                PROBED.with(|c| c.set(Some((generation, empty))));
+            }
             if empty {
                 return Ok(no);
             }
         }
-        let filter = if parallel || recovery {
-            // No build in parallel mode (no new snapshot); on a standby the primary's rows arrive
-            // without triggers (see `revocation_filter`).
+        let filter = if parallel || recovery || dirty {
+            // No build in parallel mode; on a standby the primary's rows arrive without
+            // triggers (see `revocation_filter`); and none by a transaction that changed the
+            // list: its scan would miss rows it deleted, which a rollback brings back without
+            // any trigger setting their bits again.
             None
         } else {
             opened.filter()
@@ -371,11 +463,28 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
                     .unwrap_or(false);
             }
         }
-        Ok(Lookup {
-            revoked,
-            fresh: !parallel,
-        })
+        drop(latest);
+        Ok(Lookup { revoked, fresh: keep })
     }
+}
+
+/// Whether the valid shared filter of this database's table (resolved and checked in this
+/// backend) says "certainly not" for every identity of the token.
+fn filter_clears(who: &Identity<'_>) -> bool {
+    // SAFETY: a plain read of backend state.
+    let db = unsafe { pg_sys::MyDatabaseId };
+    let Some(filter) = crate::revocation_filter::peek(db, TABLE_OID.with(Cell::get), crate::clock::now_unix()) else {
+        return false;
+    };
+    let absent = |kind: &str, v: Option<&[u8]>| v.is_none_or(|v| !filter.may_contain(kind.as_bytes(), v));
+    absent("jti", who.jti.as_deref()) && absent("sid", who.sid.as_deref()) && absent("sub", who.sub.as_deref())
+}
+
+/// This backend's revocation verdicts are void (the transaction or a savepoint that changed
+/// the list was rolled back): forget the "empty" probe and every per-call-site result.
+fn forget_local_verdicts() {
+    PROBED.with(|c| c.set(None));
+    crate::gucs::bump_local_generation();
 }
 
 #[pg_guard]
@@ -388,15 +497,38 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
                 crate::shared::bump_keys_generation();
             }
         }
-        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => DIRTY.with(|d| d.set(false)),
+        XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => {
+            if DIRTY.with(|d| d.replace(false)) {
+                forget_local_verdicts();
+            }
+        }
         XACT_EVENT_PRE_PREPARE => {
             if DIRTY.with(Cell::get) {
-                pgrx::error!(
-                    "pg_jwt: a transaction that changes jwt_revocations cannot be prepared (two-phase commit)"
+                pgrx::ereport!(
+                    pgrx::PgLogLevel::ERROR,
+                    pgrx::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "pg_jwt: a transaction that changes jwt_revocations cannot be prepared (two-phase commit)",
+                    "Its commit must reach every backend's cached verifications, which COMMIT PREPARED does not do."
                 );
             }
         }
         _ => {}
+    }
+}
+
+#[pg_guard]
+// SAFETY (for callers): registered with RegisterSubXactCallback; PostgreSQL calls it on this backend's thread.
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    _sub: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    // A savepoint rolled back in a transaction that changed the list: whatever was seen since
+    // (call sites of PL/pgSQL keep results across statements) may rest on undone changes. The
+    // transaction stays marked: other savepoints may still hold changes.
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB && DIRTY.with(Cell::get) {
+        forget_local_verdicts();
     }
 }
 
@@ -422,6 +554,11 @@ crate::fmgr::v1_function! {
             };
             if !tuple.is_null() && (op == pg_sys::TRIGGER_EVENT_INSERT || op == pg_sys::TRIGGER_EVENT_UPDATE) {
                 let rel = (*trigger).tg_relation;
+                if !has_revocation_columns(rel) {
+                    // Only a superuser can attach this function to a table; still, never read
+                    // columns of other types as text.
+                    return Err(errors::prerequisite("pg_jwt_revocations_changed fires only on jwt_revocations"));
+                }
                 with_row(tuple, (*rel).rd_att, |kind, value| {
                     crate::revocation_filter::add(pg_sys::MyDatabaseId, (*rel).rd_id, kind, value)
                 });
@@ -430,6 +567,7 @@ crate::fmgr::v1_function! {
         }
         if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
             pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
         }
         DIRTY.with(|d| d.set(true));
         Ok(pg_sys::Datum::from(0usize))
@@ -485,48 +623,73 @@ CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changed;
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_filter;
 
-CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz) RETURNS void
-    LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
-    AS $$ INSERT INTO @extschema@.jwt_revocations (kind, value, expires) VALUES ('jti', jti, expires)
-          ON CONFLICT (kind, value) DO UPDATE
-          SET expires = GREATEST(jwt_revocations.expires, excluded.expires),
-              revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER $$;
-COMMENT ON FUNCTION jwt_revoke_token(text, timestamptz) IS 'Revoke the token with this jti until expires (its exp)';
+CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'pg_jwt: jwt_revoke_token needs a jti, not NULL' USING ERRCODE = '22004';
+    END IF;
+    -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires) VALUES ('jti', $1, $2)
+    ON CONFLICT (kind, value) DO UPDATE
+    SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
+                       ELSE GREATEST(r.expires, excluded.expires) END,
+        revoked_at = now(), revoked_by = CURRENT_USER;
+END $$;
+COMMENT ON FUNCTION jwt_revoke_token(text, timestamptz) IS 'Revoke the token with this jti until expires (its exp; NULL: until removed)';
 
-CREATE FUNCTION jwt_revoke_session(sid text, expires timestamptz) RETURNS void
-    LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
-    AS $$ INSERT INTO @extschema@.jwt_revocations (kind, value, expires) VALUES ('sid', sid, expires)
-          ON CONFLICT (kind, value) DO UPDATE
-          SET expires = GREATEST(jwt_revocations.expires, excluded.expires),
-              revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER $$;
-COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires';
+CREATE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF $1 IS NULL THEN
+        RAISE EXCEPTION 'pg_jwt: jwt_revoke_session needs a session id, not NULL' USING ERRCODE = '22004';
+    END IF;
+    -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires) VALUES ('sid', $1, $2)
+    ON CONFLICT (kind, value) DO UPDATE
+    SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
+                       ELSE GREATEST(r.expires, excluded.expires) END,
+        revoked_at = now(), revoked_by = CURRENT_USER;
+END $$;
+COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed)';
 
 CREATE FUNCTION jwt_revoke_subject(sub text, issued_before timestamptz DEFAULT pg_catalog.now(),
                                    expires timestamptz DEFAULT NULL) RETURNS void
-    LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    AS $$ INSERT INTO @extschema@.jwt_revocations (kind, value, issued_before, expires)
-          SELECT 'sub', sub, issued_before, expires WHERE sub IS NOT NULL AND issued_before IS NOT NULL
-          ON CONFLICT (kind, value) DO UPDATE
-          SET issued_before = GREATEST(jwt_revocations.issued_before, excluded.issued_before),
-              expires = CASE WHEN jwt_revocations.expires IS NULL OR excluded.expires IS NULL THEN NULL
-                             ELSE GREATEST(jwt_revocations.expires, excluded.expires) END,
-              revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER $$;
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'pg_jwt: jwt_revoke_subject needs a subject and issued_before, not NULL' USING ERRCODE = '22004';
+    END IF;
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires) VALUES ('sub', $1, $2, $3)
+    ON CONFLICT (kind, value) DO UPDATE
+    SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
+        expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
+                       ELSE GREATEST(r.expires, excluded.expires) END,
+        revoked_at = now(), revoked_by = CURRENT_USER;
+END $$;
 COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included); kept until expires (NULL: until removed)';
 
 CREATE FUNCTION jwt_unrevoke(kind text, value text) RETURNS boolean
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
-    AS $$ WITH gone AS (DELETE FROM @extschema@.jwt_revocations r WHERE r.kind = $1 AND r.value = $2 RETURNING 1)
-          SELECT pg_catalog.count(*) > 0 FROM gone $$;
+    AS $$ WITH gone AS (DELETE FROM @extschema@.jwt_revocations r
+                        WHERE r.kind OPERATOR(pg_catalog.=) $1 AND r.value OPERATOR(pg_catalog.=) $2 RETURNING 1)
+          SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone $$;
 COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub); true if there was one';
 
+-- The purge keeps a row until its expiry plus the largest leeway any session may use (the bound
+-- of pg_jwt.leeway, 3600 s): a session with a larger leeway than the purging one's must never
+-- accept a revoked token again because its row was purged.
 CREATE FUNCTION jwt_purge_revocations() RETURNS bigint
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
     AS $$ WITH gone AS (DELETE FROM @extschema@.jwt_revocations
                         WHERE expires OPERATOR(pg_catalog.<) (pg_catalog.now()
-                              OPERATOR(pg_catalog.-) pg_catalog.current_setting('pg_jwt.leeway')::interval)
+                              OPERATOR(pg_catalog.-) '3600 seconds'::pg_catalog.interval)
                         RETURNING 1)
           SELECT pg_catalog.count(*) FROM gone $$;
-COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus pg_jwt.leeway in the past); returns how many';
+COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
 
 REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz),
     jwt_revoke_subject(text, timestamptz, timestamptz), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;

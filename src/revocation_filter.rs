@@ -13,8 +13,8 @@
 //!   that wrote rows, whose triggers may have set bits in a slot that was cleared) and scans it
 //!   with a snapshot taken after the lock; only then is the slot VALID;
 //! - a reader uses a slot only while it is VALID for this database and table, and rechecks the
-//!   slot's epoch (bumped by every claim) after reading the bits: a slot taken over meanwhile
-//!   answers "maybe";
+//!   slot's epoch (bumped by every claim, after the claim stored its owner) and owner after
+//!   reading the bits: a slot taken over meanwhile answers "maybe";
 //! - on a hot standby the primary's rows arrive by replay, without triggers: the filter is never
 //!   used there (every check probes the index).
 //!
@@ -121,6 +121,7 @@ pub fn add(db: pg_sys::Oid, table: pg_sys::Oid, kind: &[u8], value: &[u8]) {
 pub struct Reader {
     slot: &'static Slot,
     epoch: u64,
+    owner: u64,
 }
 
 /// What a reader needs next.
@@ -149,15 +150,18 @@ pub fn databases() -> Vec<pg_sys::Oid> {
 
 /// The valid filter of this database's table, if there is one (never claims a slot).
 pub fn peek(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Option<Reader> {
-    let key = owner_key(db, table);
-    slots()?.iter().find_map(|slot| {
+    peek_in(slots()?, owner_key(db, table), now)
+}
+
+fn peek_in(slots: &'static [Slot], key: u64, now: i64) -> Option<Reader> {
+    slots.iter().find_map(|slot| {
         let epoch = slot.epoch.load(Ordering::Acquire);
         (slot.owner.load(Ordering::Acquire) == key
             && slot.state.load(Ordering::Acquire) == VALID
             && slot.added.load(Ordering::Acquire) <= MAX_ADDED)
             .then(|| {
                 slot.last_used.store(now, Ordering::Relaxed);
-                Reader { slot, epoch }
+                Reader { slot, epoch, owner: key }
             })
     })
 }
@@ -165,7 +169,10 @@ pub fn peek(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Option<Reader> {
 /// The filter of this database's table, or what to do without one.
 pub fn find(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
     let Some(slots) = slots() else { return Found::Probe };
-    let key = owner_key(db, table);
+    find_in(slots, owner_key(db, table), now)
+}
+
+fn find_in(slots: &'static [Slot], key: u64, now: i64) -> Found {
     for slot in slots {
         let epoch = slot.epoch.load(Ordering::Acquire);
         if slot.owner.load(Ordering::Acquire) != key {
@@ -176,7 +183,7 @@ pub fn find(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
                 slot.last_used.store(now, Ordering::Relaxed);
                 let added = slot.added.load(Ordering::Acquire);
                 if added <= MAX_ADDED {
-                    return Found::Use(Reader { slot, epoch });
+                    return Found::Use(Reader { slot, epoch, owner: key });
                 }
                 if added >= 2 * slot.built_rows.load(Ordering::Acquire) {
                     // Too many values added since the build: rebuild it (deleted rows go).
@@ -232,7 +239,9 @@ impl Reader {
             .get(word)
             .is_none_or(|w| w.load(Ordering::Acquire) & mask == mask);
         fence(Ordering::Acquire);
-        all || self.slot.epoch.load(Ordering::Acquire) != self.epoch || self.slot.state.load(Ordering::Acquire) != VALID
+        all || self.slot.epoch.load(Ordering::Acquire) != self.epoch
+            || self.slot.owner.load(Ordering::Acquire) != self.owner
+            || self.slot.state.load(Ordering::Acquire) != VALID
     }
 }
 
@@ -244,8 +253,13 @@ pub struct Builder {
 
 impl Builder {
     fn claimed(slot: &'static Slot, key: u64) -> Builder {
-        slot.epoch.fetch_add(1, Ordering::AcqRel);
+        // The owner first, then the epoch: a reader loads the epoch, then the owner, and
+        // re-checks the epoch after reading bits. If it saw this claim's epoch it sees this
+        // owner (Release/Acquire); if it saw an earlier epoch, the re-check finds it changed.
+        // (The other order let a reader pair the new epoch with the previous owner, and read
+        // another database's filter as its own once that filter turned VALID.)
         slot.owner.store(key, Ordering::Release);
+        slot.epoch.fetch_add(1, Ordering::AcqRel);
         // Release: a reader that sees a cleared word sees the new epoch after it.
         for w in &slot.bits {
             w.store(0, Ordering::Release);
@@ -277,5 +291,82 @@ impl Drop for Builder {
             self.slot.owner.store(0, Ordering::Release);
             self.slot.state.store(EMPTY, Ordering::Release);
         }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// More databases than slots, slots taken over all the time (a clock that jumps past the
+    /// eviction age), and readers that check that the filter they were handed is their own:
+    /// each database's filter holds its own value, so a reader handed another database's
+    /// filter sees "certainly not" for its value. Threads touch only the atomics of a private
+    /// copy of the slots (no PostgreSQL call), so this runs in any backend.
+    #[pg_test]
+    fn filter_slots_are_never_read_as_another_databases() {
+        let slots: &'static [Slot] = {
+            let layout = std::alloc::Layout::array::<Slot>(SLOTS).unwrap();
+            // SAFETY: all-zero is a valid Slot (atomics of zero); the memory is leaked, so
+            // 'static holds; the layout is that of SLOTS Slots.
+            unsafe {
+                let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+                assert!(!p.is_null());
+                std::slice::from_raw_parts(p, SLOTS)
+            }
+        };
+        const DATABASES: u64 = 2 * SLOTS as u64 + 1;
+        let value = |db: u64| format!("value-of-{db}").into_bytes();
+        let stop = Arc::new(AtomicBool::new(false));
+        let clock = Arc::new(AtomicI64::new(1_000));
+        let wrong = Arc::new(AtomicU64::new(0));
+        let reads = Arc::new(AtomicU64::new(0));
+        let builds = Arc::new(AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for t in 0..2u64 {
+            let (stop, clock, builds) = (stop.clone(), clock.clone(), builds.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let db = 1 + i % DATABASES;
+                    let now = clock.fetch_add(61, Ordering::Relaxed);
+                    if let Found::Build(b) = find_in(slots, db << 32 | 1, now) {
+                        b.add(b"jti", &value(db));
+                        b.finish(1, now);
+                        builds.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for t in 0..3u64 {
+            let (stop, wrong, reads) = (stop.clone(), wrong.clone(), reads.clone());
+            threads.push(std::thread::spawn(move || {
+                let mut i = t * 7;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let db = 1 + i % DATABASES;
+                    // Reads at time 0: every slot stays old enough to be taken over.
+                    if let Some(reader) = peek_in(slots, db << 32 | 1, 0) {
+                        reads.fetch_add(1, Ordering::Relaxed);
+                        if !reader.may_contain(b"jti", &value(db)) {
+                            wrong.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (reads, builds) = (reads.load(Ordering::Relaxed), builds.load(Ordering::Relaxed));
+        assert!(reads > 1000 && builds > 100, "too little contention to prove anything: {reads} reads, {builds} builds");
+        assert_eq!(wrong.load(Ordering::Relaxed), 0, "a reader was answered from another database's filter ({reads} reads, {builds} builds)");
     }
 }

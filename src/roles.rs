@@ -2,8 +2,11 @@
 //!
 //! The role comes from `pg_jwt.role_claim` of the verified session token (a top-level claim, or
 //! a JSON Pointer such as `/app_metadata/role`), must be listed in `pg_jwt.allowed_roles`
-//! (superuser-set), must exist, must be neither a superuser nor `BYPASSRLS` (whatever the list
-//! says), and the session user must be a member of it (PostgreSQL's own rule for `SET ROLE`).
+//! (superuser-set), must exist, must be neither a superuser nor `BYPASSRLS` nor have the
+//! privileges of one through membership (whatever the list says), and the session user must be
+//! a member of it (PostgreSQL's own rule for `SET ROLE`). A role that is a member of a table's
+//! owner still bypasses that table's policies unless the table has FORCE ROW LEVEL SECURITY
+//! (PostgreSQL's rule; the README says so).
 //! Otherwise `42501` with the reason, never the claim's value. The role is set with
 //! `GUC_ACTION_LOCAL`: it ends with the transaction (safe behind a transaction pooler).
 
@@ -11,6 +14,7 @@ use crate::fmgr::v1_function;
 use crate::{errors, gucs, session};
 use pg_jwt_core::Json;
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::ffi::CString;
 
@@ -29,6 +33,24 @@ fn find<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
         };
     }
     Some(v)
+}
+
+/// Whether `role` has the privileges of any superuser or `BYPASSRLS` role through membership
+/// (PostgreSQL's `has_privs_of_role`: inherited grants, `INHERIT` options of PostgreSQL 16 and
+/// later, chains of any length), which `superuser_arg` and `has_bypassrls_privilege` (the
+/// role's own attributes) do not see. `pg_roles` is readable by every role; every name is
+/// qualified, so nothing on the caller's search path takes part.
+fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorReport> {
+    let query = format!(
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls) \
+         AND pg_catalog.pg_has_role({}::pg_catalog.oid, r.oid, 'USAGE'))",
+        role.to_u32()
+    );
+    match pgrx::Spi::get_one::<bool>(&query) {
+        Ok(Some(found)) => Ok(found),
+        // Fail closed: no answer is a refusal.
+        _ => Ok(true),
+    }
 }
 
 v1_function! {
@@ -52,6 +74,12 @@ v1_function! {
         }
         if pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) {
             return Err(errors::forbidden("a superuser or BYPASSRLS role is never switched to"));
+        }
+        if inherits_superuser_or_bypassrls(role)? {
+            return Err(errors::forbidden(
+                "the role the token names has the privileges of a superuser or BYPASSRLS role through membership, and is never switched to",
+            )
+            .set_hint("Revoke that membership, or remove the role from pg_jwt.allowed_roles."));
         }
         if !pg_sys::is_member_of_role(pg_sys::GetSessionUserId(), role) {
             return Err(errors::forbidden("the session user is not a member of the role the token names"));

@@ -10,8 +10,8 @@
 //!
 //! Everything here is derived from settings (`pg_jwt.token` and the configuration), which
 //! PostgreSQL copies into parallel workers, and from shared memory and the revocation table,
-//! which workers read as well (the revocation lookup with the statement's snapshot in parallel
-//! mode). A worker verifies the token again in its own cache. That is why the accessors can be
+//! which workers read as well (the revocation lookup with a snapshot of the present, as in a
+//! serial plan). A worker verifies the token again in its own cache. That is why the accessors can be
 //! PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
@@ -78,10 +78,11 @@ fn load_keys() -> (Result<KeySet, KeyError>, [u8; 32]) {
 /// The set the key fetcher holds for `uri`, if it holds one (imported under the shared lock:
 /// no copy of the buffer), with a fingerprint of its text.
 fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
+    let issuer = shared::source_issuer(uri, gucs::issuer().as_deref());
     shared::read(|state| {
-        if state.uri() != uri {
+        if !state.is_for(uri, &issuer) {
             return Err(
-                "the key fetcher works for another pg_jwt.jwks_uri than this session's: set it server-wide (postgresql.conf or ALTER SYSTEM) and reload"
+                "the key fetcher works for another pg_jwt.jwks_uri (or, for discover, another pg_jwt.issuer) than this session's: set them server-wide (postgresql.conf or ALTER SYSTEM) and reload"
                     .into(),
             );
         }
@@ -344,8 +345,9 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
         });
         s.verifications += 1;
         if !lookup.fresh {
-            // Checked against the statement's snapshot only (parallel mode): good for this
-            // statement (each call site caches it for the query), never kept beyond it.
+            // Found in parallel mode, or by a transaction that changed the revocation list itself:
+            // good for this statement (each call site caches it for the query), never kept
+            // beyond it.
             return Ok(Some(claims));
         }
         s.cache.put(token.into(), Rc::clone(&claims));

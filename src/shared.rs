@@ -41,6 +41,11 @@ pub struct FetchState {
     /// The `pg_jwt.jwks_uri` value the worker works for.
     pub uri_len: u32,
     pub uri: [u8; MAX_URI],
+    /// For `discover`: the `pg_jwt.issuer` whose discovery document named the key set's URL
+    /// (empty otherwise). With `uri` it is the source's identity: keys discovered for one
+    /// issuer are never in force for another.
+    pub issuer_len: u32,
+    pub issuer: [u8; MAX_URI],
     /// The URL the key set came from (differs from `uri` after discovery).
     pub from_len: u32,
     pub from: [u8; MAX_URI],
@@ -81,6 +86,16 @@ fn get_str(src: &[u8], len: u32) -> String {
 impl FetchState {
     pub fn uri(&self) -> String {
         get_str(&self.uri, self.uri_len)
+    }
+    pub fn issuer(&self) -> String {
+        get_str(&self.issuer, self.issuer_len)
+    }
+    /// Whether the state is for this source (see `source_issuer`).
+    pub fn is_for(&self, uri: &str, issuer: &str) -> bool {
+        self.uri().as_bytes() == uri.as_bytes() && self.issuer().as_bytes() == issuer.as_bytes()
+    }
+    pub fn set_issuer(&mut self, issuer: &str) {
+        set_bytes(&mut self.issuer, &mut self.issuer_len, issuer.as_bytes());
     }
     pub fn from(&self) -> String {
         get_str(&self.from, self.from_len)
@@ -132,6 +147,16 @@ static REQUEST: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch requ
 static LAST_REQUEST: PgAtomic<AtomicI64> = unsafe { PgAtomic::new(c"pg_jwt last fetch request") };
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static WORKER_PROC: PgAtomic<AtomicUsize> = unsafe { PgAtomic::new(c"pg_jwt worker proc") };
+
+/// The issuer part of a key source's identity: `pg_jwt.issuer` when the keys are discovered
+/// from it (`jwks_uri = 'discover'`), empty for a fixed URL (whose keys do not depend on it).
+pub fn source_issuer(uri: &str, issuer: Option<&str>) -> String {
+    if uri == "discover" {
+        issuer.unwrap_or_default().to_owned()
+    } else {
+        String::new()
+    }
+}
 
 /// Reserves and initializes the shared state. Call from `_PG_init`, only when preloaded.
 pub fn init() {

@@ -1,7 +1,8 @@
 //! The key fetcher: one background worker, registered at preload, that does all network I/O
 //! (no backend ever does). It needs no database connection, so it also runs on a hot standby.
 //!
-//! Each turn (every 100 ms, or when a backend sets its latch) it decides whether to fetch
+//! Each turn (every 100 ms, or when a backend sets its latch) it watches standby replay, starts
+//! revocation purges, and decides whether to fetch
 //! `pg_jwt.jwks_uri`: when the refresh time has come (the server's `Cache-Control: max-age` or
 //! `Expires`, clamped between `pg_jwt.jwks_min_refresh` and `pg_jwt.jwks_max_refresh`; after a
 //! failure, a backoff that doubles from the minimum), when a backend met an unknown `kid` (at
@@ -10,6 +11,12 @@
 //! dropped, and tokens that needed it fail closed. The last good set is also written to
 //! `pg_jwt_jwks.json` in the data directory, so a restart while the provider is unreachable still
 //! verifies tokens.
+//!
+//! The fetch itself (DNS, TLS, HTTP: up to `jwks_fetch::DNS_TIMEOUT` plus
+//! `jwks_fetch::TOTAL_TIMEOUT` per request) runs on a thread of its own that calls no
+//! PostgreSQL function and receives no signal; the worker's loop only starts it and collects
+//! its result. So a provider that hangs never delays the replay watcher (revocations on a
+//! standby) or the purges.
 
 use crate::jwks_fetch::{self, Source};
 use crate::{clock, gucs, shared};
@@ -33,12 +40,22 @@ pub fn register() {
         .load();
 }
 
+/// A fetch running on its own thread.
+struct InFlight {
+    handle: std::thread::JoinHandle<Result<jwks_fetch::Fetched, String>>,
+    /// The last request ticket issued when it started: answered when it is collected.
+    ticket: u64,
+}
+
 /// What the worker remembers between turns (the rest is in shared memory).
 struct Turn {
     /// On a hot standby: the WAL replay position last seen (see `standby_replay`).
     replayed: u64,
     /// The `pg_jwt.jwks_uri` value it works for ("" when fetching is off).
     uri: String,
+    /// With `uri`, the source's identity (`shared::source_issuer`).
+    issuer: String,
+    in_flight: Option<InFlight>,
     /// Failed attempts in a row (for the backoff).
     failures_in_a_row: u32,
     /// Unix seconds of the last purge of expired revocations.
@@ -54,6 +71,8 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
     let mut turn = Turn {
         replayed: 0,
         uri: String::new(),
+        issuer: String::new(),
+        in_flight: None,
         failures_in_a_row: 0,
         last_purge: clock::now_unix(),
     };
@@ -70,12 +89,15 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
 }
 
 fn one_turn(turn: &mut Turn) {
-    // Requests with a ticket up to this one are answered by the end of this turn.
+    // Requests with a ticket up to this one are answered by the end of this turn, unless a
+    // fetch is running: then by the end of the turn that collects it.
     let ticket = shared::last_ticket();
     standby_replay(turn);
     purge_revocations(turn);
-    turn_body(turn);
-    shared::answer(ticket);
+    turn_body(turn, ticket);
+    if turn.in_flight.is_none() {
+        shared::answer(ticket);
+    }
 }
 
 /// On a hot standby, revocations arrive by WAL replay, without the commit callback that bumps
@@ -150,39 +172,66 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
     });
 }
 
-fn turn_body(turn: &mut Turn) {
+fn turn_body(turn: &mut Turn, ticket: u64) {
     let uri = gucs::jwks_uri().unwrap_or_default();
+    let issuer_setting = gucs::issuer();
+    let issuer = shared::source_issuer(&uri, issuer_setting.as_deref());
     let now = clock::now_unix();
-    if uri != turn.uri {
-        source_changed(turn, &uri, now);
+    if uri != turn.uri || issuer != turn.issuer {
+        if let Some(old) = turn.in_flight.take() {
+            // A fetch for the old source: left to finish on its own, its result unused.
+            shared::answer(old.ticket);
+        }
+        source_changed(turn, &uri, &issuer, now);
     }
-    let request = shared::take_request();
+    if let Some(f) = turn.in_flight.take_if(|f| f.handle.is_finished()) {
+        let result = f
+            .handle
+            .join()
+            .unwrap_or_else(|_| Err("the fetch failed unexpectedly".to_owned()));
+        collect(turn, &uri, result);
+        shared::answer(f.ticket);
+    }
     if uri.is_empty() {
+        shared::take_request();
         return;
     }
-    let (next_refresh, last_attempt) = shared::read(|s| (s.next_refresh, s.last_attempt));
-    let due = now >= next_refresh;
-    let asked = match request {
-        shared::REQUEST_FORCED => true,
-        shared::REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
-        _ => false,
-    };
-    // Otherwise (too soon after the last attempt) whoever asked gets the current state.
-    if due || asked {
-        fetch(turn, &uri);
+    if turn.in_flight.is_none() {
+        let request = shared::take_request();
+        let (next_refresh, last_attempt) = shared::read(|s| (s.next_refresh, s.last_attempt));
+        let due = now >= next_refresh;
+        let asked = match request {
+            shared::REQUEST_FORCED => true,
+            shared::REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
+            _ => false,
+        };
+        // Otherwise (too soon after the last attempt) whoever asked gets the current state.
+        if due || asked {
+            start_fetch(turn, &uri, issuer_setting, ticket);
+        }
     }
     drop_if_stale(now);
 }
 
-/// A new `pg_jwt.jwks_uri` (or the first turn): forget the old source, take the persisted set if
-/// it is for this source and not stale, and fetch at once.
-fn source_changed(turn: &mut Turn, uri: &str, now: i64) {
+/// A new source (`pg_jwt.jwks_uri`, and for `discover` `pg_jwt.issuer`), or the first turn:
+/// forget the old source, take the persisted set if it is for this source and not stale, and
+/// fetch at once. A worker that restarted finds its own source's live set in shared memory
+/// and keeps it.
+fn source_changed(turn: &mut Turn, uri: &str, issuer: &str, now: i64) {
     turn.uri = uri.to_owned();
+    turn.issuer = issuer.to_owned();
     turn.failures_in_a_row = 0;
-    let persisted = if uri.is_empty() { None } else { load_persisted(uri, now) };
+    let live = !uri.is_empty() && shared::read(|s| s.is_for(uri, issuer) && s.jwks().is_some());
+    if live {
+        shared::update(|s| s.next_refresh = now);
+        log!("pg_jwt: key fetcher started; the key set in force for {uri} stays");
+        return;
+    }
+    let persisted = if uri.is_empty() { None } else { load_persisted(uri, issuer, now) };
     shared::update(|s| {
         *s = shared::FetchState::default();
         s.set_uri(uri);
+        s.set_issuer(issuer);
         if let Some(p) = &persisted {
             s.set_jwks(p.jwks.as_bytes());
             s.set_from(&p.from);
@@ -200,15 +249,38 @@ fn source_changed(turn: &mut Turn, uri: &str, now: i64) {
     crate::shared_cache::bump_epoch();
 }
 
-fn fetch(turn: &mut Turn, uri: &str) {
-    let issuer = gucs::issuer();
+/// Starts a fetch on its own thread, with every signal blocked there (PostgreSQL's handlers
+/// must run on the worker's own thread).
+fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) {
     let ca_file = gucs::jwks_ca_file();
-    let source = Source {
-        jwks_uri: uri,
-        issuer: issuer.as_deref(),
-        ca_file: ca_file.as_deref(),
+    let uri = uri.to_owned();
+    let work = move || {
+        jwks_fetch::fetch(&Source {
+            jwks_uri: &uri,
+            issuer: issuer.as_deref(),
+            ca_file: ca_file.as_deref(),
+        })
     };
-    let result = jwks_fetch::fetch(&source);
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only read and write the
+    // sets given. The thread inherits the blocked mask; the worker's own mask is restored at
+    // once, so its handlers (SIGTERM, SIGHUP, latch wakeups) keep running on its thread only.
+    let spawned = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name("pg_jwt fetch".into()).spawn(work);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
+    };
+    match spawned {
+        Ok(handle) => turn.in_flight = Some(InFlight { handle, ticket }),
+        Err(e) => collect(turn, &turn.uri.clone(), Err(format!("could not start the fetch: {}", e.kind()))),
+    }
+}
+
+/// Applies the result of a fetch for the current source.
+fn collect(turn: &mut Turn, uri: &str, result: Result<jwks_fetch::Fetched, String>) {
     let done = clock::now_unix();
     let min = gucs::jwks_min_refresh();
     let max = gucs::jwks_max_refresh();
@@ -235,8 +307,10 @@ fn fetch(turn: &mut Turn, uri: &str) {
                 log_kid_changes(old.as_deref(), &fetched.kids, &fetched.uri);
                 shared::bump_keys_generation();
                 crate::shared_cache::bump_epoch();
-                persist(uri, &fetched.uri, &fetched.text, done);
             }
+            // Every successful fetch, changed or not: the file's fetched_at is what a restart
+            // with the provider down measures pg_jwt.jwks_max_stale from.
+            persist(uri, &turn.issuer, &fetched.uri, &fetched.text, done);
         }
         Err(reason) => {
             turn.failures_in_a_row = turn.failures_in_a_row.saturating_add(1);
@@ -300,9 +374,10 @@ fn persisted_path() -> std::path::PathBuf {
 
 /// Writes the last good set: a JSON header line, then the JWKS text. Written to a temporary file,
 /// synced and renamed, so a crash leaves the old file or the new one, never half of one.
-fn persist(uri: &str, from: &str, jwks: &str, fetched_at: i64) {
+fn persist(uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
     let header = Json::Object(vec![
         ("uri".into(), Json::String(uri.into())),
+        ("issuer".into(), Json::String(issuer.into())),
         ("from".into(), Json::String(from.into())),
         ("fetched_at".into(), Json::Number(fetched_at.to_string().into())),
     ]);
@@ -326,12 +401,17 @@ fn remove_persisted() {
     let _ = std::fs::remove_file(persisted_path());
 }
 
-/// The persisted set, if it is for `uri`, imports, and is not stale.
-fn load_persisted(uri: &str, now: i64) -> Option<Persisted> {
+/// The persisted set, if it is for this source (`uri` and, for `discover`, the issuer; a file
+/// written before the issuer was recorded is for none), imports, and is not stale.
+fn load_persisted(uri: &str, issuer: &str, now: i64) -> Option<Persisted> {
     let text = std::fs::read_to_string(persisted_path()).ok()?;
     let (header, jwks) = text.split_once('\n')?;
     let header = Json::parse(header.as_bytes()).ok()?;
     if header.get("uri").and_then(Json::as_str) != Some(uri) {
+        return None;
+    }
+    let recorded = header.get("issuer").and_then(Json::as_str);
+    if recorded != Some(issuer) && !(recorded.is_none() && issuer.is_empty()) {
         return None;
     }
     let fetched_at: i64 = match header.get("fetched_at") {

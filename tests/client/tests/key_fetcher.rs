@@ -394,3 +394,93 @@ fn k9_a_pinned_key_set_merges_with_the_fetched_one() {
     assert!(message(&r).contains("same kid"), "{}", message(&r));
     configure(&mut su, &[("pg_jwt.jwks", "")]);
 }
+
+/// Issue 20, item 7: keys discovered for one issuer are never in force for another. After
+/// `pg_jwt.issuer` changes, the old provider's keys stop at once (not at the next fetch), and
+/// a restart does not restore them from the file either.
+#[test]
+fn k10_discovered_keys_do_not_outlive_a_change_of_issuer() {
+    let server = JwksServer::start();
+    let mut su = connect_fetch("postgres");
+    let (private, public) = key(&mut su, "old-issuer-key");
+    let issuer = server.base();
+    server.set_body("/keys", &jwks(&[&public]));
+    server.set_body(
+        "/.well-known/openid-configuration",
+        &format!(r#"{{"issuer":"{issuer}","jwks_uri":"{}"}}"#, server.url("/keys")),
+    );
+    let mut su = start(&server, &[("pg_jwt.issuer", &issuer), ("pg_jwt.jwks_uri", "discover")]);
+    let status = refresh(&mut su);
+    assert_eq!(status["in_force"], true, "{status}");
+    // The new issuer's discovery document does not exist (404): no key set for it.
+    let other = format!("{issuer}/other");
+    let forged = sign(&mut su, &private, "mallory", &format!(r#"{{"iss":"{other}"}}"#));
+    configure(&mut su, &[("pg_jwt.issuer", &other)]);
+    let mut app = connect_fetch("app");
+    let r = sub_of(&mut app, &forged);
+    assert_ne!(sqlstate(&r), "ok", "the old issuer's keys verified a token of the new issuer");
+    // Nor after a restart (the persisted file is for the old issuer).
+    drop(app);
+    drop(su);
+    restart_fetch_cluster();
+    let mut app = connect_fetch("app");
+    let r = sub_of(&mut app, &forged);
+    assert_ne!(sqlstate(&r), "ok", "restored from the file for another issuer");
+    let mut su = connect_fetch("postgres");
+    configure(&mut su, &[("pg_jwt.issuer", "")]);
+}
+
+fn persisted_fetched_at() -> i64 {
+    let data = std::env::var("PGJWT_FETCH_DATA").unwrap();
+    let text = std::fs::read_to_string(format!("{data}/pg_jwt_jwks.json")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    header["fetched_at"].as_i64().unwrap()
+}
+
+/// Issue 20, item 9: every successful fetch refreshes the file's `fetched_at` (a stable key set
+/// is not "stale" at the next restart), and a restarted key fetcher keeps the live set.
+#[test]
+fn k11_unchanged_fetches_refresh_the_file_and_a_worker_restart_keeps_the_set() {
+    let server = JwksServer::start();
+    let mut su = connect_fetch("postgres");
+    let (private, public) = key(&mut su, "steady");
+    server.set_body("/jwks", &jwks(&[&public]));
+    let mut su = start(&server, &[]);
+    refresh(&mut su);
+    let first = persisted_fetched_at();
+    std::thread::sleep(Duration::from_millis(2100));
+    let status = refresh(&mut su);
+    assert_eq!(status["kids"], serde_json::json!(["steady"]), "{status}");
+    let second = persisted_fetched_at();
+    assert!(second >= first + 2, "fetched_at not refreshed by an unchanged fetch: {first} then {second}");
+
+    // The provider goes down and the file goes away: only the live set can keep tokens working.
+    server.set("/jwks", Reply::Close);
+    let data = std::env::var("PGJWT_FETCH_DATA").unwrap();
+    std::fs::remove_file(format!("{data}/pg_jwt_jwks.json")).unwrap();
+    let killed: i64 = su
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'pg_jwt key fetcher'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    // The worker restarts after 5 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = su
+            .query_one("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_jwt key fetcher'", &[])
+            .unwrap()
+            .get(0);
+        if n == 1 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t = sign(&mut su, &private, "steady-user", "");
+    let mut app = connect_fetch("app");
+    assert_eq!(sub_of(&mut app, &t).unwrap(), Some("steady-user".into()), "the live set was lost");
+    server.set_body("/jwks", &jwks(&[&public]));
+}

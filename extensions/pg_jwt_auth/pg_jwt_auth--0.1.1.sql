@@ -15,24 +15,27 @@ BEGIN
                   DETAIL = 'pg_jwt_auth creates the schema auth and its functions itself; it never adds functions to a schema it does not own.',
                   HINT = 'Use pg_jwt''s functions directly (jwt_claim_uuid(''sub''), jwt_claims()), or rename the existing schema.';
     END IF;
-    SELECT pg_catalog.quote_ident(n.nspname) INTO pg_jwt_schema
+    SELECT n.nspname INTO pg_jwt_schema
       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
      WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt';
     CREATE SCHEMA auth;
     COMMENT ON SCHEMA auth IS 'pg_jwt_auth: Supabase-compatible functions over pg_jwt''s verified claims';
     GRANT USAGE ON SCHEMA auth TO PUBLIC;
-    EXECUTE pg_catalog.format($f$
-        CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE
-            AS 'SELECT %s.jwt_claim_uuid(''sub'')'$f$, pg_jwt_schema);
-    EXECUTE pg_catalog.format($f$
-        CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE
-            AS 'SELECT %s.jwt_claims()'$f$, pg_jwt_schema);
-    EXECUTE pg_catalog.format($f$
-        CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
-            AS 'SELECT %s.jwt_claim(''role'')'$f$, pg_jwt_schema);
-    EXECUTE pg_catalog.format($f$
-        CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE
-            AS 'SELECT %s.jwt_claim(''email'')'$f$, pg_jwt_schema);
+    -- The schema's name is whatever its owner (perhaps not a superuser) chose: it reaches the
+    -- statements below only through format's %I (an identifier) inside a body that %L quotes
+    -- as a whole (a literal), never spliced into a quoted string by hand.
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %I.jwt_claim_uuid(%L)', pg_jwt_schema, 'sub'));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %I.jwt_claims()', pg_jwt_schema));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %I.jwt_claim(%L)', pg_jwt_schema, 'role'));
+    EXECUTE pg_catalog.format(
+        'CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS %L',
+        pg_catalog.format('SELECT %I.jwt_claim(%L)', pg_jwt_schema, 'email'));
 END $$;
 
 COMMENT ON FUNCTION auth.uid() IS 'The verified token''s sub as uuid (NULL without a token); jwt_claim_uuid(''sub'')';
