@@ -33,7 +33,10 @@ stop_fetch() {
     rm -rf "$FETCH_DIR"
 }
 PGPORT=${PGJWT_TEST_PORT:-54331}
-start_cluster "shared_preload_libraries = 'pg_jwt'
+# pg_stat_statements too where this PostgreSQL has it: the token-hygiene check after the recipes.
+PRELOAD=pg_jwt
+[ -f "$("$PG_CONFIG" --pkglibdir)/pg_stat_statements.so" ] && PRELOAD=pg_jwt,pg_stat_statements
+start_cluster "shared_preload_libraries = '$PRELOAD'
 max_worker_processes = 8
 max_parallel_workers = 4
 log_min_messages = warning"
@@ -117,4 +120,14 @@ PGJWT_CHECKLIST_CORPUS=$CORPUS PGJWT_TEST_HOST=$PGTMP PGJWT_TEST_PORT=$PGPORT PG
 
 say "client recipes (Python, Node.js, Rust) through pgbouncer"
 cargo build --release -p pg_jwt_recipe_rust 2>&1 | tail -1
+LOG_OFFSET=$(stat -c %s "$PGTMP/server.log")
+if [ "$PRELOAD" != pg_jwt ]; then
+    psql -X -q -d app -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" -c "SELECT pg_stat_statements_reset()" >/dev/null
+fi
 BOUNCER_PORT=$BOUNCER_PORT bash scripts/recipes-test.sh
+# The demo's form in psql (a literal in SELECT set_config, which pg_stat_statements normalizes).
+psql -X -q -d app -U app -c "BEGIN" \
+    -c "SELECT set_config('pg_jwt.token', '$(psql -X -At -d app -c "SELECT jwt_sign(jsonb_build_object('sub', 'hygiene', 'aud', current_setting('pg_jwt.audience'), 'iss', current_setting('pg_jwt.issuer'), 'exp', extract(epoch FROM now())::bigint + 600), key) FROM test_keys")', true) IS NULL" \
+    -c "SELECT jwt_claim('sub')" -c "COMMIT" >/dev/null
+say "token hygiene: no token (every compact JWS starts with eyJ) in pg_stat_statements or the server log"
+bash scripts/hygiene-test.sh "$PRELOAD" "$PGTMP/server.log" "$LOG_OFFSET"
