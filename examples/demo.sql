@@ -54,26 +54,29 @@ SELECT jwt_decode_unverified(:'alice') -> 'payload' AS "its payload (decoded wit
 
 \echo ''
 \echo '=== From here on we are the application: role "app", no superuser'
+-- The token goes in with set_config (SET LOCAL as a function). An application passes it as a
+-- bind parameter ($1), which keeps it out of the statement text (pg_stat_activity, the log);
+-- psql 15 has no \bind, so here it is a literal, which pg_stat_statements normalizes away.
 SET ROLE app;
 
 \echo ''
 \echo '--- 4. Alice (tenant Acme) sees only Acme documents'
 BEGIN;
-SET LOCAL pg_jwt.token = :'alice';
+SELECT set_config('pg_jwt.token', :'alice', true) IS NULL AS token_set \gset
 SELECT jwt_claim('sub') AS sub, jwt_claim_uuid('tenant_id') AS tenant_id, jwt_claim_array('roles') AS roles;
 SELECT id, title, owner FROM documents ORDER BY id;
 COMMIT;
 
 \echo '--- 5. Bob (tenant Globex) sees only Globex documents'
 BEGIN;
-SET LOCAL pg_jwt.token = :'bob';
+SELECT set_config('pg_jwt.token', :'bob', true) IS NULL AS token_set \gset
 SELECT id, title, owner FROM documents ORDER BY id;
 SELECT name FROM users;
 COMMIT;
 
 \echo '--- 6. WITH CHECK: Alice may write into Acme, not into Globex'
 BEGIN;
-SET LOCAL pg_jwt.token = :'alice';
+SELECT set_config('pg_jwt.token', :'alice', true) IS NULL AS token_set \gset
 INSERT INTO documents (title) VALUES ('Acme offsite notes') RETURNING id, tenant_id, owner, title;
 INSERT INTO documents (tenant_id, title) VALUES ('b0000000-0000-4000-8000-00000000000b', 'planted in Globex');
 ROLLBACK;
@@ -84,17 +87,17 @@ SELECT count(*) AS "documents visible without a token" FROM documents;
 \echo '--- 8. Refused tokens, each with its reason (SQLSTATE 28000)'
 \echo '    a tampered token (Bob''s signature over a payload claiming Acme):'
 BEGIN;
-SET LOCAL pg_jwt.token = :'tampered';
+SELECT set_config('pg_jwt.token', :'tampered', true) IS NULL AS token_set \gset
 SELECT count(*) FROM documents;
 ROLLBACK;
 \echo '    an expired token:'
 BEGIN;
-SET LOCAL pg_jwt.token = :'expired';
+SELECT set_config('pg_jwt.token', :'expired', true) IS NULL AS token_set \gset
 SELECT count(*) FROM documents;
 ROLLBACK;
 \echo '    a token for another audience:'
 BEGIN;
-SET LOCAL pg_jwt.token = :'wrong_aud';
+SELECT set_config('pg_jwt.token', :'wrong_aud', true) IS NULL AS token_set \gset
 SELECT count(*) FROM documents;
 ROLLBACK;
 \echo '    and the key settings are not the application''s to change (SQLSTATE 42501):'
@@ -102,7 +105,7 @@ SET pg_jwt.jwks = '{"keys":[]}';
 
 \echo '--- 9. Carol carries the admin role claim: her view widens to every tenant'
 BEGIN;
-SET LOCAL pg_jwt.token = :'carol';
+SELECT set_config('pg_jwt.token', :'carol', true) IS NULL AS token_set \gset
 SELECT d.id, d.title, d.tenant_id FROM documents d ORDER BY d.id;
 COMMIT;
 
@@ -119,7 +122,7 @@ SELECT jwt_sign(jsonb_build_object('iss', 'https://id.example.com', 'aud', 'http
   FROM idp.signing_key WHERE jwk ->> 'kid' = 'demo-2027' \gset
 SET ROLE app;
 BEGIN;
-SET LOCAL pg_jwt.token = :'dave';
+SELECT set_config('pg_jwt.token', :'dave', true) IS NULL AS token_set \gset
 -- The token names kid demo-2027, in no key set yet: pg_jwt asks its key fetcher to refetch.
 SELECT jwt_claim('sub') AS sub, count(*) AS "Globex documents" FROM documents;
 COMMIT;
@@ -130,7 +133,7 @@ SELECT kids FROM jwt_jwks_status();
 \echo '--- 11. Revocation: Alice logs out everywhere; her cached token stops working at once'
 SET ROLE app;
 BEGIN;
-SET LOCAL pg_jwt.token = :'alice';
+SELECT set_config('pg_jwt.token', :'alice', true) IS NULL AS token_set \gset
 SELECT count(*) AS "Alice's documents before" FROM documents;
 COMMIT;
 RESET ROLE;
@@ -138,7 +141,7 @@ SELECT jwt_revoke_subject('alice', issued_before => now() + interval '1 second')
 SELECT kind, value, revoked_by FROM jwt_revocations;
 SET ROLE app;
 BEGIN;
-SET LOCAL pg_jwt.token = :'alice';
+SELECT set_config('pg_jwt.token', :'alice', true) IS NULL AS token_set \gset
 SELECT count(*) FROM documents;
 ROLLBACK;
 \echo '    and the application cannot see or change the list (SQLSTATE 42501):'

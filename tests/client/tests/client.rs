@@ -19,7 +19,7 @@ fn visible_tenants(c: &mut Client) -> BTreeSet<String> {
 }
 
 fn set_local(c: &mut Client, token: &str) {
-    c.batch_execute(&format!("SET LOCAL pg_jwt.token = {}", lit(token)))
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())
         .unwrap();
 }
 

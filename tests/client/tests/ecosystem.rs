@@ -26,7 +26,7 @@ fn roles(su: &mut Client) {
 /// (`jwt_set_role()` result or SQLSTATE, current_user inside, current_user after COMMIT).
 fn set_role(c: &mut Client, token: &str) -> (String, String, String) {
     c.batch_execute("BEGIN").unwrap();
-    c.batch_execute(&format!("SET LOCAL pg_jwt.token = {}", lit(token)))
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())
         .unwrap();
     let r = c.query_one("SELECT jwt_set_role()", &[]);
     let (result, inside) = match &r {

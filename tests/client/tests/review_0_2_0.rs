@@ -1,16 +1,17 @@
 //! Regression tests for the review of the 0.2.0 surfaces (issue 20; README threat model rows
-//! S6-S17). Each failed on 0.2.0:
-//! - S6 (item 1): a database owner's hostile schema name ran SQL as the superuser installing
+//! S6-S17, named after them). Each failed on 0.2.0:
+//! - S6: a database owner's hostile schema name ran SQL as the superuser installing
 //!   pg_jwt_auth;
-//! - S7 (item 2): `jwt_set_role()` switched into a role that inherits a superuser's rights;
-//! - S8 (item 3): a rolled-back unrevoke left the token accepted in that backend;
-//! - S9 (item 4): `jwt_revoke_token(jti, NULL)` silently did nothing;
-//! - S10 (item 5): a planted `jwt_revocations` was read as the extension's;
-//! - S11 (item 8): purge used the purging session's leeway;
-//! - S12 (item 11): a parallel plan under REPEATABLE READ missed a revocation a serial plan saw;
-//! - S13 (item 12): PREPARE TRANSACTION after a revocation raised XX000.
-//!   (Items 6, 7, 9 and 10: `revocation_filter`'s #[pg_test], tests/key_fetcher.rs k10-k11,
-//!   scripts/replica-test.sh.)
+//! - S7: `jwt_set_role()` switched into a role that inherits a superuser's rights;
+//! - S8: a rolled-back unrevoke left the token accepted in that backend;
+//! - S9: `jwt_revoke_token(jti, NULL)` silently did nothing;
+//! - S10: a planted `jwt_revocations` was read as the extension's;
+//! - S13: purge used the purging session's leeway;
+//! - S16: a parallel plan under REPEATABLE READ missed a revocation a serial plan saw;
+//! - S17: PREPARE TRANSACTION after a revocation raised XX000.
+//!
+//! Elsewhere: S11 (`revocation_filter`'s #[pg_test]), S12 and S14 (tests/key_fetcher.rs k10,
+//! k11), S15 (scripts/replica-test.sh), the token hygiene (scripts/hygiene-test.sh).
 
 use pg_jwt_client_tests::*;
 use postgres::Client;
@@ -337,7 +338,7 @@ fn s10_a_planted_jwt_revocations_is_never_read() {
 }
 
 #[test]
-fn s11_purge_keeps_rows_for_the_largest_leeway_any_session_may_use() {
+fn s13_purge_keeps_rows_for_the_largest_leeway_any_session_may_use() {
     setup();
     let mut su = superuser();
     let t = token(&mut su, 1, 600, r#"{"sub": "review-purge", "jti": "review-purge-1"}"#);
@@ -367,7 +368,7 @@ fn s11_purge_keeps_rows_for_the_largest_leeway_any_session_may_use() {
 }
 
 #[test]
-fn s12_parallel_and_serial_plans_refuse_the_same_revocations_under_repeatable_read() {
+fn s16_parallel_and_serial_plans_refuse_the_same_revocations_under_repeatable_read() {
     setup();
     let mut su = superuser();
     let t = token(&mut su, 2, 600, r#"{"sub": "review-rr", "jti": "review-rr-1"}"#);
@@ -404,7 +405,7 @@ fn s12_parallel_and_serial_plans_refuse_the_same_revocations_under_repeatable_re
 }
 
 #[test]
-fn s13_prepare_transaction_after_a_revocation_is_feature_not_supported() {
+fn s17_prepare_transaction_after_a_revocation_is_feature_not_supported() {
     setup();
     let mut su = superuser();
     su.batch_execute("BEGIN; SELECT jwt_revoke_token('review-2pc', now() + interval '1 hour')")
