@@ -3,6 +3,7 @@
 -- jwt_revoke_subject: a NULL subject or issued_before raises 22004 (was: a silent no-op).
 -- jwt_unrevoke: operators qualified (no user operator can intervene).
 -- jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.
+-- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
 \echo Use "ALTER EXTENSION pg_jwt UPDATE TO '0.3.0'" to load this file. \quit
 
 CREATE OR REPLACE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
@@ -73,3 +74,6 @@ CREATE OR REPLACE FUNCTION jwt_purge_revocations() RETURNS bigint
           SELECT pg_catalog.count(*) FROM gone $$;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
 
+CREATE TRIGGER jwt_revocations_changing BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changing;

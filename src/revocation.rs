@@ -616,6 +616,11 @@ CREATE FUNCTION pg_jwt_revocations_changed() RETURNS trigger
 REVOKE ALL ON FUNCTION pg_jwt_revocations_changed() FROM PUBLIC;
 CREATE TRIGGER jwt_revocations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
     FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+-- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
+-- nothing an accessor sees during the statement is kept (src/revocation.rs, is_revoked).
+CREATE TRIGGER jwt_revocations_changing BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
+    FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changing;
 -- Row level: each written value enters the shared filter before it can commit
 -- (src/revocation_filter.rs). Both fire under session_replication_role = replica too.
 CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations

@@ -156,13 +156,26 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
     let db = pg_sys::Oid::from(arg.value() as u32);
     BackgroundWorker::connect_worker_to_spi_by_oid(Some(db), None);
     BackgroundWorker::transaction(|| {
-        let schema = pgrx::Spi::get_one::<String>(
-            "SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e \
-             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace \
-             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt' AND e.extversion OPERATOR(pg_catalog.<>) '0.1.0'",
+        // The table itself, found through its extension membership (pg_depend) and named by
+        // its current schema and name, never by a name a database owner can take over (a
+        // renamed schema and a planted jwt_revocations with triggers would otherwise run them
+        // as this superuser). Same condition as jwt_purge_revocations().
+        let target = pgrx::Spi::get_one::<String>(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_extension e \
+             JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+             AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+             AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
+             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'",
         );
-        if let Ok(Some(schema)) = schema {
-            let purged = pgrx::Spi::get_one::<i64>(&format!("SELECT {schema}.jwt_purge_revocations()"));
+        if let Ok(Some(target)) = target {
+            let purged = pgrx::Spi::get_one::<i64>(&format!(
+                "WITH gone AS (DELETE FROM {target} WHERE expires OPERATOR(pg_catalog.<) \
+                 (pg_catalog.now() OPERATOR(pg_catalog.-) '{} seconds'::pg_catalog.interval) RETURNING 1) \
+                 SELECT pg_catalog.count(*) FROM gone",
+                gucs::MAX_LEEWAY
+            ));
             if let Ok(Some(n)) = purged {
                 if n > 0 {
                     pgrx::log!("pg_jwt: purged {n} expired revocations");
