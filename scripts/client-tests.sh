@@ -24,7 +24,7 @@ FETCH_DIR=$(mktemp -d /tmp/pgjwt-kf.XXXXXX)
 chmod 755 "$FETCH_DIR"
 chown postgres: "$FETCH_DIR" 2>/dev/null || $SUDO chown postgres: "$FETCH_DIR"
 stop_fetch() {
-    [ -z "${PGJWT_SHOW_FETCH_LOG:-}" ] || tail -n 60 "$FETCH_DIR/server.log" >&2
+    [ -z "${PGJWT_SHOW_FETCH_LOG:-}" ] || tail -n "${PGJWT_SHOW_FETCH_LOG}" "$FETCH_DIR/server.log" >&2
     if grep -E "terminated by signal" "$FETCH_DIR/server.log" >/dev/null 2>&1; then
         echo "a process crashed in the key-fetcher cluster:" >&2
         grep -E "terminated by signal" "$FETCH_DIR/server.log" >&2

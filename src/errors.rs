@@ -98,3 +98,12 @@ pub fn prerequisite(message: &str) -> ErrorReport {
         FUNC,
     )
 }
+
+/// A NULL where pg_jwt needs a value (the revoking functions' identities): SQLSTATE 22004.
+pub fn null_value(message: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        format!("pg_jwt: {message}"),
+        FUNC,
+    )
+}

@@ -595,6 +595,36 @@ unsafe fn with_row(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, f: impl Fn
     );
 }
 
+crate::fmgr::v1_function! {
+    /// `pg_jwt_not_null(value text, what text) RETURNS text`: `value`, or 22004 when it is NULL.
+    fn pg_jwt_not_null_text / pg_finfo_pg_jwt_not_null_text(fcinfo) {
+        not_null(fcinfo)
+    }
+}
+
+crate::fmgr::v1_function! {
+    /// `pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz`: the same for a time.
+    fn pg_jwt_not_null_timestamptz / pg_finfo_pg_jwt_not_null_timestamptz(fcinfo) {
+        not_null(fcinfo)
+    }
+}
+
+/// Argument 0 unchanged, or 22004 with argument 1 as the reason when argument 0 is NULL.
+///
+/// # Safety
+/// A valid call of one of the `pg_jwt_not_null` declarations (two arguments).
+unsafe fn not_null(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::Datum, ErrorReport> {
+    if crate::fmgr::arg_is_null(fcinfo, 0) {
+        let what = if crate::fmgr::arg_is_null(fcinfo, 1) {
+            "a value is NULL".to_owned()
+        } else {
+            String::from_utf8_lossy(crate::fmgr::arg_bytes(fcinfo, 1)).into_owned()
+        };
+        return Err(errors::null_value(&what));
+    }
+    Ok(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))
+}
+
 extension_sql!(
     r#"
 -- Revocation (src/revocation.rs): the denylist, its trigger and the functions that fill it.
@@ -628,60 +658,67 @@ CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changed;
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_filter;
 
+-- Every body below is SQL-standard (BEGIN ATOMIC): its table, functions and operators are bound
+-- when the extension script creates it, by OID, never looked up by name when it runs. A database
+-- owner who renames the extension's schema and plants a jwt_revocations (with triggers) in a new
+-- one of the old name reaches nothing here. pg_jwt_not_null is their NULL guard (they cannot RAISE).
+CREATE FUNCTION pg_jwt_not_null(value text, what text) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_text';
+COMMENT ON FUNCTION pg_jwt_not_null(text, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
+CREATE FUNCTION pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz
+    LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_timestamptz';
+COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
+
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF $1 IS NULL THEN
-        RAISE EXCEPTION 'pg_jwt: jwt_revoke_token needs a jti, not NULL' USING ERRCODE = '22004';
-    END IF;
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires) VALUES ('jti', $1, $2)
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
+    VALUES ('jti', @extschema@.pg_jwt_not_null(jti, 'jwt_revoke_token needs a jti, not NULL'::pg_catalog.text), expires)
     ON CONFLICT (kind, value) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
-        revoked_at = now(), revoked_by = CURRENT_USER;
-END $$;
+        revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
+END;
 COMMENT ON FUNCTION jwt_revoke_token(text, timestamptz) IS 'Revoke the token with this jti until expires (its exp; NULL: until removed)';
 
 CREATE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF $1 IS NULL THEN
-        RAISE EXCEPTION 'pg_jwt: jwt_revoke_session needs a session id, not NULL' USING ERRCODE = '22004';
-    END IF;
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires) VALUES ('sid', $1, $2)
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
+    VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires)
     ON CONFLICT (kind, value) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
-        revoked_at = now(), revoked_by = CURRENT_USER;
-END $$;
+        revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
+END;
 COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed)';
 
 CREATE FUNCTION jwt_revoke_subject(sub text, issued_before timestamptz DEFAULT pg_catalog.now(),
                                    expires timestamptz DEFAULT NULL) RETURNS void
-    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp
-    AS $$
-BEGIN
-    IF $1 IS NULL OR $2 IS NULL THEN
-        RAISE EXCEPTION 'pg_jwt: jwt_revoke_subject needs a subject and issued_before, not NULL' USING ERRCODE = '22004';
-    END IF;
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires) VALUES ('sub', $1, $2, $3)
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+BEGIN ATOMIC
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires)
+    VALUES ('sub', @extschema@.pg_jwt_not_null(sub, 'jwt_revoke_subject needs a subject, not NULL'::pg_catalog.text),
+            @extschema@.pg_jwt_not_null(issued_before, 'jwt_revoke_subject needs issued_before, not NULL'::pg_catalog.text),
+            expires)
     ON CONFLICT (kind, value) DO UPDATE
     SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
         expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
-        revoked_at = now(), revoked_by = CURRENT_USER;
-END $$;
+        revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
+END;
 COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included); kept until expires (NULL: until removed)';
 
 CREATE FUNCTION jwt_unrevoke(kind text, value text) RETURNS boolean
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
-    AS $$ WITH gone AS (DELETE FROM @extschema@.jwt_revocations r
-                        WHERE r.kind OPERATOR(pg_catalog.=) $1 AND r.value OPERATOR(pg_catalog.=) $2 RETURNING 1)
-          SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone $$;
+BEGIN ATOMIC
+    WITH gone AS (DELETE FROM @extschema@.jwt_revocations r
+                  WHERE r.kind OPERATOR(pg_catalog.=) jwt_unrevoke.kind AND r.value OPERATOR(pg_catalog.=) jwt_unrevoke.value
+                  RETURNING 1)
+    SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone;
+END;
 COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub); true if there was one';
 
 -- The purge keeps a row until its expiry plus the largest leeway any session may use (the bound
@@ -689,11 +726,13 @@ COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, si
 -- accept a revoked token again because its row was purged.
 CREATE FUNCTION jwt_purge_revocations() RETURNS bigint
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
-    AS $$ WITH gone AS (DELETE FROM @extschema@.jwt_revocations
-                        WHERE expires OPERATOR(pg_catalog.<) (pg_catalog.now()
-                              OPERATOR(pg_catalog.-) '3600 seconds'::pg_catalog.interval)
-                        RETURNING 1)
-          SELECT pg_catalog.count(*) FROM gone $$;
+BEGIN ATOMIC
+    WITH gone AS (DELETE FROM @extschema@.jwt_revocations
+                  WHERE expires OPERATOR(pg_catalog.<) (pg_catalog.now()
+                        OPERATOR(pg_catalog.-) '3600 seconds'::pg_catalog.interval)
+                  RETURNING 1)
+    SELECT pg_catalog.count(*) FROM gone;
+END;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
 
 REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz),

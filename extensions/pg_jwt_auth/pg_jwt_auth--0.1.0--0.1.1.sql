@@ -1,3 +1,25 @@
 -- pg_jwt_auth 0.1.0 -> 0.1.1 (one line per change):
--- the install script quotes pg_jwt's schema name with format's %I inside a %L-quoted body (0.1.0 let a hostile schema name run SQL as the installing superuser); the functions it creates are unchanged, so there is nothing to alter here.
+-- the install script quotes pg_jwt's schema name with format's %I (0.1.0 spliced it into a quoted body, so a hostile schema name ran SQL as the installing superuser).
+-- auth.uid(), auth.jwt(), auth.role(), auth.email(): SQL-standard bodies (RETURN), bound to pg_jwt's functions by OID, not by the schema's name.
 \echo Use "ALTER EXTENSION pg_jwt_auth UPDATE TO '0.1.1'" to load this file. \quit
+
+DO $$
+DECLARE
+    pg_jwt_schema text;
+BEGIN
+    SELECT n.nspname INTO pg_jwt_schema
+      FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
+     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt';
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim_uuid(%L::pg_catalog.text)',
+        pg_jwt_schema, 'sub');
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claims()',
+        pg_jwt_schema);
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim(%L::pg_catalog.text)',
+        pg_jwt_schema, 'role');
+    EXECUTE pg_catalog.format(
+        'CREATE OR REPLACE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim(%L::pg_catalog.text)',
+        pg_jwt_schema, 'email');
+END $$;

@@ -22,20 +22,22 @@ BEGIN
     COMMENT ON SCHEMA auth IS 'pg_jwt_auth: Supabase-compatible functions over pg_jwt''s verified claims';
     GRANT USAGE ON SCHEMA auth TO PUBLIC;
     -- The schema's name is whatever its owner (perhaps not a superuser) chose: it reaches the
-    -- statements below only through format's %I (an identifier) inside a body that %L quotes
-    -- as a whole (a literal), never spliced into a quoted string by hand.
+    -- statements below only through format's %I (an identifier), never spliced into a quoted
+    -- string by hand. The bodies are SQL-standard (RETURN): the pg_jwt function each calls is
+    -- bound now, by OID, so renaming the schema later and planting functions of the same names
+    -- in a new one of the old name changes nothing. PostgreSQL still inlines them into policies.
     EXECUTE pg_catalog.format(
-        'CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS %L',
-        pg_catalog.format('SELECT %I.jwt_claim_uuid(%L)', pg_jwt_schema, 'sub'));
+        'CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim_uuid(%L::pg_catalog.text)',
+        pg_jwt_schema, 'sub');
     EXECUTE pg_catalog.format(
-        'CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE AS %L',
-        pg_catalog.format('SELECT %I.jwt_claims()', pg_jwt_schema));
+        'CREATE FUNCTION auth.jwt() RETURNS jsonb LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claims()',
+        pg_jwt_schema);
     EXECUTE pg_catalog.format(
-        'CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS %L',
-        pg_catalog.format('SELECT %I.jwt_claim(%L)', pg_jwt_schema, 'role'));
+        'CREATE FUNCTION auth.role() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim(%L::pg_catalog.text)',
+        pg_jwt_schema, 'role');
     EXECUTE pg_catalog.format(
-        'CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS %L',
-        pg_catalog.format('SELECT %I.jwt_claim(%L)', pg_jwt_schema, 'email'));
+        'CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim(%L::pg_catalog.text)',
+        pg_jwt_schema, 'email');
 END $$;
 
 COMMENT ON FUNCTION auth.uid() IS 'The verified token''s sub as uuid (NULL without a token); jwt_claim_uuid(''sub'')';

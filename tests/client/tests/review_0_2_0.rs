@@ -1,5 +1,5 @@
 //! Regression tests for the review of the 0.2.0 surfaces (issue 20; README threat model rows
-//! S6-S17, named after them). Each failed on 0.2.0:
+//! S6-S18, named after them). Each failed on 0.2.0:
 //! - S6: a database owner's hostile schema name ran SQL as the superuser installing
 //!   pg_jwt_auth;
 //! - S7: `jwt_set_role()` switched into a role that inherits a superuser's rights;
@@ -8,7 +8,8 @@
 //! - S10: a planted `jwt_revocations` was read as the extension's;
 //! - S13: purge used the purging session's leeway;
 //! - S16: a parallel plan under REPEATABLE READ missed a revocation a serial plan saw;
-//! - S17: PREPARE TRANSACTION after a revocation raised XX000.
+//! - S17: PREPARE TRANSACTION after a revocation raised XX000;
+//! - S18: a schema renamed after install let planted objects stand in for the extension's.
 //!
 //! Elsewhere: S11 (`revocation_filter`'s #[pg_test]), S12 and S14 (tests/key_fetcher.rs k10,
 //! k11), S15 (scripts/replica-test.sh), the token hygiene (scripts/hygiene-test.sh).
@@ -419,4 +420,86 @@ fn s17_prepare_transaction_after_a_revocation_is_feature_not_supported() {
         .unwrap()
         .get(0);
     assert_eq!(n, 0);
+}
+
+#[test]
+fn s18_a_renamed_schema_with_planted_objects_reaches_nothing() {
+    // A database owner (not a superuser) renames the schema holding pg_jwt (public, which it
+    // owns) after install, creates a new public, and plants a jwt_revocations whose trigger
+    // makes it a superuser, plus functions of pg_jwt's names returning forged claims. Bodies
+    // that looked names up when they ran would write into the planted table as the calling
+    // superuser, and auth.uid() would call the forged function.
+    setup();
+    let mut su = superuser();
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'review_owner2') THEN CREATE ROLE review_owner2 LOGIN; END IF;
+         END $$; ALTER ROLE review_owner2 NOSUPERUSER",
+    )
+    .unwrap();
+    let mut db = fresh_database(&mut su, "review_renamed");
+    su.batch_execute("ALTER DATABASE review_renamed OWNER TO review_owner2").unwrap();
+    db.batch_execute("CREATE EXTENSION pg_jwt; CREATE EXTENSION pg_jwt_auth; GRANT USAGE ON SCHEMA public TO PUBLIC")
+        .unwrap();
+    let mut owner = connect_as("review_owner2", "review_renamed");
+    owner
+        .batch_execute(
+            "ALTER SCHEMA public RENAME TO moved;
+             CREATE SCHEMA public;
+             GRANT USAGE ON SCHEMA public TO PUBLIC;
+             CREATE TABLE public.jwt_revocations (kind text, value text, issued_before timestamptz,
+                 expires timestamptz, revoked_at timestamptz DEFAULT now(), revoked_by name DEFAULT CURRENT_USER,
+                 PRIMARY KEY (kind, value));
+             CREATE FUNCTION public.escalate() RETURNS trigger LANGUAGE plpgsql AS
+               $f$ BEGIN ALTER ROLE review_owner2 SUPERUSER; RETURN NULL; END $f$;
+             CREATE TRIGGER t BEFORE INSERT OR UPDATE OR DELETE ON public.jwt_revocations
+               FOR EACH STATEMENT EXECUTE FUNCTION public.escalate();
+             CREATE FUNCTION public.jwt_claim_uuid(text) RETURNS uuid LANGUAGE sql
+               AS $f$ SELECT '00000000-0000-0000-0000-00000000beef'::uuid $f$;
+             CREATE FUNCTION public.jwt_claim(text) RETURNS text LANGUAGE sql AS $f$ SELECT 'forged' $f$;
+             CREATE FUNCTION public.jwt_claims() RETURNS jsonb LANGUAGE sql AS $f$ SELECT '{\"sub\": \"forged\"}'::jsonb $f$;
+             CREATE FUNCTION public.pg_jwt_not_null(text, text) RETURNS text LANGUAGE sql AS $f$ SELECT $1 $f$;",
+        )
+        .unwrap();
+    // A superuser revokes, unrevokes and purges, with the default search_path ("$user", public).
+    db.batch_execute(
+        "SELECT moved.jwt_revoke_token('review-renamed-1', now() + interval '1 hour');
+         SELECT moved.jwt_revoke_session('review-renamed-sid');
+         SELECT moved.jwt_revoke_subject('review-renamed-sub');
+         SELECT moved.jwt_unrevoke('sid', 'review-renamed-sid');
+         SELECT moved.jwt_purge_revocations();",
+    )
+    .unwrap();
+    let superuser_now: bool = su
+        .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'review_owner2'", &[])
+        .unwrap()
+        .get(0);
+    assert!(!superuser_now, "a planted trigger ran as the superuser calling pg_jwt's functions");
+    let real: i64 = db
+        .query_one("SELECT count(*) FROM moved.jwt_revocations WHERE value LIKE 'review-renamed-%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(real, 2, "the revocations went elsewhere than the extension's table");
+    let planted: i64 = db.query_one("SELECT count(*) FROM public.jwt_revocations", &[]).unwrap().get(0);
+    assert_eq!(planted, 0);
+    // A NULL still raises 22004 (the planted pg_jwt_not_null(text, text) is not the one called).
+    let r = db.batch_execute("SELECT moved.jwt_revoke_token(NULL)");
+    assert_eq!(sqlstate(&r), "22004", "{}", message(&r));
+    // auth.*() still call pg_jwt's accessors.
+    let sub = "6f1c3a52-2b7e-4c39-9d0e-58c1f3a4b2d7";
+    let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{sub}", "role": "authenticated"}}"#));
+    let mut c = connect_as("app", "review_renamed");
+    c.batch_execute("BEGIN").unwrap();
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t]).unwrap();
+    let row = c
+        .query_one("SELECT auth.uid()::text, auth.role(), auth.jwt()->>'sub'", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), sub);
+    assert_eq!(row.get::<_, String>(1), "authenticated");
+    assert_eq!(row.get::<_, String>(2), sub);
+    c.batch_execute("ROLLBACK").unwrap();
+    drop(c);
+    drop(owner);
+    drop(db);
+    su.batch_execute("DROP DATABASE review_renamed WITH (FORCE)").unwrap();
 }
