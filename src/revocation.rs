@@ -154,18 +154,22 @@ unsafe fn open(generation: u64) -> Result<Option<Opened>, ErrorReport> {
         }
         // An OID reused by another relation after a DROP EXTENSION: check it is ours.
         let name = std::ffi::CStr::from_ptr((*(*table).rd_rel).relname.data.as_ptr());
-        let index_oid = if name.to_bytes() == b"jwt_revocations"
-            && (*(*table).rd_rel).relkind == pg_sys::RELKIND_RELATION as std::ffi::c_char
+        if name.to_bytes() != b"jwt_revocations"
+            || (*(*table).rd_rel).relkind != pg_sys::RELKIND_RELATION as std::ffi::c_char
         {
-            let list = pg_sys::RelationGetIndexList(table);
-            pg_sys::list_free(list);
-            (*table).rd_pkindex
-        } else {
-            pg_sys::InvalidOid
-        };
-        if index_oid == pg_sys::InvalidOid {
             pg_sys::relation_close(table, pg_sys::AccessShareLock as i32);
             continue;
+        }
+        let list = pg_sys::RelationGetIndexList(table);
+        pg_sys::list_free(list);
+        let index_oid = (*table).rd_pkindex;
+        if index_oid == pg_sys::InvalidOid {
+            // Ours, without its primary key: fail closed (never "no table, not revoked").
+            pg_sys::relation_close(table, pg_sys::AccessShareLock as i32);
+            return Err(errors::prerequisite(
+                "jwt_revocations is not as this version of pg_jwt created it: revocations cannot be checked",
+            )
+            .set_hint("Reinstall the extension, or run ALTER EXTENSION pg_jwt UPDATE."));
         }
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
         let opened = Opened { table, index };

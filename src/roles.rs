@@ -41,10 +41,15 @@ fn find<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
 /// role's own attributes) do not see. `pg_roles` is readable by every role; every name is
 /// qualified, so nothing on the caller's search path takes part.
 fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorReport> {
+    // Also refused: a role that can make itself more (CREATEROLE: on PostgreSQL 15 it can grant
+    // itself membership in a table's owner), and one with the privileges of the predefined
+    // roles that reach the server's files or programs (and from there the superuser).
     let query = format!(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls) \
-         AND pg_catalog.pg_has_role({}::pg_catalog.oid, r.oid, 'USAGE'))",
-        role.to_u32()
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls \
+           OR r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['pg_execute_server_program', 'pg_write_server_files', 'pg_read_server_files']::pg_catalog.name[])) \
+         AND pg_catalog.pg_has_role({oid}::pg_catalog.oid, r.oid, 'USAGE')) \
+         OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid AND r.rolcreaterole)",
+        oid = role.to_u32()
     );
     match pgrx::Spi::get_one::<bool>(&query) {
         Ok(Some(found)) => Ok(found),
@@ -77,7 +82,7 @@ v1_function! {
         }
         if inherits_superuser_or_bypassrls(role)? {
             return Err(errors::forbidden(
-                "the role the token names has the privileges of a superuser or BYPASSRLS role through membership, and is never switched to",
+                "the role the token names has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE, and is never switched to",
             )
             .set_hint("Revoke that membership, or remove the role from pg_jwt.allowed_roles."));
         }

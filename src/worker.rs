@@ -332,7 +332,14 @@ fn collect(turn: &mut Turn, uri: &str, result: Result<jwks_fetch::Fetched, Strin
                 .clamp(min, max);
             warning!("pg_jwt: fetching the key set failed, the last good set stays in force: {reason}");
             shared::update(|s| {
-                s.set_error(&reason);
+                if s.jwks().is_none() && s.last_success > 0 {
+                    // The set was dropped as stale: keep saying so, with the latest failure.
+                    s.set_error(&format!(
+                        "the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale; the last attempt: {reason}"
+                    ));
+                } else {
+                    s.set_error(&reason);
+                }
                 s.last_attempt = done;
                 s.next_refresh = done + backoff;
                 s.failures += 1;
