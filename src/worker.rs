@@ -121,8 +121,8 @@ fn standby_replay(turn: &mut Turn) {
 
 /// Every `pg_jwt.revocation_purge_interval` seconds (on a primary), starts one short-lived
 /// worker per database whose revocations are in use (the databases with a revocation filter,
-/// `revocation_filter::databases`): it deletes the expired ones with `jwt_purge_revocations()`
-/// and exits. This worker itself never connects to a database; nothing here waits for them.
+/// `revocation_filter::databases`): it deletes the expired ones (the condition of
+/// `jwt_purge_revocations()`) and exits. This worker itself never connects to a database; nothing here waits for them.
 fn purge_revocations(turn: &mut Turn) {
     let interval = gucs::revocation_purge_interval();
     let now = clock::now_unix();
@@ -159,7 +159,12 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
         // The table itself, found through its extension membership (pg_depend) and named by
         // its current schema and name, never by a name a database owner can take over (a
         // renamed schema and a planted jwt_revocations with triggers would otherwise run them
-        // as this superuser). Same condition as jwt_purge_revocations().
+        // as this superuser). The SHARE lock on pg_namespace holds every schema rename, creation
+        // and drop of this database until the transaction ends, so the name resolved here is the
+        // one the DELETE resolves. Same condition as jwt_purge_revocations().
+        if pgrx::Spi::run("LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE").is_err() {
+            return;
+        }
         let target = pgrx::Spi::get_one::<String>(
             "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_extension e \
              JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \

@@ -15,6 +15,8 @@ BEGIN
                   DETAIL = 'pg_jwt_auth creates the schema auth and its functions itself; it never adds functions to a schema it does not own.',
                   HINT = 'Use pg_jwt''s functions directly (jwt_claim_uuid(''sub''), jwt_claims()), or rename the existing schema.';
     END IF;
+    -- No schema is renamed, created or dropped in this database until the transaction ends.
+    LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE;
     SELECT n.nspname INTO pg_jwt_schema
       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
      WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt';
@@ -38,6 +40,31 @@ BEGIN
     EXECUTE pg_catalog.format(
         'CREATE FUNCTION auth.email() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE RETURN %I.jwt_claim(%L::pg_catalog.text)',
         pg_jwt_schema, 'email');
+    -- Whatever names resolved to above (a rename committed after this transaction's snapshot
+    -- was taken, under REPEATABLE READ): each function must call pg_jwt's own functions only.
+    IF EXISTS (
+        SELECT FROM pg_catalog.unnest(ARRAY['auth.uid()', 'auth.jwt()', 'auth.role()', 'auth.email()']::pg_catalog.regprocedure[]) f
+         WHERE NOT EXISTS (
+                 SELECT FROM pg_catalog.pg_depend d
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                    AND d.objid OPERATOR(pg_catalog.=) f::pg_catalog.oid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass)
+            OR EXISTS (
+                 SELECT FROM pg_catalog.pg_depend d
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                    AND d.objid OPERATOR(pg_catalog.=) f::pg_catalog.oid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                    AND NOT EXISTS (
+                          SELECT FROM pg_catalog.pg_depend m JOIN pg_catalog.pg_extension e
+                                   ON e.oid OPERATOR(pg_catalog.=) m.refobjid AND e.extname OPERATOR(pg_catalog.=) 'pg_jwt'
+                           WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+                             AND m.objid OPERATOR(pg_catalog.=) d.refobjid
+                             AND m.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                             AND m.deptype OPERATOR(pg_catalog.=) 'e'))
+    ) THEN
+        RAISE EXCEPTION 'pg_jwt_auth: the auth functions would not call pg_jwt''s own functions (was a schema renamed during the install?)'
+            USING ERRCODE = '55000';
+    END IF;
 END $$;
 
 COMMENT ON FUNCTION auth.uid() IS 'The verified token''s sub as uuid (NULL without a token); jwt_claim_uuid(''sub'')';
