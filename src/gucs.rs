@@ -292,7 +292,7 @@ unsafe extern "C-unwind" fn check_jwks_uri(
     _source: pg_sys::GucSource::Type,
 ) -> bool {
     let text = check_hook_value(newval);
-    if text.is_empty() || text == b"discover" || (crate::jwks_fetch::is_https(text) && text.len() < 1000) {
+    if text.is_empty() || text == b"discover" || (crate::jwks::http::is_https(text) && text.len() < 1000) {
         return true;
     }
     set_check_message("pg_jwt: pg_jwt.jwks_uri must be an https:// URL (ASCII, under 1000 bytes), 'discover' or empty");

@@ -15,7 +15,8 @@
 //! PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
-use crate::{clock, errors, gucs, revocation, shared, shared_cache};
+use crate::{clock, errors, gucs, revocation, shared_cache};
+use crate::jwks::state;
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
@@ -78,8 +79,8 @@ fn load_keys() -> (Result<KeySet, KeyError>, [u8; 32]) {
 /// The set the key fetcher holds for `uri`, if it holds one (imported under the shared lock:
 /// no copy of the buffer), with a fingerprint of its text.
 fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
-    let issuer = shared::source_issuer(uri, gucs::issuer().as_deref());
-    shared::read(|state| {
+    let issuer = state::source_issuer(uri, gucs::issuer().as_deref());
+    state::read(|state| {
         if !state.is_for(uri, &issuer) {
             return Err(
                 "the key fetcher works for another pg_jwt.jwks_uri (or, for discover, another pg_jwt.issuer) than this session's: set them server-wide (postgresql.conf or ALTER SYSTEM) and reload"
@@ -134,7 +135,7 @@ impl Generations {
         Generations {
             token: gucs::token_generation(),
             config: gucs::config_generation(),
-            keys: shared::keys_generation(),
+            keys: state::keys_generation(),
         }
     }
 
@@ -238,21 +239,21 @@ fn refetched_for_unknown_key() -> bool {
     if wait <= 0 || gucs::jwks_uri().is_none() {
         return false;
     }
-    let keys = shared::keys_generation();
+    let keys = state::keys_generation();
     let Some(ticket) =
-        shared::request_refetch(shared::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
+        state::request_refetch(state::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
     else {
         return false;
     };
     wait_for_answer(ticket, wait);
-    shared::keys_generation() != keys
+    state::keys_generation() != keys
 }
 
 /// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible
 /// (statement timeout, cancel).
 pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-    while shared::answered_ticket() < ticket && std::time::Instant::now() < deadline {
+    while state::answered_ticket() < ticket && std::time::Instant::now() < deadline {
         // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
         // backend sleeps interruptibly.
         unsafe {

@@ -41,7 +41,7 @@ impl Region {
 }
 
 /// Every region, in the order they are created.
-static REGIONS: [&Region; 2] = [&crate::revocation_filter::REGION, &crate::shared_cache::REGION];
+static REGIONS: [&Region; 2] = [&crate::revocation::filter::REGION, &crate::shared_cache::REGION];
 
 // SAFETY (of both statics): written once in _PG_init (postmaster, single-threaded), read only by
 // the hooks PostgreSQL calls afterwards in the same process.

@@ -24,9 +24,12 @@
 //! at most `MAX_CACHED_NAME` bytes and two results, whatever the number of rows, token changes
 //! or name lengths.
 
-use crate::accessors::{self, Kind};
+pub mod convert;
+
+use convert::Kind;
 use crate::fmgr::{self, v1_finfo};
-use crate::{clock, encoding, expiry, gucs, session, shared};
+use crate::{clock, encoding, expiry, gucs, session};
+use crate::jwks::state;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
@@ -188,7 +191,7 @@ unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys:
         return None;
     }
     let site = &*site;
-    if !site.valid || site.local != gucs::local_generation() || site.keys != shared::keys_generation_fast() {
+    if !site.valid || site.local != gucs::local_generation() || site.keys != state::keys_generation_fast() {
         return None;
     }
     if !site.const_name && !matches!(kind, Kind::Claims) {
@@ -273,7 +276,7 @@ unsafe fn slow_path(
         vec![Some(encoding::from_server(name).unwrap_or_report())]
     };
     // Built in the caller's memory context: never freed by us.
-    let result = accessors::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
+    let result = convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
     if name.len() <= MAX_CACHED_NAME {
         let cxt = (*(*fcinfo).flinfo).fn_mcxt;
         // The entry two replacements old can no longer be held by the caller: free it.
@@ -346,7 +349,7 @@ unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys:
             )));
         }
     }
-    match accessors::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report() {
+    match convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report() {
         Some(d) => d,
         None => pgrx::fcinfo::pg_return_null(fcinfo),
     }

@@ -1,7 +1,8 @@
 //! The SQL surface of the key fetcher: `jwt_jwks_status()` and `jwt_jwks_refresh()`.
 
 use crate::fmgr::v1_function;
-use crate::{errors, gucs, session, shared};
+use crate::{errors, gucs, session};
+use crate::jwks::state;
 use pg_jwt_core::{Json, KeySet};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -54,10 +55,10 @@ struct Status {
 }
 
 fn status() -> Option<Status> {
-    shared::read(status_of)
+    state::read(status_of)
 }
 
-fn status_of(s: &shared::FetchState) -> Option<Status> {
+fn status_of(s: &state::FetchState) -> Option<Status> {
     let uri = s.uri();
     if uri.is_empty() {
         return None;
@@ -126,7 +127,7 @@ fn jwt_jwks_status() -> Result<
 }
 
 /// How long `jwt_jwks_refresh()` waits for the fetch: a little more than a fetch may take.
-const REFRESH_WAIT_MS: i64 = (crate::jwks_fetch::TOTAL_TIMEOUT.as_millis() as i64) * 2 + 1000;
+const REFRESH_WAIT_MS: i64 = (crate::jwks::http::TOTAL_TIMEOUT.as_millis() as i64) * 2 + 1000;
 
 fn status_json() -> String {
     let Some(s) = status() else {
@@ -178,7 +179,7 @@ v1_function! {
         if gucs::jwks_uri().is_none() {
             return Err(errors::bad_argument("pg_jwt.jwks_uri is not set: there is nothing to fetch"));
         }
-        if let Some(ticket) = shared::request_refetch(shared::REQUEST_FORCED, crate::clock::now_unix(), 0) {
+        if let Some(ticket) = state::request_refetch(state::REQUEST_FORCED, crate::clock::now_unix(), 0) {
             session::wait_for_answer(ticket, REFRESH_WAIT_MS);
         }
         crate::fmgr::jsonb_from_text(&status_json())

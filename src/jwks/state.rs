@@ -2,7 +2,7 @@
 //! (only when the library is preloaded: `gucs::preloaded`).
 //!
 //! - `FETCHED`: the last good key set fetched from `pg_jwt.jwks_uri` (bounded: at most
-//!   `jwks_fetch::MAX_BODY_BYTES` of JSON), where it came from, and the fetch history, under an
+//!   `http::MAX_BODY_BYTES` of JSON), where it came from, and the fetch history, under an
 //!   LWLock. Only the worker writes it.
 //! - `KEYS_GENERATION`: bumped by the worker whenever the key set in force changes (new content,
 //!   dropped as stale, source changed). Backends compare it with one atomic load on the per-row
@@ -20,7 +20,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
-pub const MAX_JWKS: usize = crate::jwks_fetch::MAX_BODY_BYTES;
+pub const MAX_JWKS: usize = crate::jwks::http::MAX_BODY_BYTES;
 const MAX_URI: usize = 1024;
 const MAX_ERROR: usize = 512;
 

@@ -2,7 +2,7 @@
 //! replicated), consulted once per token per change of the list, never per row.
 //!
 //! - A statement-level trigger on the table marks the transaction; at commit a transaction
-//!   callback bumps the shared generation (`shared::bump_keys_generation`), which every backend
+//!   callback bumps the shared generation (`state::bump_keys_generation`), which every backend
 //!   compares on its per-row path: their cached verifications are void at the next access, and
 //!   each token is verified again, revocation check included. A rolled-back revocation bumps
 //!   nothing. A transaction that changes revocations cannot be prepared (two-phase commit would
@@ -13,6 +13,10 @@
 //!   this internal read needs none).
 //! - On a hot standby the primary's commits are replayed without this backend's callback; the
 //!   key fetcher bumps the generation there whenever replay has advanced (see `worker`).
+
+
+pub mod filter;
+pub mod purge;
 
 use crate::errors;
 use pgrx::pg_sys;
@@ -266,8 +270,8 @@ impl Opened {
     ///
     /// # Safety
     /// Inside a transaction, not in parallel mode, not in recovery.
-    unsafe fn filter(&self) -> Option<crate::revocation_filter::Reader> {
-        use crate::revocation_filter::{find, Found};
+    unsafe fn filter(&self) -> Option<crate::revocation::filter::Reader> {
+        use crate::revocation::filter::{find, Found};
         let table = (*self.table).rd_id;
         let now = crate::clock::now_unix();
         let builder = match find(pg_sys::MyDatabaseId, table, now) {
@@ -477,7 +481,7 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
 fn filter_clears(who: &Identity<'_>) -> bool {
     // SAFETY: a plain read of backend state.
     let db = unsafe { pg_sys::MyDatabaseId };
-    let Some(filter) = crate::revocation_filter::peek(db, TABLE_OID.with(Cell::get), crate::clock::now_unix()) else {
+    let Some(filter) = crate::revocation::filter::peek(db, TABLE_OID.with(Cell::get), crate::clock::now_unix()) else {
         return false;
     };
     let absent = |kind: &str, v: Option<&[u8]>| v.is_none_or(|v| !filter.may_contain(kind.as_bytes(), v));
@@ -498,7 +502,7 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
     match event {
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => {
             if DIRTY.with(|d| d.replace(false)) {
-                crate::shared::bump_keys_generation();
+                crate::jwks::state::bump_keys_generation();
             }
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => {
@@ -564,7 +568,7 @@ crate::fmgr::v1_function! {
                     return Err(errors::prerequisite("pg_jwt_revocations_changed fires only on jwt_revocations"));
                 }
                 with_row(tuple, (*rel).rd_att, |kind, value| {
-                    crate::revocation_filter::add(pg_sys::MyDatabaseId, (*rel).rd_id, kind, value)
+                    crate::revocation::filter::add(pg_sys::MyDatabaseId, (*rel).rd_id, kind, value)
                 });
             }
             return Ok(pg_sys::Datum::from(0usize));

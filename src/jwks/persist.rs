@@ -1,0 +1,82 @@
+//! The last good key set in the data directory (`pg_jwt_jwks.json`): a JSON header line (the
+//! source's URI and issuer, where it came from, when it was fetched), then the JWKS text. The
+//! key fetcher writes it after every successful fetch and reads it when its source changes (at
+//! start), so a restart while the provider is unreachable still verifies tokens, for at most
+//! `pg_jwt.jwks_max_stale` after the last successful fetch.
+
+use crate::gucs;
+use crate::jwks::state;
+use pg_jwt_core::{Json, KeySet};
+use pgrx::prelude::*;
+
+/// The file in the data directory that keeps the last good key set across restarts.
+pub const FILE: &str = "pg_jwt_jwks.json";
+
+pub struct Persisted {
+    pub from: String,
+    pub fetched_at: i64,
+    pub jwks: String,
+}
+
+fn persisted_path() -> std::path::PathBuf {
+    // SAFETY: DataDir is set by the postmaster before any worker starts and never changes.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
+    std::path::Path::new(&*dir.to_string_lossy()).join(FILE)
+}
+
+/// Writes the last good set: a JSON header line, then the JWKS text. Written to a temporary file,
+/// synced and renamed, so a crash leaves the old file or the new one, never half of one.
+pub fn save(uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
+    let header = Json::Object(vec![
+        ("uri".into(), Json::String(uri.into())),
+        ("issuer".into(), Json::String(issuer.into())),
+        ("from".into(), Json::String(from.into())),
+        ("fetched_at".into(), Json::Number(fetched_at.to_string().into())),
+    ]);
+    let path = persisted_path();
+    let tmp = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(header.to_json_string().as_bytes())?;
+        f.write_all(b"\n")?;
+        f.write_all(jwks.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    };
+    if let Err(e) = write() {
+        warning!("pg_jwt: could not write {FILE}: {}", e.kind());
+    }
+}
+
+pub fn remove() {
+    let _ = std::fs::remove_file(persisted_path());
+}
+
+/// The persisted set, if it is for this source (`uri` and, for `discover`, the issuer; a file
+/// written before the issuer was recorded is for none), imports, and is not stale.
+pub fn load(uri: &str, issuer: &str, now: i64) -> Option<Persisted> {
+    let text = std::fs::read_to_string(persisted_path()).ok()?;
+    let (header, jwks) = text.split_once('\n')?;
+    let header = Json::parse(header.as_bytes()).ok()?;
+    if header.get("uri").and_then(Json::as_str) != Some(uri) {
+        return None;
+    }
+    let recorded = header.get("issuer").and_then(Json::as_str);
+    if recorded != Some(issuer) && !(recorded.is_none() && issuer.is_empty()) {
+        return None;
+    }
+    let fetched_at: i64 = match header.get("fetched_at") {
+        Some(Json::Number(n)) => n.parse().ok()?,
+        _ => return None,
+    };
+    if now - fetched_at > gucs::jwks_max_stale() || jwks.len() > state::MAX_JWKS {
+        return None;
+    }
+    KeySet::parse(jwks.as_bytes()).ok()?;
+    Some(Persisted {
+        from: header.get("from").and_then(Json::as_str).unwrap_or(uri).to_owned(),
+        fetched_at,
+        jwks: jwks.to_owned(),
+    })
+}
