@@ -1,14 +1,13 @@
 //! The expiry timer of the per-row path: instead of reading the clock on every row, a backend
 //! arms one PostgreSQL timeout (`enable_timeout_at`) for shortly before the current token stops
 //! being valid. When it fires, its handler bumps the local generation
-//! (`gucs::bump_local_generation`), so every call site of an accessor takes the checked slow
+//! (`generations::bump_local_generation`), so every call site of an accessor takes the checked slow
 //! path at its next call, which reads the clock. In the last `MARGIN` seconds of a token's
 //! validity (and when no timer can be had) the call sites check the clock on every row, as
 //! before: a token that expires during a statement stops working at once.
 //!
 //! `RegisterTimeout` and friends (utils/timeout.h) are not in pgrx's bindings: declared here.
 
-use crate::gucs;
 use std::cell::Cell;
 use std::ffi::c_int;
 
@@ -42,7 +41,7 @@ thread_local! {
 /// The timeout handler: runs in a signal handler, so it only bumps an atomic counter.
 // SAFETY (for callers): PostgreSQL's timeout signal handler calls it; it only does an atomic add.
 unsafe extern "C" fn on_timeout() {
-    gucs::bump_local_generation();
+    crate::generations::bump_local_generation();
 }
 
 /// Makes sure the timer fires before `until` (the end of the current token's validity window,

@@ -15,7 +15,7 @@
 //! looks the token up by its raw bytes without copying it (`GucSetting::as_ptr`, see
 //! `token_bytes`); `pg_jwt.jwks` has a check hook that replaces PostgreSQL's message (which
 //! would echo the value, secrets included) and looks at the value's source. The per-row path
-//! reads no setting at all: it compares the generation counters below. Assign hooks bump two generation counters: PostgreSQL calls them on
+//! reads no setting at all: it compares the generation counters of `generations`, which the assign hooks here bump: PostgreSQL calls them on
 //! every change of value, including SET LOCAL, RESET, the restore at COMMIT/ROLLBACK/ROLLBACK
 //! TO SAVEPOINT, and in parallel workers when the leader's settings are restored. The session
 //! cache compares generations instead of strings: a freed token string may be reallocated at
@@ -27,7 +27,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::ptr::null_mut;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 type StringSetting = GucSetting<Option<CString>>;
 
@@ -57,14 +57,9 @@ pub const MAX_LEEWAY: c_int = pg_jwt_core::claims::MAX_LEEWAY as c_int;
 pub const DEFAULT_MAX_TOKEN_BYTES: c_int = pg_jwt_core::token::DEFAULT_MAX_TOKEN_BYTES as c_int;
 pub const DEFAULT_CACHE_SIZE: c_int = 1000;
 
-static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
 /// Whether `_PG_init` ran from `shared_preload_libraries` (fixed for the process's life; forked
 /// backends and parallel workers inherit it from the postmaster).
 static PRELOADED: AtomicBool = AtomicBool::new(false);
-static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
-/// Bumped with either of the two above and by the expiry timer (`expiry`): what the per-row
-/// path compares, one load for all three.
-static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// Whether the library was loaded by `shared_preload_libraries`. Without it, every `pg_jwt.*`
 /// setting is a plain placeholder until the library loads in a backend: readable by any role
@@ -73,31 +68,6 @@ static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 #[inline]
 pub fn preloaded() -> bool {
     PRELOADED.load(Ordering::Relaxed)
-}
-
-/// Changes whenever `pg_jwt.token` is assigned a value (SET, SET LOCAL, RESET, end of
-/// transaction or savepoint restoring an earlier value).
-#[inline]
-pub fn token_generation() -> u64 {
-    TOKEN_GENERATION.load(Ordering::Relaxed)
-}
-
-/// Changes whenever the key set or a validation setting is assigned a value.
-#[inline]
-pub fn config_generation() -> u64 {
-    CONFIG_GENERATION.load(Ordering::Relaxed)
-}
-
-/// Changes whenever the token or the configuration changes, and when the expiry timer fires.
-#[inline]
-pub fn local_generation() -> u64 {
-    LOCAL_GENERATION.load(Ordering::Relaxed)
-}
-
-/// The expiry timer's handler calls this: async-signal-safe (one atomic add).
-#[inline]
-pub fn bump_local_generation() {
-    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Reads a string setting without copying. `None` when unset.
@@ -243,22 +213,19 @@ pub fn cache_size() -> usize {
 #[pg_guard]
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_token(_new: *const c_char, _extra: *mut c_void) {
-    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
-    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::generations::token_assigned();
 }
 
 #[pg_guard]
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_string(_new: *const c_char, _extra: *mut c_void) {
-    CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
-    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::generations::config_assigned();
 }
 
 #[pg_guard]
 // SAFETY (for callers): a GUC assign hook; PostgreSQL calls it on the backend's thread.
 unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) {
-    CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
-    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+    crate::generations::config_assigned();
 }
 
 /// Whether a value from `source` ends up in a catalog every role can read: `ALTER DATABASE/ROLE

@@ -13,6 +13,7 @@
 //! - `roles`: `jwt_set_role()` (role from a claim) and `jwt_token_from_request_headers()`
 //!   (PostgREST); `functions`: SQL functions that take token and keys as arguments
 //!   (`jwt_verify`, ...);
+//! - `generations`: every invalidation counter (what the per-row path compares);
 //! - `gucs`: every `pg_jwt.*` setting; `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument
 //!   and result helpers; `clock`; `expiry`: the timer that ends the per-row path shortly before
 //!   a token expires; `encoding`: claim text to and from the database encoding; `setup`: the
@@ -29,6 +30,7 @@ mod errors;
 mod expiry;
 mod fmgr;
 mod functions;
+mod generations;
 mod gucs;
 mod jwks;
 mod revocation;
@@ -46,6 +48,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     if gucs::preloaded() {
         // Shared memory and the key fetcher exist only under shared_preload_libraries.
+        generations::init();
         jwks::state::init();
         shmem::init();
         jwks::fetcher::register();

@@ -118,32 +118,7 @@ impl Config {
     }
 }
 
-/// What a cached result depends on: the token, the settings and the fetched key set. Any
-/// change of any of them makes it void.
-#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
-pub struct Generations {
-    pub token: u64,
-    pub config: u64,
-    pub keys: u64,
-}
-
-impl Generations {
-    /// The current generations: two counters of this backend and one atomic load of shared
-    /// memory.
-    #[inline]
-    pub fn now() -> Generations {
-        Generations {
-            token: gucs::token_generation(),
-            config: gucs::config_generation(),
-            keys: state::keys_generation(),
-        }
-    }
-
-    /// Whether the configuration or the key set differ (the token may be the same).
-    fn config_differs(&self, other: &Generations) -> bool {
-        self.config != other.config || self.keys != other.keys
-    }
-}
+pub use crate::generations::Generations;
 
 /// The result of the last access, valid while the generations are unchanged.
 struct Current {
@@ -198,10 +173,8 @@ impl SessionError {
 
 /// The verified claims of `pg_jwt.token`; `Ok(None)` when no token is set.
 pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
-    if !gucs::preloaded() {
-        // Findings: without preloading, a setting can be read or replaced before we load.
-        return Err(errors::not_preloaded());
-    }
+    // Findings: without preloading, a setting can be read or replaced before we load.
+    crate::setup::require_preloaded()?;
     let now = Generations::now();
     let fast = STATE.with(|s| {
         let s = s.borrow();
@@ -239,14 +212,14 @@ fn refetched_for_unknown_key() -> bool {
     if wait <= 0 || gucs::jwks_uri().is_none() {
         return false;
     }
-    let keys = state::keys_generation();
+    let keys = crate::generations::shared_generation();
     let Some(ticket) =
         state::request_refetch(state::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
     else {
         return false;
     };
     wait_for_answer(ticket, wait);
-    state::keys_generation() != keys
+    crate::generations::shared_generation() != keys
 }
 
 /// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible
@@ -336,7 +309,7 @@ fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
                 _ => None,
             },
         };
-        let lookup = revocation::is_revoked(&identity, now.keys).map_err(SessionError::Report)?;
+        let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
         if lookup.revoked {
             return Err(SessionError::Revoked);
         }

@@ -8,12 +8,21 @@ use crate::{errors, gucs};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+/// 55000 (with the hint to preload) unless the library was loaded by
+/// `shared_preload_libraries`: every path that needs shared memory or settings the application
+/// cannot replace starts with this.
+pub fn require_preloaded() -> Result<(), pgrx::pg_sys::panic::ErrorReport> {
+    if gucs::preloaded() {
+        Ok(())
+    } else {
+        Err(errors::not_preloaded())
+    }
+}
+
 v1_function! {
     /// Raises 55000 unless the library was preloaded; returns void.
     fn pg_jwt_require_preload / pg_finfo_pg_jwt_require_preload(_fcinfo) {
-        if !gucs::preloaded() {
-            return Err(errors::not_preloaded());
-        }
+        require_preloaded()?;
         Ok(pg_sys::Datum::null())
     }
 }

@@ -29,7 +29,6 @@ pub mod convert;
 use convert::Kind;
 use crate::fmgr::{self, v1_finfo};
 use crate::{clock, encoding, expiry, gucs, session};
-use crate::jwks::state;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
@@ -191,7 +190,7 @@ unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys:
         return None;
     }
     let site = &*site;
-    if !site.valid || site.local != gucs::local_generation() || site.keys != state::keys_generation_fast() {
+    if !site.valid || site.local != crate::generations::local_generation() || site.keys != crate::generations::shared_generation_fast() {
         return None;
     }
     if !site.const_name && !matches!(kind, Kind::Claims) {
@@ -238,7 +237,7 @@ unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum
     // SAFETY: the top of an extern "C-unwind" function's work, as pg_guard would expand it.
     pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
         // Read before the work: a change during it voids what is cached below.
-        let local = gucs::local_generation();
+        let local = crate::generations::local_generation();
         let now = session::Generations::now();
         // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
         let name: &[u8] = if matches!(kind, Kind::Claims) {
@@ -295,7 +294,7 @@ unsafe fn slow_path(
             site.current.result_null = false;
         }
         site.local = local;
-        site.keys = now.keys;
+        site.keys = now.shared;
         let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
         site.window = times.window(gucs::leeway());
         // A timer ends the fast path shortly before the window does; in the last seconds (or

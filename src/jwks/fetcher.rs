@@ -115,7 +115,7 @@ fn standby_replay(turn: &mut Turn) {
     };
     if in_recovery && replayed != turn.replayed {
         turn.replayed = replayed;
-        state::bump_keys_generation();
+        crate::generations::bump_shared_generation();
     }
 }
 
@@ -193,8 +193,7 @@ fn source_changed(turn: &mut Turn, uri: &str, issuer: &str, now: i64) {
             p.fetched_at
         );
     }
-    state::bump_keys_generation();
-    crate::shared_cache::bump_epoch();
+    crate::generations::key_set_changed();
 }
 
 /// Starts a fetch on its own thread, with every signal blocked there (PostgreSQL's handlers
@@ -253,8 +252,7 @@ fn collect(turn: &mut Turn, uri: &str, result: Result<http::Fetched, String>) {
             });
             if let Some(old) = old {
                 log_kid_changes(old.as_deref(), &fetched.kids, &fetched.uri);
-                state::bump_keys_generation();
-                crate::shared_cache::bump_epoch();
+                crate::generations::key_set_changed();
             }
             // Every successful fetch, changed or not: the file's fetched_at is what a restart
             // with the provider down measures pg_jwt.jwks_max_stale from.
@@ -295,8 +293,7 @@ fn drop_if_stale(now: i64) {
         warning!(
             "pg_jwt: the key set from {from} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force"
         );
-        state::bump_keys_generation();
-        crate::shared_cache::bump_epoch();
+        crate::generations::key_set_changed();
         persist::remove();
     }
 }

@@ -32,13 +32,7 @@ fn ascii(s: &str) -> String {
         .collect()
 }
 
-fn require_preloaded() -> Result<(), ErrorReport> {
-    if gucs::preloaded() {
-        Ok(())
-    } else {
-        Err(errors::not_preloaded())
-    }
-}
+use crate::setup::require_preloaded;
 
 /// The key fetcher's state in plain values.
 struct Status {

@@ -4,9 +4,8 @@
 //! - `FETCHED`: the last good key set fetched from `pg_jwt.jwks_uri` (bounded: at most
 //!   `http::MAX_BODY_BYTES` of JSON), where it came from, and the fetch history, under an
 //!   LWLock. Only the worker writes it.
-//! - `KEYS_GENERATION`: bumped by the worker whenever the key set in force changes (new content,
-//!   dropped as stale, source changed). Backends compare it with one atomic load on the per-row
-//!   path; a change voids every cached verification at their next access.
+//! - (The shared generation the worker bumps when the key set in force changes is in
+//!   `generations`, with every other invalidation counter.)
 //! - `REQUEST`, `LAST_REQUEST`: a backend's request for a refetch (unknown `kid`, or
 //!   `jwt_jwks_refresh()`), rate limited across all backends.
 //! - `REQUEST_TICKET`, `ANSWERED_TICKET`: each request takes a ticket; the worker, at the start
@@ -15,7 +14,6 @@
 //!   asked.
 //! - `WORKER_PROC`: the worker's PGPROC, whose latch a backend sets to wake it.
 
-use crate::gucs;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -136,8 +134,6 @@ impl FetchState {
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static FETCHED: PgLwLock<FetchState> = unsafe { PgLwLock::new(c"pg_jwt fetched key set") };
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
-static KEYS_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt keys generation") };
-// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static REQUEST_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch request ticket") };
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static ANSWERED_TICKET: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt fetch answered ticket") };
@@ -161,42 +157,11 @@ pub fn source_issuer(uri: &str, issuer: Option<&str>) -> String {
 /// Reserves and initializes the shared state. Call from `_PG_init`, only when preloaded.
 pub fn init() {
     pg_shmem_init!(FETCHED);
-    pg_shmem_init!(KEYS_GENERATION);
     pg_shmem_init!(REQUEST_TICKET);
     pg_shmem_init!(ANSWERED_TICKET);
     pg_shmem_init!(REQUEST);
     pg_shmem_init!(LAST_REQUEST);
     pg_shmem_init!(WORKER_PROC);
-}
-
-/// The generation of the fetched key set; 0 when the library is not preloaded (then there is no
-/// shared memory and no fetched set). One atomic load: cheap enough for the per-row path.
-#[inline]
-pub fn keys_generation() -> u64 {
-    if gucs::preloaded() {
-        let g = KEYS_GENERATION.get();
-        KEYS_PTR.store(std::ptr::from_ref(g).cast_mut(), Ordering::Relaxed);
-        g.load(Ordering::Acquire)
-    } else {
-        0
-    }
-}
-
-/// Where `KEYS_GENERATION` is mapped, once `keys_generation` ran in this process (null before).
-static KEYS_PTR: std::sync::atomic::AtomicPtr<AtomicU64> = std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-
-/// `keys_generation` for the per-row path: one load of a process-local pointer and one of
-/// shared memory, nothing that can fail. 0 until `keys_generation` ran (which every per-row
-/// cache entry was made after).
-#[inline(always)]
-pub fn keys_generation_fast() -> u64 {
-    let p = KEYS_PTR.load(Ordering::Relaxed);
-    if p.is_null() {
-        0
-    } else {
-        // SAFETY: p points to the shared-memory atomic, mapped for the life of the process.
-        unsafe { (*p).load(Ordering::Acquire) }
-    }
 }
 
 /// The last ticket answered: every request up to it has seen a complete worker turn.
@@ -215,10 +180,6 @@ pub fn read<R>(f: impl FnOnce(&FetchState) -> R) -> R {
 pub fn update<R>(f: impl FnOnce(&mut FetchState) -> R) -> R {
     let mut guard = FETCHED.exclusive();
     f(&mut guard)
-}
-
-pub fn bump_keys_generation() {
-    KEYS_GENERATION.get().fetch_add(1, Ordering::AcqRel);
 }
 
 /// The worker, at the start of a turn: the last ticket issued (answered when the turn is over).

@@ -2,7 +2,7 @@
 //! replicated), consulted once per token per change of the list, never per row.
 //!
 //! - A statement-level trigger on the table marks the transaction; at commit a transaction
-//!   callback bumps the shared generation (`state::bump_keys_generation`), which every backend
+//!   callback bumps the shared generation (`generations::bump_shared_generation`), which every backend
 //!   compares on its per-row path: their cached verifications are void at the next access, and
 //!   each token is verified again, revocation check included. A rolled-back revocation bumps
 //!   nothing. A transaction that changes revocations cannot be prepared (two-phase commit would
@@ -492,7 +492,7 @@ fn filter_clears(who: &Identity<'_>) -> bool {
 /// the list was rolled back): forget the "empty" probe and every per-call-site result.
 fn forget_local_verdicts() {
     PROBED.with(|c| c.set(None));
-    crate::gucs::bump_local_generation();
+    crate::generations::bump_local_generation();
 }
 
 #[pg_guard]
@@ -502,7 +502,7 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
     match event {
         XACT_EVENT_COMMIT | XACT_EVENT_PARALLEL_COMMIT => {
             if DIRTY.with(|d| d.replace(false)) {
-                crate::jwks::state::bump_keys_generation();
+                crate::generations::bump_shared_generation();
             }
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT => {
@@ -545,9 +545,7 @@ crate::fmgr::v1_function! {
     /// commit voids every backend's cached verifications. Row level (INSERT, UPDATE): adds the
     /// row's value to the shared filter (`revocation_filter`) before the row can commit.
     fn pg_jwt_revocations_changed / pg_finfo_pg_jwt_revocations_changed(fcinfo) {
-        if !crate::gucs::preloaded() {
-            return Err(errors::not_preloaded());
-        }
+        crate::setup::require_preloaded()?;
         let trigger = (*fcinfo).context.cast::<pg_sys::TriggerData>();
         if trigger.is_null() || (*trigger).type_ != pg_sys::NodeTag::T_TriggerData {
             return Err(errors::internal("pg_jwt_revocations_changed is a trigger function"));

@@ -1,0 +1,141 @@
+//! Every invalidation counter, in one place: they are what makes the per-row path cheap. A cached
+//! result is reused while the counters it was made under are unchanged, so each counter names
+//! exactly what its bump invalidates.
+//!
+//! | counter | where | bumped by | voids |
+//! |---|---|---|---|
+//! | token generation | this backend | the assign hook of `pg_jwt.token` (SET, SET LOCAL, RESET, restore at COMMIT/ROLLBACK/ROLLBACK TO SAVEPOINT, parallel workers) | the session's current claims |
+//! | config generation | this backend | the assign hooks of every validation setting | the session's key set, settings and verification cache |
+//! | local generation | this backend | both of the above, the expiry timer (`expiry`), and a rolled-back change of the revocation list (`revocation`) | every call site's cached result (`accessors`) |
+//! | shared generation | shared memory | a new fetched key set (`key_set_changed`), a committed change of the revocation list, standby replay progress | every backend's cached verifications at their next access |
+//! | shared cache epoch | shared memory (`shared_cache`) | `key_set_changed` and a reload | the shared verification cache's entries |
+//!
+//! The per-row path compares the local generation (a process-local atomic) and the shared
+//! generation (one atomic load of shared memory through a process-local pointer); nothing else.
+//! Assign hooks run on every change of value, so generations are compared instead of strings:
+//! a freed token string may be reallocated at the same address.
+
+use crate::gucs;
+use pgrx::prelude::*;
+use pgrx::{pg_shmem_init, PgAtomic};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
+static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Bumped with either of the two above and by the expiry timer: what the per-row path
+/// compares, one load for all three.
+static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
+static SHARED_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt shared generation") };
+/// Where `SHARED_GENERATION` is mapped, once `shared_generation` ran in this process (null
+/// before).
+static SHARED_PTR: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Reserves the shared generation. Call from `_PG_init`, only when preloaded.
+pub fn init() {
+    pg_shmem_init!(SHARED_GENERATION);
+}
+
+/// Changes whenever `pg_jwt.token` is assigned a value.
+#[inline]
+pub fn token_generation() -> u64 {
+    TOKEN_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Changes whenever the key set or a validation setting is assigned a value.
+#[inline]
+pub fn config_generation() -> u64 {
+    CONFIG_GENERATION.load(Ordering::Relaxed)
+}
+
+/// Changes whenever the token or the configuration changes, when the expiry timer fires, and
+/// when a change of the revocation list is rolled back.
+#[inline]
+pub fn local_generation() -> u64 {
+    LOCAL_GENERATION.load(Ordering::Relaxed)
+}
+
+/// The assign hook of `pg_jwt.token`.
+pub fn token_assigned() {
+    TOKEN_GENERATION.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The assign hooks of the validation settings.
+pub fn config_assigned() {
+    CONFIG_GENERATION.fetch_add(1, Ordering::Relaxed);
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The expiry timer's handler and revocation rollbacks: async-signal-safe (one atomic add).
+#[inline]
+pub fn bump_local_generation() {
+    LOCAL_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The shared generation; 0 when the library is not preloaded (then there is no shared memory).
+/// One atomic load: cheap enough for the per-row path.
+#[inline]
+pub fn shared_generation() -> u64 {
+    if gucs::preloaded() {
+        let g = SHARED_GENERATION.get();
+        SHARED_PTR.store(std::ptr::from_ref(g).cast_mut(), Ordering::Relaxed);
+        g.load(Ordering::Acquire)
+    } else {
+        0
+    }
+}
+
+/// `shared_generation` for the per-row path: one load of a process-local pointer and one of
+/// shared memory, nothing that can fail. 0 until `shared_generation` ran (which every per-row
+/// cache entry was made after).
+#[inline(always)]
+pub fn shared_generation_fast() -> u64 {
+    let p = SHARED_PTR.load(Ordering::Relaxed);
+    if p.is_null() {
+        0
+    } else {
+        // SAFETY: p points to the shared-memory atomic, mapped for the life of the process.
+        unsafe { (*p).load(Ordering::Acquire) }
+    }
+}
+
+/// Every backend's cached verifications are void at their next access (a committed change of
+/// the revocation list, standby replay progress).
+pub fn bump_shared_generation() {
+    SHARED_GENERATION.get().fetch_add(1, Ordering::AcqRel);
+}
+
+/// The key set in force changed (new content, dropped as stale, another source): every cached
+/// verification and every entry of the shared verification cache is void.
+pub fn key_set_changed() {
+    bump_shared_generation();
+    crate::shared_cache::bump_epoch();
+}
+
+/// What a cached result of the session cache depends on: the token, the settings and the
+/// shared generation. Any change of any of them makes it void.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct Generations {
+    pub token: u64,
+    pub config: u64,
+    pub shared: u64,
+}
+
+impl Generations {
+    /// The current generations: two counters of this backend and one atomic load of shared
+    /// memory.
+    #[inline]
+    pub fn now() -> Generations {
+        Generations {
+            token: token_generation(),
+            config: config_generation(),
+            shared: shared_generation(),
+        }
+    }
+
+    /// Whether the configuration or the shared generation differ (the token may be the same).
+    pub fn config_differs(&self, other: &Generations) -> bool {
+        self.config != other.config || self.shared != other.shared
+    }
+}
