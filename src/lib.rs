@@ -43,6 +43,9 @@ mod shmem;
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
+/// The raw shared-memory regions (see `shmem` for the inventory of all shared memory).
+static SHMEM_REGIONS: [&shmem::Region; 2] = [&revocation::filter::REGION, &shared_cache::REGION];
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
@@ -50,7 +53,7 @@ pub extern "C-unwind" fn _PG_init() {
         // Shared memory and the key fetcher exist only under shared_preload_libraries.
         generations::init();
         jwks::state::init();
-        shmem::init();
+        shmem::init(&SHMEM_REGIONS);
         jwks::fetcher::register();
     }
 }

@@ -3,6 +3,18 @@
 //! cache are arrays of atomics). Each region is requested in `shmem_request_hook`, created
 //! zeroed in `shmem_startup_hook`, and its address published in a process-local pointer that
 //! forked backends inherit. All-zero must be a valid, empty state of what a region holds.
+//! `_PG_init` hands the regions over (`init`), so this module imports no feature.
+//!
+//! Inventory of everything pg_jwt keeps in shared memory (only when preloaded), all of fixed
+//! size, decided at server start:
+//!
+//! | object | kind | owner | size |
+//! |---|---|---|---|
+//! | `pg_jwt fetched key set` | pgrx `PgLwLock<FetchState>` | `jwks::state` | about 260 KiB (a 256 KiB key set, three 1 KiB URLs, a 512-byte error, counters) |
+//! | `pg_jwt shared generation` | pgrx `PgAtomic<u64>` | `generations` | 8 bytes |
+//! | `pg_jwt fetch request ticket`, `... answered ticket`, `... request`, `pg_jwt last fetch request`, `pg_jwt worker proc` | pgrx `PgAtomic`s | `jwks::state` | 8 bytes each |
+//! | `pg_jwt revocation filter` | `Region` | `revocation::filter` | 4 slots of 2 MiB bits plus a 48-byte header each: about 8 MiB |
+//! | `pg_jwt shared verification cache` | `Region` | `shared_cache` | 320 bytes of counters plus one 344-byte bucket per 7 entries of `pg_jwt.shared_cache_size` (65,536: about 3.1 MiB) |
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -40,16 +52,22 @@ impl Region {
     }
 }
 
-/// Every region, in the order they are created.
-static REGIONS: [&Region; 2] = [&crate::revocation::filter::REGION, &crate::shared_cache::REGION];
+/// Every region, in the order they are created: handed over by `_PG_init` (so that this module
+/// imports none of the features that own them).
+static REGIONS: std::sync::OnceLock<&'static [&'static Region]> = std::sync::OnceLock::new();
+
+fn regions() -> &'static [&'static Region] {
+    REGIONS.get().copied().unwrap_or_default()
+}
 
 // SAFETY (of both statics): written once in _PG_init (postmaster, single-threaded), read only by
 // the hooks PostgreSQL calls afterwards in the same process.
 static mut PREV_REQUEST: Option<unsafe extern "C-unwind" fn()> = None;
 static mut PREV_STARTUP: Option<unsafe extern "C-unwind" fn()> = None;
 
-/// Installs the hooks (from `_PG_init`, under shared_preload_libraries only).
-pub fn init() {
+/// Installs the hooks for `regions` (from `_PG_init`, under shared_preload_libraries only).
+pub fn init(regions: &'static [&'static Region]) {
+    let _ = REGIONS.set(regions);
     // SAFETY: _PG_init runs once, in the postmaster, before any other thread or process could
     // read these hooks; the previous hooks are kept and called first.
     unsafe {
@@ -68,7 +86,7 @@ unsafe extern "C-unwind" fn on_request() {
         if let Some(prev) = PREV_REQUEST {
             prev();
         }
-        for r in REGIONS {
+        for r in regions() {
             pg_sys::RequestAddinShmemSpace((r.bytes)());
         }
     }
@@ -88,7 +106,7 @@ unsafe extern "C-unwind" fn on_startup() {
         // AddinShmemInitLock (a fixed slot of the main LWLock array, as pgrx's own regions use).
         let lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
         pg_sys::LWLockAcquire(lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
-        for r in REGIONS {
+        for r in regions() {
             let bytes = (r.bytes)();
             let mut found = false;
             let p = pg_sys::ShmemInitStruct(r.name.as_ptr(), bytes, &mut found).cast::<u8>();
