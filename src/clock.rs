@@ -5,6 +5,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The PostgreSQL epoch (2000-01-01 00:00 UTC) in Unix seconds: a timestamptz is microseconds
+/// since it.
+pub const POSTGRES_EPOCH_UNIX: i64 = 946_684_800;
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {

@@ -21,8 +21,6 @@ const USER_TIMEOUT: c_int = 13;
 /// clock is read per row.
 const MARGIN: f64 = 1.0;
 
-const UNIX_TO_PG_EPOCH_SECS: f64 = 946_684_800.0;
-
 // SAFETY (of the declarations): the signatures of utils/timeout.h (TimeoutId is a C enum, an
 // int; TimestampTz an int64; the handler a plain void function).
 extern "C-unwind" {
@@ -72,7 +70,7 @@ pub fn arm(until: f64, now: f64) -> bool {
     // SAFETY: `id` was returned by RegisterTimeout in this process.
     let active = unsafe { get_timeout_active(id) };
     if !active || ARMED_AT.with(Cell::get) != fire_at {
-        let at = ((fire_at - UNIX_TO_PG_EPOCH_SECS) * 1_000_000.0) as i64;
+        let at = ((fire_at - crate::clock::POSTGRES_EPOCH_UNIX as f64) * 1_000_000.0) as i64;
         // SAFETY: as above; enable_timeout_at replaces any earlier deadline of this id.
         unsafe { enable_timeout_at(id, at) };
         ARMED_AT.with(|c| c.set(fire_at));

@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 use std::ffi::CString;
 
 /// The value at `pointer` (RFC 6901) or at the top-level claim `name`.
-fn find<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
+fn claim_at<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
     if !where_.starts_with('/') {
         return claims.get(where_);
     }
@@ -63,7 +63,7 @@ v1_function! {
     fn jwt_set_role_wrapper / pg_finfo_jwt_set_role_wrapper(_fcinfo) {
         let claims = session::current_claims()?
             .ok_or_else(|| errors::forbidden("no session token: no role to set"))?;
-        let name = find(&claims.json, &gucs::role_claim())
+        let name = claim_at(&claims.json, &gucs::role_claim())
             .and_then(Json::as_str)
             .ok_or_else(|| errors::forbidden("the token's role claim (pg_jwt.role_claim) is missing or not a string"))?
             .to_owned();

@@ -185,11 +185,11 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
     });
     let claims = match fast {
         Some(claims) => claims,
-        None => match slow_path(now) {
+        None => match verify_current_token(now) {
             // A kid in no key set: the provider may have rotated. Ask the key fetcher for the
             // current set (rate limited across all backends), wait a bounded time, retry once.
             Err(SessionError::Token(TokenError::NoMatchingKey(_))) if refetched_for_unknown_key() => {
-                slow_path(Generations::now()).map_err(|e| e.report())?
+                verify_current_token(Generations::now()).map_err(|e| e.report())?
             }
             other => other.map_err(|e| e.report())?,
         },
@@ -242,7 +242,7 @@ pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
     }
 }
 
-fn slow_path(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
+fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         if s.loaded_at.config_differs(&now) || s.config.is_none() {

@@ -11,7 +11,7 @@
 //! one load of the shared generation (fetched key set, revocations), and, only when the claim
 //! name is not a constant of the expression, a short name comparison. It calls nothing in
 //! PostgreSQL and cannot panic, so it runs without pgrx's guard; anything else goes through the
-//! guarded slow path (`session::current_claims` and the conversions of `accessors`), which
+//! guarded slow path (`session::current_claims` and the conversions of `convert`), which
 //! raises the errors. In the last second of a token's validity the per-row path also reads the
 //! (coarse) clock.
 //!
@@ -250,7 +250,7 @@ unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum
             site.const_name = matches!(kind, Kind::Claims) || arg_is_const(fcinfo);
             site.inspected = true;
         }
-        slow_path(fcinfo, site, name, kind, now, local)
+        fill_call_site(fcinfo, site, name, kind, now, local)
     })
 }
 
@@ -259,7 +259,7 @@ unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum
 ///
 /// # Safety
 /// As `accessor`; `site` is this call's call site.
-unsafe fn slow_path(
+unsafe fn fill_call_site(
     fcinfo: pg_sys::FunctionCallInfo,
     site: &mut CallSite,
     name: &[u8],

@@ -10,7 +10,7 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 /// Seconds between the Unix epoch and PostgreSQL's (2000-01-01).
-const POSTGRES_EPOCH_UNIX: i64 = 946_684_800;
+use crate::clock::POSTGRES_EPOCH_UNIX;
 
 fn timestamptz(unix: i64) -> Option<TimestampWithTimeZone> {
     if unix == 0 {

@@ -167,7 +167,7 @@ fn peek_in(slots: &'static [Slot], key: u64, now: i64) -> Option<Reader> {
 }
 
 /// The filter of this database's table, or what to do without one.
-pub fn find(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
+pub fn find_or_claim(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
     let Some(slots) = slots() else { return Found::Probe };
     find_in(slots, owner_key(db, table), now)
 }

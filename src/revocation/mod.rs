@@ -231,7 +231,7 @@ impl Opened {
     ///
     /// # Safety
     /// `snapshot` is valid for the call.
-    unsafe fn find<R>(
+    unsafe fn probe<R>(
         &self,
         snapshot: pg_sys::Snapshot,
         kind: &str,
@@ -271,10 +271,10 @@ impl Opened {
     /// # Safety
     /// Inside a transaction, not in parallel mode, not in recovery.
     unsafe fn filter(&self) -> Option<crate::revocation::filter::Reader> {
-        use crate::revocation::filter::{find, Found};
+        use crate::revocation::filter::{find_or_claim, Found};
         let table = (*self.table).rd_id;
         let now = crate::clock::now_unix();
-        let builder = match find(pg_sys::MyDatabaseId, table, now) {
+        let builder = match find_or_claim(pg_sys::MyDatabaseId, table, now) {
             Found::Use(reader) => return Some(reader),
             Found::Probe => return None,
             Found::Build(builder) => builder,
@@ -300,7 +300,7 @@ impl Opened {
         pg_sys::UnregisterSnapshot(snapshot);
         pg_sys::UnlockRelationOid(table, pg_sys::ShareLock as i32);
         builder.finish(rows, now);
-        match find(pg_sys::MyDatabaseId, table, now) {
+        match find_or_claim(pg_sys::MyDatabaseId, table, now) {
             Found::Use(reader) => Some(reader),
             _ => None,
         }
@@ -328,9 +328,8 @@ pub struct Lookup {
 
 /// `iat` (Unix seconds) as a timestamptz (microseconds since 2000-01-01), as `to_timestamp`.
 fn iat_timestamptz(iat: f64) -> i64 {
-    const UNIX_TO_PG_EPOCH: f64 = 946_684_800.0;
     // `as` saturates: a far-out iat compares as the earliest or latest time.
-    ((iat - UNIX_TO_PG_EPOCH) * 1_000_000.0).round() as i64
+    ((iat - crate::clock::POSTGRES_EPOCH_UNIX as f64) * 1_000_000.0).round() as i64
 }
 
 /// A copy of the latest committed snapshot, registered for as long as this lives (a probe
@@ -450,18 +449,18 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
         let maybe = |kind: &str, value: &[u8]| filter.is_none_or(|f| f.may_contain(kind.as_bytes(), value));
         let mut revoked = false;
         if let Some(jti) = who.jti.as_deref().filter(|v| maybe("jti", v)) {
-            revoked = opened.find(snapshot, "jti", jti, |_| ()).is_some();
+            revoked = opened.probe(snapshot, "jti", jti, |_| ()).is_some();
         }
         if !revoked {
             if let Some(sid) = who.sid.as_deref().filter(|v| maybe("sid", v)) {
-                revoked = opened.find(snapshot, "sid", sid, |_| ()).is_some();
+                revoked = opened.probe(snapshot, "sid", sid, |_| ()).is_some();
             }
         }
         if !revoked {
             if let Some(sub) = who.sub.as_deref().filter(|v| maybe("sub", v)) {
                 let desc = (*opened.table).rd_att;
                 revoked = opened
-                    .find(snapshot, "sub", sub, |tuple| {
+                    .probe(snapshot, "sub", sub, |tuple| {
                         let mut isnull = false;
                         let before = pg_sys::heap_getattr(tuple, ATT_ISSUED_BEFORE, desc, &mut isnull);
                         // A token without iat counts as issued before anything; a row without
