@@ -1,15 +1,26 @@
 //! pg_jwt's settings, all in one place, behind accessor functions.
 //!
-//! | setting                | context  | who may set it                       |
-//! |------------------------|----------|--------------------------------------|
-//! | `pg_jwt.token`         | USERSET  | anyone (it is only a token to verify) |
-//! | `pg_jwt.jwks`          | SUSET    | superusers (or roles granted SET)     |
-//! | `pg_jwt.audience`      | SUSET    | "                                    |
-//! | `pg_jwt.issuer`        | SUSET    | "                                    |
-//! | `pg_jwt.leeway`        | SUSET    | "                                    |
-//! | `pg_jwt.required_claims` | SUSET  | "                                    |
-//! | `pg_jwt.max_token_bytes` | SUSET  | "                                    |
-//! | `pg_jwt.cache_size`    | SUSET    | "                                    |
+//! | setting | context | who may set it | read by |
+//! |---|---|---|---|
+//! | `pg_jwt.token` | USERSET | anyone (it is only a token to verify) | the session path |
+//! | `pg_jwt.jwks` | SUSET | superusers (or roles granted SET); `oct` keys only server-wide | the session path |
+//! | `pg_jwt.audience` | SUSET | " | the session path |
+//! | `pg_jwt.issuer` | SUSET | " | the session path; the key fetcher (discovery) |
+//! | `pg_jwt.required_claims` | SUSET | " | the session path |
+//! | `pg_jwt.leeway` | SUSET | " (0-3600 s) | the session path |
+//! | `pg_jwt.max_token_bytes` | SUSET | " | the session path |
+//! | `pg_jwt.cache_size` | SUSET | " | the session cache |
+//! | `pg_jwt.session_claim` | SUSET | " | revocation by session id |
+//! | `pg_jwt.role_claim` | SUSET | " | `jwt_set_role` |
+//! | `pg_jwt.allowed_roles` | SUSET | " | `jwt_set_role` |
+//! | `pg_jwt.jwks_uri` | SUSET | " (https or `discover`; set server-wide) | the key fetcher; backends compare |
+//! | `pg_jwt.jwks_fetch_wait` | SUSET | " | backends after an unknown `kid` |
+//! | `pg_jwt.jwks_ca_file` | SIGHUP | postgresql.conf / ALTER SYSTEM | the key fetcher |
+//! | `pg_jwt.jwks_min_refresh` | SIGHUP | " | the key fetcher; backends (unknown-`kid` rate limit) |
+//! | `pg_jwt.jwks_max_refresh` | SIGHUP | " | the key fetcher |
+//! | `pg_jwt.jwks_max_stale` | SIGHUP | " | the key fetcher |
+//! | `pg_jwt.revocation_purge_interval` | SIGHUP | " | the key fetcher (purge launcher) |
+//! | `pg_jwt.shared_cache_size` | POSTMASTER | postgresql.conf, restart | the shared verification cache |
 //!
 //! Defined with pgrx's `GucRegistry` and stored in `GucSetting`s. The session cache's slow path
 //! looks the token up by its raw bytes without copying it (`GucSetting::as_ptr`, see
