@@ -15,8 +15,8 @@
 //! PARALLEL SAFE.
 
 use crate::fmgr::v1_function;
-use crate::{clock, errors, gucs, revocation, shared_cache};
 use crate::jwks::state;
+use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
@@ -213,8 +213,7 @@ fn refetched_for_unknown_key() -> bool {
         return false;
     }
     let keys = crate::generations::shared_generation();
-    let Some(ticket) =
-        state::request_refetch(state::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
+    let Some(ticket) = state::request_refetch(state::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
     else {
         return false;
     };

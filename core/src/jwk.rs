@@ -11,7 +11,6 @@ use crate::b64;
 use crate::error::KeyError;
 use crate::json::{Json, Str};
 use num_bigint::BigUint;
-use ring::rand::{SecureRandom, SystemRandom};
 use ring::{hmac, signature};
 
 /// Largest key set text accepted (bytes).
@@ -34,7 +33,7 @@ pub enum Curve {
 }
 
 impl Curve {
-    fn from_name(name: &str) -> Option<Curve> {
+    pub(crate) fn from_name(name: &str) -> Option<Curve> {
         match name {
             "P-256" => Some(Curve::P256),
             "P-384" => Some(Curve::P384),
@@ -65,7 +64,7 @@ impl Curve {
     }
 
     /// Field prime p and coefficient b of the short Weierstrass curve y² = x³ − 3x + b.
-    fn params(self) -> (BigUint, BigUint) {
+    pub(crate) fn params(self) -> (BigUint, BigUint) {
         let (p, b): (&[u8], &[u8]) = match self {
             Curve::P256 => (
                 b"ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
@@ -84,7 +83,7 @@ impl Curve {
     /// True when (x, y) are both below p and satisfy the curve equation. P-256 and P-384 have
     /// cofactor 1, so every such point is in the prime-order group; the identity has no affine
     /// encoding, so it cannot pass.
-    fn is_on_curve(self, x: &[u8], y: &[u8]) -> bool {
+    pub(crate) fn is_on_curve(self, x: &[u8], y: &[u8]) -> bool {
         let (p, b) = self.params();
         let x = BigUint::from_bytes_be(x);
         let y = BigUint::from_bytes_be(y);
@@ -312,7 +311,7 @@ impl KeySet {
 
 /// The size cap, then strict JSON: the start of every key import. `error` wraps the reason in
 /// the caller's kind of error (a key set or a single JWK).
-fn parse_key_json(text: &[u8], error: fn(String) -> KeyError) -> Result<Json, KeyError> {
+pub(crate) fn parse_key_json(text: &[u8], error: fn(String) -> KeyError) -> Result<Json, KeyError> {
     if text.len() > MAX_KEY_SET_BYTES {
         return Err(error(format!("larger than {MAX_KEY_SET_BYTES} bytes")));
     }
@@ -320,7 +319,7 @@ fn parse_key_json(text: &[u8], error: fn(String) -> KeyError) -> Result<Json, Ke
 }
 
 /// The key objects of a JWKS or a single JWK.
-fn key_objects(json: &Json) -> Result<&[Json], String> {
+pub(crate) fn key_objects(json: &Json) -> Result<&[Json], String> {
     if json.as_object().is_none() {
         return Err("expected a JSON object: a JWKS {\"keys\": [...]} or a single JWK".into());
     }
@@ -337,11 +336,11 @@ fn key_objects(json: &Json) -> Result<&[Json], String> {
     }
 }
 
-fn get<'a>(obj: &'a [(Str, Json)], name: &str) -> Option<&'a Json> {
+pub(crate) fn get<'a>(obj: &'a [(Str, Json)], name: &str) -> Option<&'a Json> {
     obj.iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-fn opt_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<Option<&'a str>, String> {
+pub(crate) fn opt_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<Option<&'a str>, String> {
     match get(obj, name) {
         None => Ok(None),
         Some(Json::String(s)) => Ok(Some(s)),
@@ -349,11 +348,11 @@ fn opt_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<Option<&'a str>, St
     }
 }
 
-fn req_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<&'a str, String> {
+pub(crate) fn req_str<'a>(obj: &'a [(Str, Json)], name: &str) -> Result<&'a str, String> {
     opt_str(obj, name)?.ok_or_else(|| format!("member {name} is missing"))
 }
 
-fn req_b64(obj: &[(Str, Json)], name: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn req_b64(obj: &[(Str, Json)], name: &str) -> Result<Vec<u8>, String> {
     b64::decode(req_str(obj, name)?.as_bytes()).map_err(|_| format!("member {name} is not strict base64url"))
 }
 
@@ -407,14 +406,18 @@ fn common_members(obj: &[(Str, Json)], usage: &str) -> Result<Common, String> {
 }
 
 /// Checks that a pinned `alg` fits the key type.
-fn check_alg_fits(alg: Option<Algorithm>, fits: impl Fn(Algorithm) -> bool, kty: &str) -> Result<(), String> {
+pub(crate) fn check_alg_fits(
+    alg: Option<Algorithm>,
+    fits: impl Fn(Algorithm) -> bool,
+    kty: &str,
+) -> Result<(), String> {
     match alg {
         Some(a) if !fits(a) => Err(format!("alg {} does not fit a key of this type ({kty})", a.name())),
         _ => Ok(()),
     }
 }
 
-fn is_rsa_alg(a: Algorithm) -> bool {
+pub(crate) fn is_rsa_alg(a: Algorithm) -> bool {
     matches!(
         a,
         Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
@@ -486,7 +489,7 @@ fn import_public_key(obj: &[(Str, Json)]) -> Result<Option<VerifyKey>, String> {
     }))
 }
 
-fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
+pub(crate) fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
     match a {
         Algorithm::HS384 => hmac::HMAC_SHA384,
         Algorithm::HS512 => hmac::HMAC_SHA512,
@@ -494,7 +497,7 @@ fn hmac_algorithm(a: Algorithm) -> hmac::Algorithm {
     }
 }
 
-fn hmac_secret(obj: &[(Str, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>, String> {
+pub(crate) fn hmac_secret(obj: &[(Str, Json)], alg: Option<Algorithm>) -> Result<Vec<u8>, String> {
     let secret = req_b64(obj, "k")?;
     if secret.is_empty() {
         return Err("member k is empty".into());
@@ -519,7 +522,7 @@ fn minimal_uint(obj: &[(Str, Json)], name: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn rsa_public_components(obj: &[(Str, Json)]) -> Result<(Vec<u8>, Vec<u8>), String> {
+pub(crate) fn rsa_public_components(obj: &[(Str, Json)]) -> Result<(Vec<u8>, Vec<u8>), String> {
     let n = minimal_uint(obj, "n")?;
     let e = minimal_uint(obj, "e")?;
     let top = n.first().copied().unwrap_or(0);
@@ -576,7 +579,7 @@ fn is_roca_fingerprint(n: &[u8]) -> bool {
     })
 }
 
-fn ec_public_point(obj: &[(Str, Json)], curve: Curve) -> Result<Vec<u8>, String> {
+pub(crate) fn ec_public_point(obj: &[(Str, Json)], curve: Curve) -> Result<Vec<u8>, String> {
     let x = req_b64(obj, "x")?;
     let y = req_b64(obj, "y")?;
     let len = curve.coordinate_len();
@@ -593,7 +596,7 @@ fn ec_public_point(obj: &[(Str, Json)], curve: Curve) -> Result<Vec<u8>, String>
     Ok(point)
 }
 
-fn ed25519_public_key(obj: &[(Str, Json)]) -> Result<Vec<u8>, String> {
+pub(crate) fn ed25519_public_key(obj: &[(Str, Json)]) -> Result<Vec<u8>, String> {
     let x = req_b64(obj, "x")?;
     let bytes: [u8; 32] = x
         .as_slice()
@@ -612,245 +615,4 @@ fn ed25519_public_key(obj: &[(Str, Json)]) -> Result<Vec<u8>, String> {
     Ok(x)
 }
 
-// ---------------------------------------------------------------------------------------------
-// Private keys: signing, generation, the publishable form.
-
-/// A private key that can sign tokens.
-pub struct SigningKey {
-    pub alg: Algorithm,
-    pub kid: Option<String>,
-    inner: SigningInner,
-}
-
-enum SigningInner {
-    Hmac(hmac::Key),
-    Rsa(signature::RsaKeyPair),
-    Ec(signature::EcdsaKeyPair),
-    Ed25519(signature::Ed25519KeyPair),
-}
-
-impl SigningKey {
-    /// Parses a private JWK. The algorithm is the JWK's `alg`, else the type's default
-    /// (oct: HS256, RSA: RS256, EC: ES256/ES384 by curve, OKP Ed25519: EdDSA).
-    pub fn parse(text: &[u8]) -> Result<SigningKey, KeyError> {
-        let json = parse_key_json(text, KeyError::Jwk)?;
-        let obj = json
-            .as_object()
-            .ok_or_else(|| KeyError::Jwk("expected a JSON object".into()))?;
-        Self::from_object(obj).map_err(KeyError::Jwk)
-    }
-
-    fn from_object(obj: &[(Str, Json)]) -> Result<SigningKey, String> {
-        let kty = req_str(obj, "kty")?;
-        let kid = opt_str(obj, "kid")?;
-        if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
-            return Err(format!("kid is longer than {MAX_KID_BYTES} bytes"));
-        }
-        let pinned = match opt_str(obj, "alg")? {
-            None => None,
-            Some(name) => match Algorithm::classify(name) {
-                AlgName::Supported(a) => Some(a),
-                _ => return Err("alg is not a supported JWS algorithm".into()),
-            },
-        };
-        let rng = SystemRandom::new();
-        let (alg, inner) = match kty {
-            "oct" => {
-                check_alg_fits(pinned, Algorithm::is_hmac, kty)?;
-                let alg = pinned.unwrap_or(Algorithm::HS256);
-                let secret = hmac_secret(obj, Some(alg))?;
-                (alg, SigningInner::Hmac(hmac::Key::new(hmac_algorithm(alg), &secret)))
-            }
-            "RSA" => {
-                check_alg_fits(pinned, is_rsa_alg, kty)?;
-                let (n, e) = rsa_public_components(obj)?;
-                let parts = ["d", "p", "q", "dp", "dq", "qi"]
-                    .iter()
-                    .map(|m| req_b64(obj, m))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let [d, p, q, dp, dq, qi] = parts.as_slice() else {
-                    return Err("RSA private key members missing".into());
-                };
-                let components = ring::rsa::KeyPairComponents {
-                    public_key: ring::rsa::PublicKeyComponents { n: &n, e: &e },
-                    d,
-                    p,
-                    q,
-                    dP: dp,
-                    dQ: dq,
-                    qInv: qi,
-                };
-                let pair = signature::RsaKeyPair::from_components(&components)
-                    .map_err(|e| format!("RSA private key rejected ({e})"))?;
-                (pinned.unwrap_or(Algorithm::RS256), SigningInner::Rsa(pair))
-            }
-            "EC" => {
-                let curve = Curve::from_name(req_str(obj, "crv")?).ok_or("crv must be P-256 or P-384")?;
-                check_alg_fits(pinned, |a| a == curve.algorithm(), kty)?;
-                let point = ec_public_point(obj, curve)?;
-                let d = req_b64(obj, "d")?;
-                let params = match curve {
-                    Curve::P256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                    Curve::P384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
-                };
-                let pair = signature::EcdsaKeyPair::from_private_key_and_public_key(params, &d, &point, &rng)
-                    .map_err(|e| format!("EC private key rejected ({e})"))?;
-                (curve.algorithm(), SigningInner::Ec(pair))
-            }
-            "OKP" => {
-                if req_str(obj, "crv")? != "Ed25519" {
-                    return Err("crv must be Ed25519".into());
-                }
-                check_alg_fits(pinned, |a| a == Algorithm::EdDSA, kty)?;
-                let x = ed25519_public_key(obj)?;
-                let d = req_b64(obj, "d")?;
-                let pair = signature::Ed25519KeyPair::from_seed_and_public_key(&d, &x)
-                    .map_err(|e| format!("Ed25519 private key rejected ({e})"))?;
-                (Algorithm::EdDSA, SigningInner::Ed25519(pair))
-            }
-            _ => return Err("kty must be oct, RSA, EC or OKP".into()),
-        };
-        Ok(SigningKey {
-            alg,
-            kid: kid.map(str::to_owned),
-            inner,
-        })
-    }
-
-    /// Signs `message` (the ASCII `header.payload`) with this key's algorithm.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let rng = SystemRandom::new();
-        let failed = |what: &str| KeyError::Jwk(format!("signing failed ({what})"));
-        match &self.inner {
-            SigningInner::Hmac(key) => Ok(hmac::sign(key, message).as_ref().to_vec()),
-            SigningInner::Rsa(pair) => {
-                let padding: &dyn signature::RsaEncoding = match self.alg {
-                    Algorithm::RS384 => &signature::RSA_PKCS1_SHA384,
-                    Algorithm::RS512 => &signature::RSA_PKCS1_SHA512,
-                    Algorithm::PS256 => &signature::RSA_PSS_SHA256,
-                    Algorithm::PS384 => &signature::RSA_PSS_SHA384,
-                    Algorithm::PS512 => &signature::RSA_PSS_SHA512,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
-                let mut sig = vec![0u8; pair.public().modulus_len()];
-                pair.sign(padding, &rng, message, &mut sig).map_err(|_| failed("RSA"))?;
-                Ok(sig)
-            }
-            SigningInner::Ec(pair) => Ok(pair.sign(&rng, message).map_err(|_| failed("ECDSA"))?.as_ref().to_vec()),
-            SigningInner::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
-        }
-    }
-}
-
-/// The publishable form of a key set: private members removed, secret (`oct`) keys and keys
-/// of unknown type dropped. Accepts a JWKS or a single JWK; always returns a JWKS.
-pub fn public_key_set(text: &[u8]) -> Result<Json, KeyError> {
-    let json = parse_key_json(text, KeyError::Set)?;
-    let members = key_objects(&json).map_err(KeyError::Set)?;
-    let mut out = Vec::new();
-    for (index, member) in members.iter().enumerate() {
-        let obj = member.as_object().ok_or_else(|| KeyError::Key {
-            index,
-            reason: "not a JSON object".into(),
-        })?;
-        let kty = req_str(obj, "kty").map_err(|reason| KeyError::Key { index, reason })?;
-        let public: &[&str] = match kty {
-            "RSA" => &["kty", "kid", "use", "alg", "n", "e"],
-            "EC" => &["kty", "kid", "use", "alg", "crv", "x", "y"],
-            "OKP" => &["kty", "kid", "use", "alg", "crv", "x"],
-            _ => continue,
-        };
-        let kept = obj
-            .iter()
-            .filter(|(k, _)| public.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        out.push(Json::Object(kept));
-    }
-    Ok(Json::Object(vec![("keys".into(), Json::Array(out))]))
-}
-
-/// Generates a private JWK for `alg` (HS*, ES256, ES384, EdDSA). ring cannot generate RSA keys.
-pub fn generate_jwk(alg_name: &str, kid: Option<&str>) -> Result<Json, KeyError> {
-    let alg = match Algorithm::classify(alg_name) {
-        AlgName::Supported(a) => a,
-        _ => {
-            return Err(KeyError::Argument(format!(
-                "unsupported algorithm for key generation: {alg_name:?}"
-            )))
-        }
-    };
-    if kid.is_some_and(|k| k.len() > MAX_KID_BYTES) {
-        return Err(KeyError::Argument(format!("kid is longer than {MAX_KID_BYTES} bytes")));
-    }
-    let rng = SystemRandom::new();
-    let fail = || KeyError::Argument("the system random number generator failed".into());
-    let s = |v: &str| Json::String(v.into());
-    let mut members: Vec<(Str, Json)> = match alg {
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            let mut secret = vec![0u8; alg.hmac_min_key_len()];
-            rng.fill(&mut secret).map_err(|_| fail())?;
-            vec![
-                ("kty".into(), s("oct")),
-                ("k".into(), Json::String(b64::encode(&secret).into())),
-            ]
-        }
-        Algorithm::ES256 | Algorithm::ES384 => {
-            let (params, curve) = if alg == Algorithm::ES256 {
-                (&signature::ECDSA_P256_SHA256_FIXED_SIGNING, Curve::P256)
-            } else {
-                (&signature::ECDSA_P384_SHA384_FIXED_SIGNING, Curve::P384)
-            };
-            let pkcs8 = signature::EcdsaKeyPair::generate_pkcs8(params, &rng).map_err(|_| fail())?;
-            let pair = signature::EcdsaKeyPair::from_pkcs8(params, pkcs8.as_ref(), &rng).map_err(|_| fail())?;
-            let len = curve.coordinate_len();
-            let prefix: &[u8] = if len == 32 {
-                &[0x02, 0x01, 0x01, 0x04, 0x20]
-            } else {
-                &[0x02, 0x01, 0x01, 0x04, 0x30]
-            };
-            let d = find_after(pkcs8.as_ref(), prefix, len).ok_or_else(fail)?;
-            let point = signature::KeyPair::public_key(&pair).as_ref();
-            let x = point.get(1..1 + len).ok_or_else(fail)?;
-            let y = point.get(1 + len..1 + 2 * len).ok_or_else(fail)?;
-            vec![
-                ("kty".into(), s("EC")),
-                ("crv".into(), s(curve.name())),
-                ("x".into(), Json::String(b64::encode(x).into())),
-                ("y".into(), Json::String(b64::encode(y).into())),
-                ("d".into(), Json::String(b64::encode(d).into())),
-            ]
-        }
-        Algorithm::EdDSA => {
-            let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| fail())?;
-            let pair = signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| fail())?;
-            let seed = find_after(pkcs8.as_ref(), &[0x04, 0x22, 0x04, 0x20], 32).ok_or_else(fail)?;
-            let x = signature::KeyPair::public_key(&pair).as_ref();
-            vec![
-                ("kty".into(), s("OKP")),
-                ("crv".into(), s("Ed25519")),
-                ("x".into(), Json::String(b64::encode(x).into())),
-                ("d".into(), Json::String(b64::encode(seed).into())),
-            ]
-        }
-        _ => {
-            return Err(KeyError::Argument(format!(
-                "cannot generate {} keys: the crypto library (ring) has no RSA key generation; \
-                 generate an RSA key with openssl and import it as a JWK",
-                alg.name()
-            )))
-        }
-    };
-    members.push(("alg".into(), s(alg.name())));
-    members.push(("use".into(), s("sig")));
-    if let Some(kid) = kid {
-        members.push(("kid".into(), s(kid)));
-    }
-    Ok(Json::Object(members))
-}
-
-/// The `len` bytes that follow the first occurrence of `prefix` in `haystack`.
-fn find_after<'a>(haystack: &'a [u8], prefix: &[u8], len: usize) -> Option<&'a [u8]> {
-    let start = haystack.windows(prefix.len()).position(|w| w == prefix)? + prefix.len();
-    haystack.get(start..start + len)
-}
+pub use crate::signing::{generate_jwk, public_key_set, SigningKey};

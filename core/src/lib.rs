@@ -17,6 +17,7 @@ pub mod claims;
 pub mod error;
 pub mod json;
 pub mod jwk;
+pub mod signing;
 pub mod token;
 
 pub use alg::Algorithm;

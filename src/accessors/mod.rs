@@ -26,9 +26,9 @@
 
 pub mod convert;
 
-use convert::Kind;
 use crate::fmgr::{self, v1_finfo};
 use crate::{clock, encoding, expiry, gucs, session};
+use convert::Kind;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReportable;
 use pgrx::prelude::*;
@@ -190,7 +190,10 @@ unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys:
         return None;
     }
     let site = &*site;
-    if !site.valid || site.local != crate::generations::local_generation() || site.keys != crate::generations::shared_generation_fast() {
+    if !site.valid
+        || site.local != crate::generations::local_generation()
+        || site.keys != crate::generations::shared_generation_fast()
+    {
         return None;
     }
     if !site.const_name && !matches!(kind, Kind::Claims) {

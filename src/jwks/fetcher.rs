@@ -20,13 +20,12 @@
 
 use crate::jwks::http::{self, Source};
 use crate::jwks::persist;
-use crate::{clock, gucs};
 use crate::jwks::state;
+use crate::{clock, gucs};
 use pg_jwt_core::KeySet;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::time::Duration;
-
 
 /// Registers the worker. Call from `_PG_init`, only when preloaded.
 pub fn register() {
@@ -174,7 +173,11 @@ fn source_changed(turn: &mut Turn, uri: &str, issuer: &str, now: i64) {
         log!("pg_jwt: key fetcher started; the key set in force for {uri} stays");
         return;
     }
-    let persisted = if uri.is_empty() { None } else { persist::load(uri, issuer, now) };
+    let persisted = if uri.is_empty() {
+        None
+    } else {
+        persist::load(uri, issuer, now)
+    };
     state::update(|s| {
         *s = state::FetchState::default();
         s.set_uri(uri);
@@ -222,7 +225,11 @@ fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) 
     };
     match spawned {
         Ok(handle) => turn.in_flight = Some(InFlight { handle, ticket }),
-        Err(e) => collect(turn, &turn.uri.clone(), Err(format!("could not start the fetch: {}", e.kind()))),
+        Err(e) => collect(
+            turn,
+            &turn.uri.clone(),
+            Err(format!("could not start the fetch: {}", e.kind())),
+        ),
     }
 }
 
@@ -311,4 +318,3 @@ fn log_kid_changes(old: Option<&[u8]>, new: &[String], from: &str) {
         removed.join(", ")
     );
 }
-

@@ -30,11 +30,9 @@ impl ureq::Resolver for BoundedResolver {
         use std::net::ToSocketAddrs;
         let (tx, rx) = std::sync::mpsc::channel();
         let name = netloc.to_owned();
-        std::thread::Builder::new()
-            .name("pg_jwt dns".into())
-            .spawn(move || {
-                let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
-            })?;
+        std::thread::Builder::new().name("pg_jwt dns".into()).spawn(move || {
+            let _ = tx.send(name.to_socket_addrs().map(Iterator::collect::<Vec<_>>));
+        })?;
         match rx.recv_timeout(DNS_TIMEOUT) {
             Ok(result) => result,
             Err(_) => Err(std::io::Error::new(

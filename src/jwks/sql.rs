@@ -1,8 +1,8 @@
 //! The SQL surface of the key fetcher: `jwt_jwks_status()` and `jwt_jwks_refresh()`.
 
 use crate::fmgr::v1_function;
-use crate::{errors, gucs, session};
 use crate::jwks::state;
+use crate::{errors, gucs, session};
 use pg_jwt_core::{Json, KeySet};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::ErrorReport;

@@ -161,7 +161,11 @@ fn peek_in(slots: &'static [Slot], key: u64, now: i64) -> Option<Reader> {
             && slot.added.load(Ordering::Acquire) <= MAX_ADDED)
             .then(|| {
                 slot.last_used.store(now, Ordering::Relaxed);
-                Reader { slot, epoch, owner: key }
+                Reader {
+                    slot,
+                    epoch,
+                    owner: key,
+                }
             })
     })
 }
@@ -183,7 +187,11 @@ fn find_in(slots: &'static [Slot], key: u64, now: i64) -> Found {
                 slot.last_used.store(now, Ordering::Relaxed);
                 let added = slot.added.load(Ordering::Acquire);
                 if added <= MAX_ADDED {
-                    return Found::Use(Reader { slot, epoch, owner: key });
+                    return Found::Use(Reader {
+                        slot,
+                        epoch,
+                        owner: key,
+                    });
                 }
                 if added >= 2 * slot.built_rows.load(Ordering::Acquire) {
                     // Too many values added since the build: rebuild it (deleted rows go).
@@ -366,7 +374,14 @@ mod tests {
             t.join().unwrap();
         }
         let (reads, builds) = (reads.load(Ordering::Relaxed), builds.load(Ordering::Relaxed));
-        assert!(reads > 1000 && builds > 100, "too little contention to prove anything: {reads} reads, {builds} builds");
-        assert_eq!(wrong.load(Ordering::Relaxed), 0, "a reader was answered from another database's filter ({reads} reads, {builds} builds)");
+        assert!(
+            reads > 1000 && builds > 100,
+            "too little contention to prove anything: {reads} reads, {builds} builds"
+        );
+        assert_eq!(
+            wrong.load(Ordering::Relaxed),
+            0,
+            "a reader was answered from another database's filter ({reads} reads, {builds} builds)"
+        );
     }
 }

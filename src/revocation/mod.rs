@@ -14,7 +14,6 @@
 //! - On a hot standby the primary's commits are replayed without this backend's callback; the
 //!   key fetcher bumps the generation there whenever replay has advanced (see `worker`).
 
-
 pub mod filter;
 pub mod purge;
 
@@ -388,13 +387,19 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
     // `changed_in_this_transaction`).
     let dirty = changed_in_this_transaction();
     if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
-        return Ok(Lookup { revoked: false, fresh: true });
+        return Ok(Lookup {
+            revoked: false,
+            fresh: true,
+        });
     }
     count(1, 0, 0);
     let probed = PROBED.with(Cell::get);
     if !dirty && probed == Some((generation, true)) {
         // Seen empty at this generation: a revocation committed since would have bumped it.
-        return Ok(Lookup { revoked: false, fresh: true });
+        return Ok(Lookup {
+            revoked: false,
+            fresh: true,
+        });
     }
     // SAFETY: plain reads of backend and shared state.
     let (parallel, recovery) = unsafe { (pg_sys::IsInParallelMode(), pg_sys::RecoveryInProgress()) };

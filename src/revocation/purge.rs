@@ -77,4 +77,3 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
         }
     });
 }
-

@@ -19,7 +19,8 @@ fn visible_tenants(c: &mut Client) -> BTreeSet<String> {
 }
 
 fn set_local(c: &mut Client, token: &str) {
-    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+        .map(|_| ())
         .unwrap();
 }
 

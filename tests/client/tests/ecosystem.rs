@@ -26,7 +26,8 @@ fn roles(su: &mut Client) {
 /// (`jwt_set_role()` result or SQLSTATE, current_user inside, current_user after COMMIT).
 fn set_role(c: &mut Client, token: &str) -> (String, String, String) {
     c.batch_execute("BEGIN").unwrap();
-    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+        .map(|_| ())
         .unwrap();
     let r = c.query_one("SELECT jwt_set_role()", &[]);
     let (result, inside) = match &r {

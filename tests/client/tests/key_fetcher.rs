@@ -418,7 +418,11 @@ fn k10_discovered_keys_do_not_outlive_a_change_of_issuer() {
     configure(&mut su, &[("pg_jwt.issuer", &other)]);
     let mut app = connect_fetch("app");
     let r = sub_of(&mut app, &forged);
-    assert_ne!(sqlstate(&r), "ok", "the old issuer's keys verified a token of the new issuer");
+    assert_ne!(
+        sqlstate(&r),
+        "ok",
+        "the old issuer's keys verified a token of the new issuer"
+    );
     // Nor after a restart (the persisted file is for the old issuer).
     drop(app);
     drop(su);
@@ -452,7 +456,10 @@ fn k11_unchanged_fetches_refresh_the_persisted_fetched_at() {
     let status = refresh(&mut su);
     assert_eq!(status["kids"], serde_json::json!(["steady"]), "{status}");
     let second = persisted_fetched_at();
-    assert!(second >= first + 2, "fetched_at not refreshed by an unchanged fetch: {first} then {second}");
+    assert!(
+        second >= first + 2,
+        "fetched_at not refreshed by an unchanged fetch: {first} then {second}"
+    );
 
     // (Keeping the live set across a restart of the key fetcher is implemented in
     // worker::source_changed but not tested here: PostgreSQL restarts a background worker only

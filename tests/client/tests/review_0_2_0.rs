@@ -34,9 +34,13 @@ fn sub_here(c: &mut Client, token: &str) -> Result<Option<String>, postgres::Err
 
 /// A fresh database `name` with pg_jwt and the suite's key settings (dropped first if there).
 fn fresh_database(su: &mut Client, name: &str) -> Client {
-    su.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).unwrap();
+    su.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
     su.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    let jwks: String = su.query_one("SELECT current_setting('pg_jwt.jwks')", &[]).unwrap().get(0);
+    let jwks: String = su
+        .query_one("SELECT current_setting('pg_jwt.jwks')", &[])
+        .unwrap()
+        .get(0);
     su.batch_execute(&format!(
         "ALTER DATABASE {name} SET pg_jwt.jwks = {}; ALTER DATABASE {name} SET pg_jwt.audience = {};
          ALTER DATABASE {name} SET pg_jwt.issuer = {};",
@@ -69,8 +73,10 @@ fn s6_a_hostile_schema_name_never_runs_as_the_superuser_installing_pg_jwt_auth()
     .enumerate()
     {
         let db = format!("review_auth_{i}");
-        su.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).unwrap();
-        su.batch_execute(&format!("CREATE DATABASE {db} OWNER review_owner")).unwrap();
+        su.batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .unwrap();
+        su.batch_execute(&format!("CREATE DATABASE {db} OWNER review_owner"))
+            .unwrap();
         let mut dsu = connect_as("postgres", &db);
         dsu.batch_execute("CREATE EXTENSION pg_jwt").unwrap();
         // The database owner (not a superuser) owns schema public, where pg_jwt lives.
@@ -87,10 +93,16 @@ fn s6_a_hostile_schema_name_never_runs_as_the_superuser_installing_pg_jwt_auth()
             .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'review_owner'", &[])
             .unwrap()
             .get(0);
-        assert!(!superuser_now, "schema name {name:?} made the database owner a superuser");
+        assert!(
+            !superuser_now,
+            "schema name {name:?} made the database owner a superuser"
+        );
         // And the functions work, pointing at pg_jwt's schema whatever its name.
         let n: i64 = dsu
-            .query_one("SELECT count(*) FROM (SELECT auth.uid(), auth.jwt(), auth.role(), auth.email()) s", &[])
+            .query_one(
+                "SELECT count(*) FROM (SELECT auth.uid(), auth.jwt(), auth.role(), auth.email()) s",
+                &[],
+            )
             .unwrap()
             .get(0);
         assert_eq!(n, 1, "{name:?}");
@@ -192,8 +204,13 @@ fn s7_a_member_of_the_table_owner_bypasses_its_policies_unless_forced() {
     };
     let mut c = connect_as("review_app", "app");
     assert_eq!(count_as_role(&mut c), 60, "a member of the owner bypasses the policy");
-    su.batch_execute("ALTER TABLE review_owned FORCE ROW LEVEL SECURITY").unwrap();
-    assert_eq!(count_as_role(&mut c), 10, "FORCE ROW LEVEL SECURITY applies the policy to it");
+    su.batch_execute("ALTER TABLE review_owned FORCE ROW LEVEL SECURITY")
+        .unwrap();
+    assert_eq!(
+        count_as_role(&mut c),
+        10,
+        "FORCE ROW LEVEL SECURITY applies the policy to it"
+    );
     su.batch_execute("DROP TABLE review_owned").unwrap();
 }
 
@@ -202,26 +219,42 @@ fn s8_a_rolled_back_unrevoke_leaves_the_token_revoked_in_that_backend() {
     setup();
     let mut su = superuser();
     let t = token(&mut su, 1, 600, r#"{"sub": "review-rb", "jti": "review-rb-1"}"#);
-    su.batch_execute("SELECT jwt_revoke_token('review-rb-1', now() + interval '1 hour')").unwrap();
+    su.batch_execute("SELECT jwt_revoke_token('review-rb-1', now() + interval '1 hour')")
+        .unwrap();
     let mut c = superuser();
     assert_eq!(sqlstate(&sub_in_tx(&mut c, &t)), "28000");
 
     // 1. Unrevoke, verify inside (this transaction sees its own delete), roll back.
-    c.batch_execute("BEGIN; SELECT jwt_unrevoke('jti', 'review-rb-1')").unwrap();
-    assert_eq!(sub_here(&mut c, &t).unwrap(), Some("review-rb".into()), "own uncommitted unrevoke");
+    c.batch_execute("BEGIN; SELECT jwt_unrevoke('jti', 'review-rb-1')")
+        .unwrap();
+    assert_eq!(
+        sub_here(&mut c, &t).unwrap(),
+        Some("review-rb".into()),
+        "own uncommitted unrevoke"
+    );
     c.batch_execute("ROLLBACK").unwrap();
     let r = sub_in_tx(&mut c, &t);
     assert_eq!(sqlstate(&r), "28000", "after ROLLBACK: {}", message(&r));
 
     // 2. The list made empty inside the rolled-back transaction.
     c.batch_execute("BEGIN; DELETE FROM jwt_revocations").unwrap();
-    assert_eq!(sub_here(&mut c, &t).unwrap(), Some("review-rb".into()), "own uncommitted empty list");
+    assert_eq!(
+        sub_here(&mut c, &t).unwrap(),
+        Some("review-rb".into()),
+        "own uncommitted empty list"
+    );
     c.batch_execute("ROLLBACK").unwrap();
     let r = sub_in_tx(&mut c, &t);
-    assert_eq!(sqlstate(&r), "28000", "after ROLLBACK of an emptied list: {}", message(&r));
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "after ROLLBACK of an emptied list: {}",
+        message(&r)
+    );
 
     // 3. A savepoint rolled back.
-    c.batch_execute("BEGIN; SAVEPOINT s; SELECT jwt_unrevoke('jti', 'review-rb-1')").unwrap();
+    c.batch_execute("BEGIN; SAVEPOINT s; SELECT jwt_unrevoke('jti', 'review-rb-1')")
+        .unwrap();
     assert_eq!(sub_here(&mut c, &t).unwrap(), Some("review-rb".into()));
     c.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
     let r = sub_here(&mut c, &t);
@@ -229,9 +262,8 @@ fn s8_a_rolled_back_unrevoke_leaves_the_token_revoked_in_that_backend() {
     c.batch_execute("ROLLBACK").unwrap();
 
     // 4. The same inside one PL/pgSQL block (its call sites live across statements).
-    let r = c.batch_execute(
-        &format!(
-            "DO $$ DECLARE s text; BEGIN
+    let r = c.batch_execute(&format!(
+        "DO $$ DECLARE s text; BEGIN
                PERFORM set_config('pg_jwt.token', {}, true);
                BEGIN
                  PERFORM jwt_unrevoke('jti', 'review-rb-1');
@@ -241,38 +273,63 @@ fn s8_a_rolled_back_unrevoke_leaves_the_token_revoked_in_that_backend() {
                END;
                s := jwt_claim('sub');
              END $$",
-            lit(&t)
-        ),
+        lit(&t)
+    ));
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "PL/pgSQL after an exception block: {}",
+        message(&r)
     );
-    assert_eq!(sqlstate(&r), "28000", "PL/pgSQL after an exception block: {}", message(&r));
     // Another backend never saw the uncommitted change.
     assert_eq!(sqlstate(&sub_in_tx(&mut app(), &t)), "28000");
     su.batch_execute("SELECT jwt_unrevoke('jti', 'review-rb-1')").unwrap();
-    assert_eq!(sub_in_tx(&mut c, &t).unwrap(), Some("review-rb".into()), "a committed unrevoke");
+    assert_eq!(
+        sub_in_tx(&mut c, &t).unwrap(),
+        Some("review-rb".into()),
+        "a committed unrevoke"
+    );
 }
 
 #[test]
 fn s9_null_expiry_means_until_removed_and_null_identities_are_refused() {
     setup();
     let mut su = superuser();
-    let t = token(&mut su, 1, 600, r#"{"sub": "review-null", "jti": "review-null-1", "sid": "review-null-sid"}"#);
+    let t = token(
+        &mut su,
+        1,
+        600,
+        r#"{"sub": "review-null", "jti": "review-null-1", "sid": "review-null-sid"}"#,
+    );
     let mut c = app();
-    su.batch_execute("SELECT jwt_revoke_token('review-null-1', NULL)").unwrap();
+    su.batch_execute("SELECT jwt_revoke_token('review-null-1', NULL)")
+        .unwrap();
     assert_eq!(sqlstate(&sub_in_tx(&mut c, &t)), "28000", "NULL expires revokes");
     let expires: Option<std::time::SystemTime> = su
-        .query_one("SELECT expires FROM jwt_revocations WHERE kind = 'jti' AND value = 'review-null-1'", &[])
+        .query_one(
+            "SELECT expires FROM jwt_revocations WHERE kind = 'jti' AND value = 'review-null-1'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(expires, None, "kept until removed");
     // A repeat with a date keeps "until removed"; a purge leaves it.
-    su.batch_execute("SELECT jwt_revoke_token('review-null-1', now() - interval '2 days'); SELECT jwt_purge_revocations()")
-        .unwrap();
+    su.batch_execute(
+        "SELECT jwt_revoke_token('review-null-1', now() - interval '2 days'); SELECT jwt_purge_revocations()",
+    )
+    .unwrap();
     assert_eq!(sqlstate(&sub_in_tx(&mut c, &t)), "28000", "still revoked");
     su.batch_execute("SELECT jwt_unrevoke('jti', 'review-null-1')").unwrap();
     // The default is the same as NULL.
-    su.batch_execute("SELECT jwt_revoke_session('review-null-sid')").unwrap();
-    assert_eq!(sqlstate(&sub_in_tx(&mut c, &t)), "28000", "session revoked without expiry");
-    su.batch_execute("SELECT jwt_unrevoke('sid', 'review-null-sid')").unwrap();
+    su.batch_execute("SELECT jwt_revoke_session('review-null-sid')")
+        .unwrap();
+    assert_eq!(
+        sqlstate(&sub_in_tx(&mut c, &t)),
+        "28000",
+        "session revoked without expiry"
+    );
+    su.batch_execute("SELECT jwt_unrevoke('sid', 'review-null-sid')")
+        .unwrap();
     assert_eq!(sub_in_tx(&mut c, &t).unwrap(), Some("review-null".into()));
     for q in [
         "SELECT jwt_revoke_token(NULL, now())",
@@ -302,7 +359,12 @@ fn s10_a_planted_jwt_revocations_is_never_read() {
          GRANT CREATE ON SCHEMA public TO review_planter;",
     )
     .unwrap();
-    let t = token(&mut su, 1, 600, r#"{"sub": "review-planted", "jti": "review-planted-1"}"#);
+    let t = token(
+        &mut su,
+        1,
+        600,
+        r#"{"sub": "review-planted", "jti": "review-planted-1"}"#,
+    );
     let mut planter = connect_as("review_planter", "review_planted");
     // Integer columns: read as text pointers, they crashed the backend.
     planter
@@ -312,7 +374,11 @@ fn s10_a_planted_jwt_revocations_is_never_read() {
         )
         .unwrap();
     let mut c = connect_as("app", "review_planted");
-    assert_eq!(sub_in_tx(&mut c, &t).unwrap(), Some("review-planted".into()), "int columns");
+    assert_eq!(
+        sub_in_tx(&mut c, &t).unwrap(),
+        Some("review-planted".into()),
+        "int columns"
+    );
     // Text columns: they revoked whomever the planter chose.
     planter
         .batch_execute(
@@ -322,7 +388,11 @@ fn s10_a_planted_jwt_revocations_is_never_read() {
         )
         .unwrap();
     let mut c = connect_as("app", "review_planted");
-    assert_eq!(sub_in_tx(&mut c, &t).unwrap(), Some("review-planted".into()), "text columns");
+    assert_eq!(
+        sub_in_tx(&mut c, &t).unwrap(),
+        Some("review-planted".into()),
+        "text columns"
+    );
     drop(c);
     drop(planter);
     // The extension's own table, altered out of shape (a superuser's doing): fail closed, 55000,
@@ -367,12 +437,17 @@ fn s13_purge_keeps_rows_for_the_largest_leeway_any_session_may_use() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(left, vec!["review-purge-1".to_owned()], "purged with the session's leeway");
+    assert_eq!(
+        left,
+        vec!["review-purge-1".to_owned()],
+        "purged with the session's leeway"
+    );
     // A session allowed a large leeway still refuses the token.
     let mut c = superuser();
     c.batch_execute("SET pg_jwt.leeway = 3600").unwrap();
     assert_eq!(sqlstate(&sub_in_tx(&mut c, &t)), "28000");
-    su.batch_execute("SELECT jwt_unrevoke('jti', 'review-purge-1')").unwrap();
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'review-purge-1')")
+        .unwrap();
 }
 
 #[test]
@@ -384,8 +459,10 @@ fn s16_parallel_and_serial_plans_refuse_the_same_revocations_under_repeatable_re
     for plan in ["parallel", "serial"] {
         let mut c = app();
         // The transaction's snapshot is taken before the revocation commits.
-        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1").unwrap();
-        su.batch_execute("SELECT jwt_revoke_token('review-rr-1', now() + interval '1 hour')").unwrap();
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1")
+            .unwrap();
+        su.batch_execute("SELECT jwt_revoke_token('review-rr-1', now() + interval '1 hour')")
+            .unwrap();
         let settings = if plan == "parallel" {
             format!(
                 "{}; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
@@ -445,7 +522,8 @@ fn s18_a_renamed_schema_with_planted_objects_reaches_nothing() {
     )
     .unwrap();
     let mut db = fresh_database(&mut su, "review_renamed");
-    su.batch_execute("ALTER DATABASE review_renamed OWNER TO review_owner2").unwrap();
+    su.batch_execute("ALTER DATABASE review_renamed OWNER TO review_owner2")
+        .unwrap();
     db.batch_execute("CREATE EXTENSION pg_jwt; CREATE EXTENSION pg_jwt_auth; GRANT USAGE ON SCHEMA public TO PUBLIC")
         .unwrap();
     let mut owner = connect_as("review_owner2", "review_renamed");
@@ -481,20 +559,34 @@ fn s18_a_renamed_schema_with_planted_objects_reaches_nothing() {
         .query_one("SELECT rolsuper FROM pg_roles WHERE rolname = 'review_owner2'", &[])
         .unwrap()
         .get(0);
-    assert!(!superuser_now, "a planted trigger ran as the superuser calling pg_jwt's functions");
+    assert!(
+        !superuser_now,
+        "a planted trigger ran as the superuser calling pg_jwt's functions"
+    );
     let real: i64 = db
-        .query_one("SELECT count(*) FROM moved.jwt_revocations WHERE value LIKE 'review-renamed-%'", &[])
+        .query_one(
+            "SELECT count(*) FROM moved.jwt_revocations WHERE value LIKE 'review-renamed-%'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(real, 2, "the revocations went elsewhere than the extension's table");
-    let planted: i64 = db.query_one("SELECT count(*) FROM public.jwt_revocations", &[]).unwrap().get(0);
+    let planted: i64 = db
+        .query_one("SELECT count(*) FROM public.jwt_revocations", &[])
+        .unwrap()
+        .get(0);
     assert_eq!(planted, 0);
     // A NULL still raises 22004 (the planted pg_jwt_not_null(text, text) is not the one called).
     let r = db.batch_execute("SELECT moved.jwt_revoke_token(NULL)");
     assert_eq!(sqlstate(&r), "22004", "{}", message(&r));
     // auth.*() still call pg_jwt's accessors.
     let sub = "6f1c3a52-2b7e-4c39-9d0e-58c1f3a4b2d7";
-    let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{sub}", "role": "authenticated"}}"#));
+    let t = token(
+        &mut su,
+        1,
+        600,
+        &format!(r#"{{"sub": "{sub}", "role": "authenticated"}}"#),
+    );
     let mut c = connect_as("app", "review_renamed");
     c.batch_execute("BEGIN").unwrap();
     c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t]).unwrap();

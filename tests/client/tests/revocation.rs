@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 fn count_docs(c: &mut Client, token: &str) -> Result<i64, postgres::Error> {
     c.batch_execute("BEGIN")?;
-    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())?;
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+        .map(|_| ())?;
     let r = c
         .query_one("SELECT count(*) FROM docs", &[])
         .map(|r| r.get::<_, i64>(0));

@@ -40,7 +40,8 @@ fn n(v: &serde_json::Value, path: &[&str]) -> i64 {
 /// `jwt_claim('sub')` with the token set for one transaction: the value or the SQLSTATE.
 fn sub(c: &mut Client, token: &str) -> String {
     c.batch_execute("BEGIN").unwrap();
-    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).map(|_| ())
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+        .map(|_| ())
         .unwrap();
     let r = c.query_one("SELECT jwt_claim('sub')", &[]);
     let out = match &r {

@@ -665,7 +665,9 @@ fn transaction(
     };
     let begun = unix_now();
     c.batch_execute("BEGIN")?;
-    let set = c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&tok.text]).map(|_| ());
+    let set = c
+        .execute("SELECT set_config('pg_jwt.token', $1, true)", &[&tok.text])
+        .map(|_| ());
     let r = set.and_then(|_| {
         c.query_typed_one(
             &format!(
