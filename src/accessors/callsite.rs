@@ -1,0 +1,290 @@
+//! The per-call-site cache of the one-name accessors: each call site (one `FmgrInfo`, e.g. one
+//! policy expression in one query) keeps in `fn_extra` the result it returned and what it
+//! depends on (`CallSite`, `Entry`). `cached` is the per-row path; `guarded` and
+//! `fill_call_site` the checked path that verifies (or finds) the token's claims and fills it.
+//! See the module doc of `accessors` for the costs and the memory bounds.
+
+use super::convert::{self, Kind};
+use crate::fmgr;
+use crate::{clock, encoding, expiry, gucs, session};
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReportable;
+use std::borrow::Cow;
+use std::ffi::c_void;
+use std::ptr::null_mut;
+
+/// Claim names up to this length are cached per call site; longer ones always take the slow path.
+const MAX_CACHED_NAME: usize = 256;
+
+/// One cached result, its name and the results's copy, both palloc'd in `fn_mcxt`.
+#[repr(C)]
+struct Entry {
+    name: *mut u8,
+    name_len: usize,
+    result_null: bool,
+    result: pg_sys::Datum,
+    /// The palloc'd copy `result` points to (null for by-value or NULL results).
+    result_copy: *mut c_void,
+}
+
+impl Entry {
+    /// Frees what the entry owns and empties it.
+    ///
+    /// # Safety
+    /// The pointers must be null or palloc'd chunks no caller uses any more.
+    unsafe fn free(&mut self) {
+        if !self.name.is_null() {
+            pg_sys::pfree(self.name.cast());
+        }
+        if !self.result_copy.is_null() {
+            pg_sys::pfree(self.result_copy);
+        }
+        *self = Entry::EMPTY;
+    }
+
+    const EMPTY: Entry = Entry {
+        name: null_mut(),
+        name_len: 0,
+        result_null: true,
+        result: pg_sys::Datum::null(),
+        result_copy: null_mut(),
+    };
+
+    fn name(&self) -> &[u8] {
+        if self.name.is_null() {
+            &[]
+        } else {
+            // SAFETY: name points to name_len bytes owned by this entry (see `store`).
+            unsafe { std::slice::from_raw_parts(self.name, self.name_len) }
+        }
+    }
+}
+
+/// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state:
+/// `valid` false).
+#[repr(C)]
+struct CallSite {
+    valid: bool,
+    /// Whether the call site was inspected (`const_name` set).
+    inspected: bool,
+    /// The claim name is a constant of the expression (a `Const` node): the same at every call
+    /// of this call site, so the per-row path does not look at it.
+    const_name: bool,
+    /// Read the clock on every call: the token is in its last seconds, or no timer covers it
+    /// (`expiry`).
+    check_clock: bool,
+    /// The local generation (token, settings, expiry timer) the cached result was made under.
+    local: u64,
+    /// The shared generation (fetched key set, revocations) it was made under.
+    keys: u64,
+    current: Entry,
+    /// The entry `current` replaced: possibly still held by the caller, freed at the next
+    /// replacement.
+    retired: Entry,
+    /// The token's validity window (checked per call only when `check_clock`).
+    window: pg_jwt_core::claims::Window,
+}
+
+/// The call site's state in `fn_extra`, created on first use.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call whose `fn_extra` is ours (set only here).
+unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
+    let flinfo = (*fcinfo).flinfo;
+    if (*flinfo).fn_extra.is_null() {
+        // SAFETY: zeroed memory is a valid CallSite (null pointers, false, zero).
+        (*flinfo).fn_extra =
+            pg_sys::MemoryContextAllocZero((*flinfo).fn_mcxt, std::mem::size_of::<CallSite>()).cast::<c_void>();
+    }
+    &mut *(*flinfo).fn_extra.cast::<CallSite>()
+}
+
+/// A copy of `result` (of `kind`) in `cxt`: (datum, the chunk to free later or null).
+///
+/// # Safety
+/// `result` must be a valid datum of `kind`'s SQL type.
+unsafe fn copy_result(cxt: pg_sys::MemoryContext, result: pg_sys::Datum, kind: Kind) -> (pg_sys::Datum, *mut c_void) {
+    let (src, len) = match kind {
+        Kind::Bigint => return (result, null_mut()),
+        Kind::Uuid => (result.cast_mut_ptr::<u8>(), 16usize),
+        Kind::Claims | Kind::Text | Kind::Array => {
+            let v = result.cast_mut_ptr::<pg_sys::varlena>();
+            (v.cast::<u8>(), pgrx::varlena::varsize_any(v))
+        }
+    };
+    let copy = pg_sys::MemoryContextAlloc(cxt, len);
+    std::ptr::copy_nonoverlapping(src, copy.cast::<u8>(), len);
+    (pg_sys::Datum::from(copy), copy)
+}
+
+/// Byte equality that never calls `memcmp` for empty slices: an empty slice may carry a dangling
+/// pointer (address 1), and the AVX-512 `memcmp` of glibc does a masked load from it, which the
+/// CPU resolves with a fault-suppression assist costing about 175 ns (measured: `jwt_claims()`,
+/// whose name is empty, took that much per row until this check).
+#[inline]
+fn same_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
+}
+
+/// The text of a varlena datum if it is inline and uncompressed (read without calling into
+/// PostgreSQL, so nothing can raise an error); None otherwise (the slow path detoasts it).
+///
+/// # Safety
+/// `d` must point to a valid varlena.
+#[inline(always)]
+unsafe fn inline_text<'a>(d: pg_sys::Datum) -> Option<&'a [u8]> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let p = d.cast_mut_ptr::<u8>();
+    let b = *p;
+    if b == 0x01 {
+        None // a TOAST pointer
+    } else if b & 0x01 == 0x01 {
+        // 1-byte header: the total length in the upper seven bits.
+        let len = usize::from(b >> 1);
+        Some(std::slice::from_raw_parts(p.add(1), len.checked_sub(1)?))
+    } else if b & 0x03 == 0 {
+        // 4-byte header, uncompressed: the total length in the upper 30 bits.
+        let header = std::ptr::read_unaligned(p.cast::<u32>());
+        let len = (header >> 2) as usize;
+        Some(std::slice::from_raw_parts(p.add(4), len.checked_sub(4)?))
+    } else {
+        None // compressed
+    }
+}
+
+/// The per-row path of a one-name accessor (or `jwt_claims()`): the cached result if the call
+/// site has one that is still valid, else None. Loads and comparisons only: nothing here calls
+/// into PostgreSQL or can panic, so it runs without pgrx's guard.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call of one of the functions declared below.
+#[inline(always)]
+pub(super) unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys::Datum> {
+    let site = (*(*fcinfo).flinfo).fn_extra.cast::<CallSite>();
+    if site.is_null() {
+        return None;
+    }
+    let site = &*site;
+    if !site.valid
+        || site.local != crate::generations::local_generation()
+        || site.keys != crate::generations::shared_generation_fast()
+    {
+        return None;
+    }
+    if !site.const_name && !matches!(kind, Kind::Claims) {
+        let name = inline_text(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))?;
+        if !same_name(site.current.name(), name) {
+            return None;
+        }
+    }
+    if site.check_clock && !site.window.contains(clock::now_unix_coarse() as f64) {
+        return None;
+    }
+    if site.current.result_null {
+        (*fcinfo).isnull = true;
+    }
+    Some(site.current.result)
+}
+
+/// Whether argument 0 of the call is a `Const` node of its expression (so the same value at
+/// every call of this `FmgrInfo`). Not `get_fn_expr_arg_stable`, which also counts external
+/// parameters: PL/pgSQL evaluates one expression state with changing parameter values.
+///
+/// # Safety
+/// `fcinfo` must be a valid V1 call.
+unsafe fn arg_is_const(fcinfo: pg_sys::FunctionCallInfo) -> bool {
+    let expr = (*(*fcinfo).flinfo).fn_expr;
+    if expr.is_null() || (*expr).type_ != pg_sys::NodeTag::T_FuncExpr {
+        return false;
+    }
+    let args = (*expr.cast::<pg_sys::FuncExpr>()).args;
+    if args.is_null() || (*args).length < 1 {
+        return false;
+    }
+    let first = (*(*args).elements).ptr_value.cast::<pg_sys::Node>();
+    !first.is_null() && (*first).type_ == pg_sys::NodeTag::T_Const && !(*first.cast::<pg_sys::Const>()).constisnull
+}
+
+/// The checked path, under pgrx's guard (errors become PostgreSQL errors). Not inlined: the
+/// per-row path stays small.
+///
+/// # Safety
+/// As `cached`.
+#[inline(never)]
+pub(super) unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys::Datum {
+    // SAFETY: the top of an extern "C-unwind" function's work, as pg_guard would expand it.
+    pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || {
+        // Read before the work: a change during it voids what is cached below.
+        let local = crate::generations::local_generation();
+        let now = session::Generations::now();
+        // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
+        let name: &[u8] = if matches!(kind, Kind::Claims) {
+            b""
+        } else {
+            fmgr::arg_bytes(fcinfo, 0)
+        };
+        let site = call_site(fcinfo);
+        if !site.inspected {
+            site.const_name = matches!(kind, Kind::Claims) || arg_is_const(fcinfo);
+            site.inspected = true;
+        }
+        fill_call_site(fcinfo, site, name, kind, now, local)
+    })
+}
+
+/// Verifies (or finds) the session token's claims, looks the claim up, caches the result.
+/// Errors (rejected token, bad key set, wrong claim type) are raised here, never cached.
+///
+/// # Safety
+/// As `accessor`; `site` is this call's call site.
+unsafe fn fill_call_site(
+    fcinfo: pg_sys::FunctionCallInfo,
+    site: &mut CallSite,
+    name: &[u8],
+    kind: Kind,
+    now: session::Generations,
+    local: u64,
+) -> pg_sys::Datum {
+    site.valid = false;
+    let claims = session::current_claims().unwrap_or_report();
+    let path: Vec<Option<Cow<str>>> = if matches!(kind, Kind::Claims) {
+        Vec::new()
+    } else {
+        vec![Some(encoding::from_server(name).unwrap_or_report())]
+    };
+    // Built in the caller's memory context: never freed by us.
+    let result = convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
+    if name.len() <= MAX_CACHED_NAME {
+        let cxt = (*(*fcinfo).flinfo).fn_mcxt;
+        // The entry two replacements old can no longer be held by the caller: free it.
+        site.retired.free();
+        site.retired = std::mem::replace(&mut site.current, Entry::EMPTY);
+        if !name.is_empty() {
+            let copy = pg_sys::MemoryContextAlloc(cxt, name.len()).cast::<u8>();
+            std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
+            site.current.name = copy;
+            site.current.name_len = name.len();
+        }
+        if let Some(d) = result {
+            let (datum, chunk) = copy_result(cxt, d, kind);
+            site.current.result = datum;
+            site.current.result_copy = chunk;
+            site.current.result_null = false;
+        }
+        site.local = local;
+        site.keys = now.shared;
+        let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
+        site.window = times.window(gucs::leeway());
+        // A timer ends the fast path shortly before the window does; in the last seconds (or
+        // without a token) the clock is read per call.
+        site.check_clock = claims.is_none() || !expiry::arm(site.window.until, clock::now_unix() as f64);
+        site.valid = true;
+    }
+    match result {
+        Some(d) => d,
+        None => pgrx::fcinfo::pg_return_null(fcinfo),
+    }
+}
+
