@@ -15,10 +15,9 @@
 //! Assign hooks run on every change of value, so generations are compared instead of strings:
 //! a freed token string may be reallocated at the same address.
 
-use crate::gucs;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PgAtomic};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 static TOKEN_GENERATION: AtomicU64 = AtomicU64::new(1);
 static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
@@ -31,9 +30,14 @@ static SHARED_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt 
 /// before).
 static SHARED_PTR: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
 
+/// Whether `init` ran (in `_PG_init` under shared_preload_libraries; forked backends and
+/// parallel workers inherit it from the postmaster): the shared generation exists.
+static SHARED_EXISTS: AtomicBool = AtomicBool::new(false);
+
 /// Reserves the shared generation. Call from `_PG_init`, only when preloaded.
 pub fn init() {
     pg_shmem_init!(SHARED_GENERATION);
+    SHARED_EXISTS.store(true, Ordering::Relaxed);
 }
 
 /// Changes whenever `pg_jwt.token` is assigned a value.
@@ -77,7 +81,7 @@ pub fn bump_local_generation() {
 /// One atomic load: cheap enough for the per-row path.
 #[inline]
 pub fn shared_generation() -> u64 {
-    if gucs::preloaded() {
+    if SHARED_EXISTS.load(Ordering::Relaxed) {
         let g = SHARED_GENERATION.get();
         SHARED_PTR.store(std::ptr::from_ref(g).cast_mut(), Ordering::Relaxed);
         g.load(Ordering::Acquire)
