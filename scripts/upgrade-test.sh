@@ -53,6 +53,12 @@ SQL
 }
 failed=0
 passed=0
+# The unreleased upgrade script is generated from the one source of each object (src/).
+if python3 scripts/upgrade-script.py --check; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 for old in tests/upgrade/pg_jwt--*.sql; do
     from=$(basename "$old" .sql | sed 's/^pg_jwt--//')
     say "upgrade parity: $from -> the current version"

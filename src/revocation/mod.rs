@@ -637,7 +637,7 @@ unsafe fn not_null(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::Datum, Er
 
 extension_sql!(
     r#"
--- Revocation (src/revocation.rs): the denylist, its trigger and the functions that fill it.
+-- Revocation (src/revocation/mod.rs): the denylist, its trigger and the functions that fill it.
 CREATE TABLE jwt_revocations (
     kind text NOT NULL CHECK (kind IN ('jti', 'sub', 'sid')),
     value text NOT NULL,
@@ -656,18 +656,21 @@ CREATE FUNCTION pg_jwt_revocations_changed() RETURNS trigger
 REVOKE ALL ON FUNCTION pg_jwt_revocations_changed() FROM PUBLIC;
 CREATE TRIGGER jwt_revocations_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
     FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
+-- upgrade 0.3.0 begin
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
--- nothing an accessor sees during the statement is kept (src/revocation.rs, is_revoked).
+-- nothing an accessor sees during the statement is kept (src/revocation/mod.rs, is_revoked).
 CREATE TRIGGER jwt_revocations_changing BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
     FOR EACH STATEMENT EXECUTE FUNCTION pg_jwt_revocations_changed();
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changing;
+-- upgrade 0.3.0 end
 -- Row level: each written value enters the shared filter before it can commit
--- (src/revocation_filter.rs). Both fire under session_replication_role = replica too.
+-- (src/revocation/filter.rs). Both fire under session_replication_role = replica too.
 CREATE TRIGGER jwt_revocations_filter AFTER INSERT OR UPDATE ON jwt_revocations
     FOR EACH ROW EXECUTE FUNCTION pg_jwt_revocations_changed();
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_changed;
 ALTER TABLE jwt_revocations ENABLE ALWAYS TRIGGER jwt_revocations_filter;
 
+-- upgrade 0.3.0 begin
 -- Every body below is SQL-standard (BEGIN ATOMIC): its table, functions and operators are bound
 -- when the extension script creates it, by OID, never looked up by name when it runs. A database
 -- owner who renames the extension's schema and plants a jwt_revocations (with triggers) in a new
@@ -744,6 +747,7 @@ BEGIN ATOMIC
     SELECT pg_catalog.count(*) FROM gone;
 END;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
+-- upgrade 0.3.0 end
 
 REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz),
     jwt_revoke_subject(text, timestamptz, timestamptz), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
