@@ -1,5 +1,5 @@
 //! Helpers for the V1 C functions that bypass pgrx's argument conversions on hot paths
-//! (`fastpath`, `jwt_verify`): raw argument access and text/jsonb conversions.
+//! (`accessors`, `jwt_verify`): raw argument access and text/jsonb conversions.
 
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;

@@ -155,7 +155,7 @@ v1_accessor!(
 
 extension_sql!(
     r#"
--- jwt_claims() and the claim accessors: V1 C functions (src/fastpath.rs); the one-name forms
+-- jwt_claims() and the claim accessors: V1 C functions (src/accessors/mod.rs); the one-name forms
 -- keep a per-call-site cache.
 CREATE FUNCTION jwt_claims() RETURNS jsonb
     STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_claims';

@@ -1,18 +1,25 @@
 //! Revocation: a denylist in the extension's table `jwt_revocations` (durable, transactional,
-//! replicated), consulted once per token per change of the list, never per row.
+//! replicated), consulted once per token per change of the list, never per row. This folder:
+//! - `mod.rs` (here): the table, its triggers and the revoking functions (SQL), the transaction
+//!   callbacks, and the per-token lookup (`is_revoked`);
+//! - `filter.rs`: the Bloom filter of the table in shared memory, which answers "certainly not
+//!   revoked" for nearly every token without opening the table;
+//! - `purge.rs`: the background purge of expired rows (launched by the key fetcher's loop).
 //!
-//! - A statement-level trigger on the table marks the transaction; at commit a transaction
-//!   callback bumps the shared generation (`generations::bump_shared_generation`), which every backend
-//!   compares on its per-row path: their cached verifications are void at the next access, and
-//!   each token is verified again, revocation check included. A rolled-back revocation bumps
-//!   nothing. A transaction that changes revocations cannot be prepared (two-phase commit would
-//!   make it visible without the bump): it is refused at PREPARE.
-//! - The check reads the table with the latest committed snapshot (not the statement's, which
-//!   in REPEATABLE READ could predate the revocation) straight from its primary-key index: at
-//!   most three B-tree probes, no SQL (the application role has no privilege on the table, and
-//!   this internal read needs none).
+//! - Statement-level triggers on the table mark the transaction (before and after each
+//!   statement); at commit a transaction callback bumps the shared generation
+//!   (`generations::bump_shared_generation`), which every backend compares on its per-row path:
+//!   their cached verifications are void at the next access, and each token is verified again,
+//!   revocation check included. A rolled-back revocation bumps nothing, and nothing a
+//!   transaction saw of its own uncommitted changes is kept. A transaction that changes
+//!   revocations cannot be prepared (two-phase commit would make it visible without the bump):
+//!   it is refused at PREPARE (0A000).
+//! - The check reads the table with a snapshot of the present (not the statement's, which in
+//!   REPEATABLE READ could predate the revocation; in parallel mode a fresh catalog snapshot)
+//!   straight from its primary-key index: at most three B-tree probes, no SQL (the application
+//!   role has no privilege on the table, and this internal read needs none).
 //! - On a hot standby the primary's commits are replayed without this backend's callback; the
-//!   key fetcher bumps the generation there whenever replay has advanced (see `worker`).
+//!   key fetcher bumps the generation there whenever replay has advanced (see `jwks::fetcher`).
 
 pub mod filter;
 pub mod purge;
@@ -265,7 +272,7 @@ impl Opened {
     }
 
     /// The shared filter of this table, built first if this backend is the one to build it (see
-    /// `revocation_filter`); None: probe the index.
+    /// `filter`); None: probe the index.
     ///
     /// # Safety
     /// Inside a transaction, not in parallel mode, not in recovery.
@@ -443,7 +450,7 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
         }
         let filter = if parallel || recovery || dirty {
             // No build in parallel mode; on a standby the primary's rows arrive without
-            // triggers (see `revocation_filter`); and none by a transaction that changed the
+            // triggers (see `filter`); and none by a transaction that changed the
             // list: its scan would miss rows it deleted, which a rollback brings back without
             // any trigger setting their bits again.
             None
@@ -547,7 +554,7 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
 crate::fmgr::v1_function! {
     /// The triggers on `jwt_revocations`. Statement level: marks the transaction so that its
     /// commit voids every backend's cached verifications. Row level (INSERT, UPDATE): adds the
-    /// row's value to the shared filter (`revocation_filter`) before the row can commit.
+    /// row's value to the shared filter (`filter`) before the row can commit.
     fn pg_jwt_revocations_changed / pg_finfo_pg_jwt_revocations_changed(fcinfo) {
         crate::setup::require_preloaded()?;
         let trigger = (*fcinfo).context.cast::<pg_sys::TriggerData>();
