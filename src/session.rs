@@ -188,7 +188,7 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
         None => match verify_current_token(now) {
             // A kid in no key set: the provider may have rotated. Ask the key fetcher for the
             // current set (rate limited across all backends), wait a bounded time, retry once.
-            Err(SessionError::Token(TokenError::NoMatchingKey(_))) if refetched_for_unknown_key() => {
+            Err(SessionError::Token(TokenError::NoMatchingKey(_))) if state::refetched_for_unknown_key() => {
                 verify_current_token(Generations::now()).map_err(|e| e.report())?
             }
             other => other.map_err(|e| e.report())?,
@@ -201,44 +201,6 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
             .map_err(|e| errors::token_rejected(&e))?;
     }
     Ok(claims)
-}
-
-/// After an unknown `kid`: asks the key fetcher to refetch and waits up to
-/// `pg_jwt.jwks_fetch_wait` for it. True when the key set changed meanwhile (worth a retry).
-/// False at once when fetching is off, waiting is off, or another request was made within
-/// `pg_jwt.jwks_min_refresh` (so a flood of unknown kids costs at most one fetch per interval).
-fn refetched_for_unknown_key() -> bool {
-    let wait = gucs::jwks_fetch_wait_ms();
-    if wait <= 0 || gucs::jwks_uri().is_none() {
-        return false;
-    }
-    let keys = crate::generations::shared_generation();
-    let Some(ticket) = state::request_refetch(state::REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh())
-    else {
-        return false;
-    };
-    wait_for_answer(ticket, wait);
-    crate::generations::shared_generation() != keys
-}
-
-/// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible
-/// (statement timeout, cancel).
-pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
-    while state::answered_ticket() < ticket && std::time::Instant::now() < deadline {
-        // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
-        // backend sleeps interruptibly.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                10,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        pgrx::check_for_interrupts!();
-    }
 }
 
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {

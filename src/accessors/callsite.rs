@@ -287,4 +287,3 @@ unsafe fn fill_call_site(
         None => pgrx::fcinfo::pg_return_null(fcinfo),
     }
 }
-

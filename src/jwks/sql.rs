@@ -2,7 +2,7 @@
 
 use crate::fmgr::v1_function;
 use crate::jwks::state;
-use crate::{errors, gucs, session};
+use crate::{errors, gucs};
 use pg_jwt_core::{Json, KeySet};
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -174,7 +174,7 @@ v1_function! {
             return Err(errors::bad_argument("pg_jwt.jwks_uri is not set: there is nothing to fetch"));
         }
         if let Some(ticket) = state::request_refetch(state::REQUEST_FORCED, crate::clock::now_unix(), 0) {
-            session::wait_for_answer(ticket, REFRESH_WAIT_MS);
+            state::wait_for_answer(ticket, REFRESH_WAIT_MS);
         }
         crate::fmgr::jsonb_from_text(&status_json())
     }

@@ -14,6 +14,7 @@
 //!   asked.
 //! - `WORKER_PROC`: the worker's PGPROC, whose latch a backend sets to wake it.
 
+use crate::{clock, gucs};
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
@@ -232,4 +233,41 @@ pub fn request_refetch(kind: u64, now: i64, min_interval: i64) -> Option<u64> {
         }
     }
     Some(ticket)
+}
+
+/// After an unknown `kid`: asks the key fetcher to refetch and waits up to
+/// `pg_jwt.jwks_fetch_wait` for it. True when the key set changed meanwhile (worth a retry).
+/// False at once when fetching is off, waiting is off, or another request was made within
+/// `pg_jwt.jwks_min_refresh` (so a flood of unknown kids costs at most one fetch per interval).
+pub fn refetched_for_unknown_key() -> bool {
+    let wait = gucs::jwks_fetch_wait_ms();
+    if wait <= 0 || gucs::jwks_uri().is_none() {
+        return false;
+    }
+    let keys = crate::generations::shared_generation();
+    let Some(ticket) = request_refetch(REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh()) else {
+        return false;
+    };
+    wait_for_answer(ticket, wait);
+    crate::generations::shared_generation() != keys
+}
+
+/// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible
+/// (statement timeout, cancel).
+pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
+    while answered_ticket() < ticket && std::time::Instant::now() < deadline {
+        // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
+        // backend sleeps interruptibly.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pgrx::check_for_interrupts!();
+    }
 }
