@@ -8,7 +8,7 @@
 //! | config generation | this backend | the assign hooks of every validation setting | the session's key set, settings and verification cache |
 //! | local generation | this backend | both of the above, the expiry timer (`expiry`), and a rolled-back change of the revocation list (`revocation`) | every call site's cached result (`accessors`) |
 //! | shared generation | shared memory | a new fetched key set (`key_set_changed`), a committed change of the revocation list, standby replay progress | every backend's cached verifications at their next access |
-//! | shared cache epoch | shared memory (`shared_cache`) | `key_set_changed` and a reload | the shared verification cache's entries |
+//! | shared cache epoch | shared memory | `key_set_changed` and a reload | the shared verification cache's entries |
 //!
 //! The per-row path compares the local generation (a process-local atomic) and the shared
 //! generation (one atomic load of shared memory through a process-local pointer); nothing else.
@@ -26,6 +26,8 @@ static CONFIG_GENERATION: AtomicU64 = AtomicU64::new(1);
 static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static SHARED_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt shared generation") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
+static SHARED_CACHE_EPOCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt shared cache epoch") };
 /// Where `SHARED_GENERATION` is mapped, once `shared_generation` ran in this process (null
 /// before).
 static SHARED_PTR: AtomicPtr<AtomicU64> = AtomicPtr::new(std::ptr::null_mut());
@@ -37,6 +39,7 @@ static SHARED_EXISTS: AtomicBool = AtomicBool::new(false);
 /// Reserves the shared generation. Call from `_PG_init`, only when preloaded.
 pub fn init() {
     pg_shmem_init!(SHARED_GENERATION);
+    pg_shmem_init!(SHARED_CACHE_EPOCH);
     SHARED_EXISTS.store(true, Ordering::Relaxed);
 }
 
@@ -110,11 +113,23 @@ pub fn bump_shared_generation() {
     SHARED_GENERATION.get().fetch_add(1, Ordering::AcqRel);
 }
 
+/// The shared verification cache's epoch: an entry made in another epoch is void. Only called
+/// where the cache exists (preloaded).
+#[inline]
+pub fn shared_cache_epoch() -> u64 {
+    SHARED_CACHE_EPOCH.get().load(Ordering::Acquire)
+}
+
+/// Every entry of the shared verification cache is void (a reload: settings may have changed).
+pub fn bump_shared_cache_epoch() {
+    SHARED_CACHE_EPOCH.get().fetch_add(1, Ordering::AcqRel);
+}
+
 /// The key set in force changed (new content, dropped as stale, another source): every cached
 /// verification and every entry of the shared verification cache is void.
 pub fn key_set_changed() {
     bump_shared_generation();
-    crate::shared_cache::bump_epoch();
+    bump_shared_cache_epoch();
 }
 
 /// What a cached result of the session cache depends on: the token, the settings and the

@@ -9,7 +9,7 @@
 //!   settings (`Signature::KnownGood`), and the revocation check runs as for any verification.
 //!   Only successful verifications are stored.
 //! - An entry is void once `not_after` (the token's `exp` plus the inserting backend's leeway)
-//!   has passed, and whenever the shared epoch moved: the key fetcher bumps it at every reload
+//!   has passed, and whenever the shared cache epoch (`generations`) moved: the key fetcher bumps it at every reload
 //!   (SIGHUP) and whenever the fetched key set changes. A changed key set also changes the
 //!   fingerprint, so entries made under the old set are unreachable at once.
 //! - Bounded: `pg_jwt.shared_cache_size` entries (fixed at server start), in buckets of `WAYS`
@@ -42,7 +42,8 @@ struct Bucket {
 }
 
 /// Counters, each on its own cache line (index × 8 words).
-const EPOCH: usize = 0;
+/// (Word 0 was the epoch, now `generations::shared_cache_epoch`; kept unused so the layout
+/// of the counters stays as measured.)
 const HITS: usize = 8;
 const MISSES: usize = 16;
 const INSERTS: usize = 24;
@@ -108,7 +109,7 @@ pub fn contains(key: &[u8; 32], now: i64) -> bool {
     let Some(t) = table() else { return false };
     let k = words(key);
     let Some(b) = t.bucket(&k) else { return false };
-    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let epoch = crate::generations::shared_cache_epoch();
     let s1 = b.seq.load(Ordering::Acquire);
     let mut found = false;
     if s1 & 1 == 0 {
@@ -147,7 +148,7 @@ pub fn insert(key: &[u8; 32], not_after: i64, now: i64) {
         return;
     }
     fence(Ordering::Release);
-    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let epoch = crate::generations::shared_cache_epoch();
     let key_of = |e: &Entry| [0, 1, 2, 3].map(|i| e.key[i].load(Ordering::Relaxed));
     let void = |e: &Entry| {
         key_of(e) == [0; 4] || e.epoch.load(Ordering::Relaxed) != epoch || e.not_after.load(Ordering::Relaxed) <= now
@@ -178,13 +179,6 @@ pub fn insert(key: &[u8; 32], not_after: i64, now: i64) {
     b.seq.store(s + 2, Ordering::Release);
 }
 
-/// Voids every entry (the key fetcher: reload, new fetched key set).
-pub fn bump_epoch() {
-    if let Some(t) = table() {
-        t.counter(EPOCH).fetch_add(1, Ordering::AcqRel);
-    }
-}
-
 /// The cache's figures for `jwt_cache_stats()`.
 pub struct Stats {
     pub capacity: u64,
@@ -206,7 +200,7 @@ pub fn stats(now: i64) -> Stats {
             evictions: 0,
         };
     };
-    let epoch = t.counter(EPOCH).load(Ordering::Acquire);
+    let epoch = crate::generations::shared_cache_epoch();
     let entries = t
         .buckets
         .iter()

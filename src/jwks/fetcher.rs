@@ -80,7 +80,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
             // SAFETY: the documented way for a background worker to reread its configuration.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
             // Settings may have changed (key sets, validation): void the shared cache.
-            crate::shared_cache::bump_epoch();
+            crate::generations::bump_shared_cache_epoch();
         }
         one_turn(&mut turn);
     }
