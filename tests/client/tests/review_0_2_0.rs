@@ -11,7 +11,7 @@
 //! - S17: PREPARE TRANSACTION after a revocation raised XX000;
 //! - S18: a schema renamed after install let planted objects stand in for the extension's.
 //!
-//! Elsewhere: S11 (`revocation_filter`'s #[pg_test]), S12 and S14 (tests/key_fetcher.rs k10,
+//! Elsewhere: S11 (`revocation::filter`'s #[pg_test]), S12 and S14 (tests/key_fetcher.rs k10,
 //! k11), S15 (scripts/replica-test.sh), the token hygiene (scripts/hygiene-test.sh).
 
 use pg_jwt_client_tests::*;

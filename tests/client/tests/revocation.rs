@@ -270,7 +270,7 @@ fn r8_parallel_workers_check_revocations_too() {
     su.batch_execute("SELECT jwt_unrevoke('jti', 'rv-parallel-1')").unwrap();
 }
 
-/// The shared filter (src/revocation_filter.rs) answers "certainly not revoked" for most tokens;
+/// The shared filter (src/revocation/filter.rs) answers "certainly not revoked" for most tokens;
 /// it must never say so for a committed revocation, however the row was written.
 #[test]
 fn r9_the_shared_filter_never_misses_a_revocation() {
