@@ -130,5 +130,7 @@ BOUNCER_PORT=$BOUNCER_PORT bash scripts/recipes-test.sh
 psql -X -q -d app -U app -c "BEGIN" \
     -c "SELECT set_config('pg_jwt.token', '$(psql -X -At -d app -c "SELECT jwt_sign(jsonb_build_object('sub', 'hygiene', 'aud', current_setting('pg_jwt.audience'), 'iss', current_setting('pg_jwt.issuer'), 'exp', extract(epoch FROM now())::bigint + 600), key) FROM test_keys")', true) IS NULL" \
     -c "SELECT jwt_claim('sub')" -c "COMMIT" >/dev/null
+say "the Prometheus recipe: prometheus-postgres-exporter with examples/monitoring/queries.yaml"
+bash scripts/exporter-test.sh
 say "token hygiene: no token (every compact JWS starts with eyJ) in pg_stat_statements or the server log"
 bash scripts/hygiene-test.sh "$PRELOAD" "$PGTMP/server.log" "$LOG_OFFSET"

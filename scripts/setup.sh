@@ -4,7 +4,7 @@
 # system PostgreSQL (no download).
 source "$(dirname "$0")/lib.sh"
 
-packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv)
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv prometheus-postgres-exporter curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,7 @@ CHANGES = [
     "pg_jwt_not_null(text, text), pg_jwt_not_null(timestamptz, text): new, the revoking functions' NULL guard (22004).",
     "jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.",
     "jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.",
+    "jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).",
 ]
 
 

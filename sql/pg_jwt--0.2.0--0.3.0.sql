@@ -6,6 +6,7 @@
 -- pg_jwt_not_null(text, text), pg_jwt_not_null(timestamptz, text): new, the revoking functions' NULL guard (22004).
 -- jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.
 -- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
+-- jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).
 \echo Use "ALTER EXTENSION pg_jwt UPDATE TO '0.3.0'" to load this file. \quit
 
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
@@ -90,3 +91,25 @@ BEGIN ATOMIC
     SELECT pg_catalog.count(*) FROM gone;
 END;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
+
+-- Statistics (src/stats/mod.rs): cluster-wide counts of verifications by provider, outcome and
+-- reason; for pg_monitor and superusers, not PUBLIC.
+CREATE OR REPLACE FUNCTION pg_jwt_stats_counts() RETURNS jsonb
+    LANGUAGE c VOLATILE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_stats_counts';
+COMMENT ON FUNCTION pg_jwt_stats_counts() IS 'Internal: the counters of jwt_stats() as jsonb';
+CREATE OR REPLACE FUNCTION jwt_stats() RETURNS TABLE (provider text, outcome text, reason text, count bigint)
+    LANGUAGE sql VOLATILE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT p.key, CASE WHEN o.key OPERATOR(pg_catalog.=) 'accepted' THEN 'accepted' ELSE 'refused' END,
+           CASE WHEN o.key OPERATOR(pg_catalog.=) 'accepted' THEN NULL ELSE o.key END,
+           (o.value OPERATOR(pg_catalog.#>>) '{}'::pg_catalog.text[])::pg_catalog.int8
+      FROM pg_catalog.jsonb_each(@extschema@.pg_jwt_stats_counts()) p,
+           pg_catalog.jsonb_each(p.value) o
+     ORDER BY 1, 2, 3 NULLS FIRST;
+END;
+COMMENT ON FUNCTION jwt_stats() IS 'Verifications since the last jwt_stats_reset(), cluster-wide: by provider, outcome (accepted, refused) and the refusal''s reason';
+CREATE OR REPLACE FUNCTION jwt_stats_reset() RETURNS void
+    LANGUAGE c VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pg_jwt_stats_reset';
+COMMENT ON FUNCTION jwt_stats_reset() IS 'Superuser: every counter of jwt_stats() to zero';
+REVOKE ALL ON FUNCTION pg_jwt_stats_counts(), jwt_stats(), jwt_stats_reset() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION pg_jwt_stats_counts(), jwt_stats() TO pg_monitor;

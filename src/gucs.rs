@@ -21,6 +21,9 @@
 //! | `pg_jwt.jwks_max_stale` | SIGHUP | " | the key fetcher |
 //! | `pg_jwt.revocation_purge_interval` | SIGHUP | " | the key fetcher (purge launcher) |
 //! | `pg_jwt.shared_cache_size` | POSTMASTER | postgresql.conf, restart | the shared verification cache |
+//! | `pg_jwt.log_refusals` | SIGHUP | postgresql.conf / ALTER SYSTEM | the refusal log (`stats::log`) |
+//! | `pg_jwt.log_refusals_per_second` | SIGHUP | " | the refusal log's cluster-wide rate limit |
+//! | `pg_jwt.log_verified` | SIGHUP | " | the verified-identity log |
 //!
 //! Defined with pgrx's `GucRegistry` and stored in `GucSetting`s. The session cache's slow path
 //! looks the token up by its raw bytes without copying it (`GucSetting::as_ptr`, see
@@ -62,6 +65,18 @@ static LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_LEEWAY);
 static MAX_TOKEN_BYTES: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_TOKEN_BYTES);
 static CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CACHE_SIZE);
 static SHARED_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(65_536);
+static LOG_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
+static LOG_REFUSALS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(10);
+static LOG_VERIFIED: GucSetting<LogVerified> = GucSetting::<LogVerified>::new(LogVerified::Off);
+
+/// `pg_jwt.log_verified`: whether to log the first verification of each token per backend.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogVerified {
+    #[name = c"off"]
+    Off,
+    #[name = c"first"]
+    First,
+}
 
 pub const DEFAULT_LEEWAY: c_int = pg_jwt_core::claims::DEFAULT_LEEWAY as c_int;
 pub const MAX_LEEWAY: c_int = pg_jwt_core::claims::MAX_LEEWAY as c_int;
@@ -200,6 +215,21 @@ pub fn jwks_max_stale() -> i64 {
 }
 
 /// Seconds between two purges of expired revocations by the background worker (0: never).
+/// `pg_jwt.log_refusals`: one server-log line per refused token (`stats::log`).
+pub fn log_refusals() -> bool {
+    LOG_REFUSALS.get()
+}
+
+/// `pg_jwt.log_refusals_per_second`: the cluster-wide cap on those lines.
+pub fn log_refusals_per_second() -> i64 {
+    i64::from(LOG_REFUSALS_PER_SECOND.get())
+}
+
+/// `pg_jwt.log_verified = first`.
+pub fn log_verified_first() -> bool {
+    LOG_VERIFIED.get() == LogVerified::First
+}
+
 pub fn revocation_purge_interval() -> i64 {
     i64::from(REVOCATION_PURGE_INTERVAL.get())
 }
@@ -568,6 +598,32 @@ pub fn init() {
             c"Verified tokens kept per backend.",
             &CACHE_SIZE,
             (1, 100_000),
+            GucFlags::empty(),
+        );
+        GucRegistry::define_bool_guc(
+            c"pg_jwt.log_refusals",
+            c"Write one server-log line per refused token (never the token).",
+            c"",
+            &LOG_REFUSALS,
+            GucContext::Sighup,
+            GucFlags::empty(),
+        );
+        GucRegistry::define_int_guc(
+            c"pg_jwt.log_refusals_per_second",
+            c"At most this many refused-token lines per second, cluster-wide; the rest are counted.",
+            c"",
+            &LOG_REFUSALS_PER_SECOND,
+            0,
+            1_000_000,
+            GucContext::Sighup,
+            GucFlags::empty(),
+        );
+        GucRegistry::define_enum_guc(
+            c"pg_jwt.log_verified",
+            c"first: log the first verification of each token in each backend (provider, sub, jti, sid, exp).",
+            c"",
+            &LOG_VERIFIED,
+            GucContext::Sighup,
             GucFlags::empty(),
         );
         // A postmaster setting can only be defined at server start: only when preloaded (without

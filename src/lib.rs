@@ -10,6 +10,8 @@
 //!   (its Bloom filter in shared memory), `purge.rs` (background purge of expired rows);
 //! - `session`: the per-backend verification cache behind the accessors, and `shared_cache`:
 //!   good signatures in shared memory, for every backend;
+//! - `stats/`: cluster-wide statistics of verifications (`jwt_stats()`) and the refusal and
+//!   verified-identity logs;
 //! - `roles`: `jwt_set_role()` (role from a claim) and `jwt_token_from_request_headers()`
 //!   (PostgREST); `functions`: SQL functions that take token and keys as arguments
 //!   (`jwt_verify`, ...);
@@ -39,12 +41,13 @@ mod session;
 mod setup;
 mod shared_cache;
 mod shmem;
+mod stats;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
 
 /// The raw shared-memory regions (see `shmem` for the inventory of all shared memory).
-static SHMEM_REGIONS: [&shmem::Region; 2] = [&revocation::filter::REGION, &shared_cache::REGION];
+static SHMEM_REGIONS: [&shmem::Region; 3] = [&revocation::filter::REGION, &shared_cache::REGION, &stats::REGION];
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -189,16 +189,16 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
             // A kid in no key set: the provider may have rotated. Ask the key fetcher for the
             // current set (rate limited across all backends), wait a bounded time, retry once.
             Err(SessionError::Token(TokenError::NoMatchingKey(_))) if state::refetched_for_unknown_key() => {
-                verify_current_token(Generations::now()).map_err(|e| e.report())?
+                verify_current_token(Generations::now()).map_err(refused)?
             }
-            other => other.map_err(|e| e.report())?,
+            other => other.map_err(refused)?,
         },
     };
     if let Some(c) = &claims {
         // Expiry is checked at every access against the clock, not only at verification.
         c.times
             .check(clock::now_unix_coarse(), gucs::leeway())
-            .map_err(|e| errors::token_rejected(&e))?;
+            .map_err(|e| refused(SessionError::Token(e)))?;
     }
     Ok(claims)
 }
@@ -279,12 +279,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             times: verified.times,
         });
         s.verifications += 1;
+        crate::stats::count(0, crate::stats::ACCEPTED);
         if !lookup.fresh {
             // Found in parallel mode, or by a transaction that changed the revocation list itself:
             // good for this statement (each call site caches it for the query), never kept
             // beyond it.
             return Ok(Some(claims));
         }
+        crate::stats::log::verified(0, &claims.json);
         s.cache.put(token.into(), Rc::clone(&claims));
         s.current = Some(Current {
             generations: now,
@@ -292,6 +294,21 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         });
         Ok(Some(claims))
     })
+}
+
+/// A refused token: counted and logged (`stats`), then the error to raise.
+fn refused(e: SessionError) -> ErrorReport {
+    let outcome = match &e {
+        SessionError::Token(t) => Some(crate::stats::reason_of(t)),
+        SessionError::Revoked => Some(crate::stats::REVOKED),
+        // Not a refusal of the token: no key set, or a PostgreSQL error of the lookup.
+        SessionError::Keys(_) | SessionError::Report(_) => None,
+    };
+    if let Some(outcome) = outcome {
+        // SAFETY: the token is only read within this call, which assigns no setting.
+        crate::stats::log::refused(0, outcome, unsafe { gucs::token_bytes() });
+    }
+    e.report()
 }
 
 /// A string claim in the database encoding; `None` when absent, not a string, or not

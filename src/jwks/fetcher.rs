@@ -92,6 +92,8 @@ fn one_turn(turn: &mut Turn) {
     // fetch is running: then by the end of the turn that collects it.
     let ticket = state::last_ticket();
     standby_replay(turn);
+    // Suppressed refused-token lines of an earlier second are reported within a turn.
+    crate::stats::log::roll_second();
     crate::revocation::purge::launch_if_due(&mut turn.last_purge);
     turn_body(turn, ticket);
     if turn.in_flight.is_none() {

@@ -1,0 +1,245 @@
+//! Statistics and the refusal log (src/stats): jwt_stats() counts exactly by reason from several
+//! backends, its privileges, one log line per refusal with its fields and no token bytes, the
+//! cluster-wide rate limit under a flood, and log_verified = first once per token per backend.
+//! (The Prometheus recipe: scripts/exporter-test.sh.)
+
+use pg_jwt_client_tests::*;
+use postgres::Client;
+use std::time::Duration;
+
+/// The server log of the suite's cluster (scripts/lib.sh start_cluster: $PGTMP/server.log).
+fn server_log() -> String {
+    let dir = std::env::var("PGJWT_TEST_HOST").unwrap();
+    std::fs::read_to_string(format!("{dir}/server.log")).unwrap_or_default()
+}
+
+/// Server-wide settings (ALTER SYSTEM), reloaded.
+fn configure(su: &mut Client, settings: &[(&str, &str)]) {
+    for (name, value) in settings {
+        su.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", lit(value))).unwrap();
+    }
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+}
+
+/// `jwt_claim('sub')` with `token` in a transaction of its own on `c`; the SQLSTATE or "ok".
+fn attempt(c: &mut Client, token: &str) -> String {
+    c.batch_execute("BEGIN").unwrap();
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).unwrap();
+    let r = c.query_one("SELECT jwt_claim('sub')", &[]);
+    let state = sqlstate(&r);
+    c.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).unwrap();
+    state
+}
+
+/// (outcome, reason) -> count from jwt_stats(), provider default.
+fn stats(su: &mut Client) -> std::collections::HashMap<String, i64> {
+    su.query("SELECT outcome, coalesce(reason, ''), count FROM jwt_stats() WHERE provider = 'default'", &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let outcome: String = r.get(0);
+            let reason: String = r.get(1);
+            (if reason.is_empty() { outcome } else { reason }, r.get::<_, i64>(2))
+        })
+        .collect()
+}
+
+/// A token signed with a key the server does not know (kid "stats-unknown").
+fn unknown_kid_token(su: &mut Client) -> String {
+    su.query_one(
+        &format!(
+            "SELECT jwt_sign(jsonb_build_object('sub', 'stats-stranger', 'aud', {a}, 'iss', {i},
+                    'exp', extract(epoch FROM now())::bigint + 600), jwt_generate_jwk('ES256', 'stats-unknown'))",
+            a = lit(AUDIENCE),
+            i = lit(ISSUER)
+        ),
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+/// The token with one character of its signature changed.
+fn tampered(t: &str) -> String {
+    let mut b = t.as_bytes().to_vec();
+    let i = b.len() - 5;
+    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+    String::from_utf8(b).unwrap()
+}
+
+#[test]
+fn st1_jwt_stats_counts_exactly_by_reason_from_several_backends() {
+    setup();
+    let mut su = superuser();
+    let good: Vec<String> = (0..3)
+        .map(|i| token(&mut su, 1, 600, &format!(r#"{{"jti": "stats-good-{i}"}}"#)))
+        .collect();
+    let expired = token(&mut su, 1, -3600, r#"{"jti": "stats-expired"}"#);
+    let revoked = token(&mut su, 2, 600, r#"{"jti": "stats-revoked"}"#);
+    let stranger = unknown_kid_token(&mut su);
+    su.batch_execute("SELECT jwt_revoke_token('stats-revoked', now() + interval '1 hour')").unwrap();
+    su.batch_execute("SELECT jwt_stats_reset()").unwrap();
+    // Each good token in a session of its own (a fresh verification each), and again in the
+    // same session (the backend's cache: not verified, not counted again).
+    for t in &good {
+        let mut c = app();
+        assert_eq!(attempt(&mut c, t), "ok");
+        assert_eq!(attempt(&mut c, t), "ok");
+    }
+    let mut c = app();
+    let mut d = connect_pgbouncer();
+    assert_eq!(attempt(&mut c, &expired), "28000");
+    assert_eq!(attempt(&mut d, &expired), "28000");
+    assert_eq!(attempt(&mut c, &tampered(&good[0])), "28000");
+    assert_eq!(attempt(&mut d, &tampered(&good[1])), "28000");
+    assert_eq!(attempt(&mut c, &revoked), "28000");
+    assert_eq!(attempt(&mut d, &stranger), "28000");
+    assert_eq!(attempt(&mut c, "not-a-token"), "28000");
+    let s = stats(&mut su);
+    let want = [
+        ("accepted", 3),
+        ("token expired", 2),
+        ("invalid signature", 2),
+        ("token revoked", 1),
+        ("no matching key", 1),
+        ("malformed token", 1),
+        ("audience mismatch", 0),
+    ];
+    for (k, n) in want {
+        assert_eq!(s.get(k).copied(), Some(n), "{k}: {s:?}");
+    }
+    assert_eq!(s.len(), 14, "one row per outcome: {s:?}");
+    su.batch_execute("SELECT jwt_stats_reset()").unwrap();
+    assert!(stats(&mut su).values().all(|n| *n == 0));
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'stats-revoked')").unwrap();
+}
+
+#[test]
+fn st2_jwt_stats_is_for_pg_monitor_and_superusers_only() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats_monitor') THEN CREATE ROLE stats_monitor LOGIN; END IF;
+         END $$; GRANT pg_monitor TO stats_monitor;",
+    )
+    .unwrap();
+    let mut c = app();
+    for q in ["SELECT * FROM jwt_stats()", "SELECT jwt_stats_reset()", "SELECT pg_jwt_stats_counts()"] {
+        let r = c.query(q, &[]);
+        assert_eq!(sqlstate(&r), "42501", "{q}: {}", message(&r));
+    }
+    let mut m = connect_as("stats_monitor", "app");
+    assert_eq!(m.query("SELECT * FROM jwt_stats()", &[]).unwrap().len(), 14);
+    let r = m.query("SELECT jwt_stats_reset()", &[]);
+    assert_eq!(sqlstate(&r), "42501", "{}", message(&r));
+}
+
+#[test]
+fn st3_one_log_line_per_refusal_with_its_fields_and_no_token_bytes() {
+    setup();
+    let mut su = superuser();
+    configure(&mut su, &[("pg_jwt.log_refusals", "on"), ("pg_jwt.log_refusals_per_second", "1000")]);
+    std::thread::sleep(Duration::from_millis(1100)); // a fresh second for the rate limiter
+    let before = server_log().len();
+    let expired = token(&mut su, 1, -3600, r#"{"sub": "stats-log-expired", "jti": "stats-log-jti"}"#);
+    let good = token(&mut su, 1, 600, r#"{"sub": "stats-log-good"}"#);
+    let forged = tampered(&token(&mut su, 1, 600, r#"{"sub": "stats-log-forged", "jti": "stats-log-forged-jti"}"#));
+    let mut c = app();
+    assert_eq!(attempt(&mut c, &expired), "28000");
+    assert_eq!(attempt(&mut c, &forged), "28000");
+    assert_eq!(attempt(&mut c, &good), "ok");
+    // An earlier statement of the transaction set the token as a literal: the refusal's line
+    // never carries a statement. (The failing statement itself is PostgreSQL's to log, at
+    // log_min_error_statement: here it holds no token.)
+    c.batch_execute(&format!("BEGIN; SET LOCAL pg_jwt.token = {}", lit(&expired))).unwrap();
+    let r = c.batch_execute("SELECT jwt_claim('sub')");
+    assert_eq!(sqlstate(&r), "28000");
+    c.batch_execute("ROLLBACK").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server_log()[before..].to_owned();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("pg_jwt: refused token:")).collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    let expired_line = lines[0];
+    for part in [
+        "reason=\"token expired\"",
+        "provider=default",
+        "kid=\"test-key\"",
+        &format!("iss=\"{ISSUER}\""),
+        "sub=\"stats-log-expired\"",
+        "jti=\"stats-log-jti\"",
+    ] {
+        assert!(expired_line.contains(part), "{part} in {expired_line}");
+    }
+    let forged_line = lines[1];
+    assert!(forged_line.contains("reason=\"invalid signature\""), "{forged_line}");
+    assert!(forged_line.contains("claims=unverified"), "{forged_line}");
+    assert!(!forged_line.contains("sub="), "an unverified sub was logged: {forged_line}");
+    // No token, no segment of one, anywhere in what was logged meanwhile.
+    for t in [&expired, &good, &forged] {
+        for segment in t.split('.') {
+            assert!(!log.contains(segment), "a token segment is in the log");
+        }
+    }
+}
+
+#[test]
+fn st4_the_rate_limit_holds_under_a_flood_of_bad_tokens() {
+    setup();
+    let mut su = superuser();
+    configure(&mut su, &[("pg_jwt.log_refusals", "on"), ("pg_jwt.log_refusals_per_second", "10")]);
+    let before = server_log().len();
+    let started = std::time::Instant::now();
+    let mut c = app();
+    c.batch_execute(
+        "DO $$ BEGIN
+           FOR i IN 1..10000 LOOP
+             BEGIN
+               PERFORM set_config('pg_jwt.token', 'flood-' || i, true);
+               PERFORM jwt_claim('sub');
+             EXCEPTION WHEN invalid_authorization_specification THEN NULL;
+             END;
+           END LOOP;
+         END $$",
+    )
+    .unwrap();
+    let seconds = started.elapsed().as_secs() + 2;
+    std::thread::sleep(Duration::from_millis(1500)); // the key fetcher reports the last second
+    let log = server_log()[before..].to_owned();
+    let refused = log.lines().filter(|l| l.contains("pg_jwt: refused token:")).count() as u64;
+    let summaries: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("pg_jwt: ").nth(1)?.strip_suffix(" refused-token lines suppressed")?.parse().ok())
+        .collect();
+    assert!(refused <= 10 * seconds, "{refused} lines in about {seconds} s");
+    assert!(!summaries.is_empty(), "no suppressed-lines summary");
+    assert_eq!(refused + summaries.iter().sum::<u64>(), 10_000, "every refusal logged or counted as suppressed");
+    configure(&mut su, &[("pg_jwt.log_refusals_per_second", "10")]);
+}
+
+#[test]
+fn st5_log_verified_first_logs_once_per_token_per_backend() {
+    setup();
+    let mut su = superuser();
+    configure(&mut su, &[("pg_jwt.log_verified", "first")]);
+    let before = server_log().len();
+    let t = token(&mut su, 3, 600, r#"{"sub": "stats-verified", "jti": "stats-verified-jti", "sid": "stats-sid"}"#);
+    let mut c = app();
+    for _ in 0..5 {
+        assert_eq!(attempt(&mut c, &t), "ok");
+    }
+    let mut d = app();
+    assert_eq!(attempt(&mut d, &t), "ok");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server_log()[before..].to_owned();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("pg_jwt: verified token:")).collect();
+    assert_eq!(lines.len(), 2, "once per backend: {log}");
+    for part in ["provider=default", "sub=\"stats-verified\"", "jti=\"stats-verified-jti\"", "sid=\"stats-sid\"", "exp="] {
+        assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+    }
+    for segment in t.split('.') {
+        assert!(!log.contains(segment), "a token segment is in the log");
+    }
+    configure(&mut su, &[("pg_jwt.log_verified", "off")]);
+}
