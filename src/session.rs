@@ -332,14 +332,16 @@ v1_function! {
     /// `jwt_cache_stats()`: this backend's verification cache as `{"verifications": n,
     /// "cached_tokens": n, "capacity": n, "shared_signature_hits": n, "revocation_lookups": n,
     /// "revocation_filtered": n, "revocation_probes": n, "shared": {...}}`, where "shared" is the
-    /// server's shared verification cache (capacity, entries, hits, misses, inserts, evictions).
+    /// server's shared verification cache (capacity, entries, hits, misses, inserts, evictions)
+    /// and "cluster" the revocation figures of every backend since the server started.
     /// VOLATILE, PARALLEL SAFE.
     fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
         let (verifications, cached, capacity, shared_hits) = cache_stats();
         let (lookups, filtered, probes) = crate::revocation::stats();
         let sh = shared_cache::stats(clock::now_unix());
+        let (c_lookups, c_filtered, c_probes) = crate::stats::revocation_figures();
         crate::fmgr::jsonb_from_text(&format!(
-            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}}}"#,
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}, "cluster": {{"revocation_lookups": {c_lookups}, "revocation_filtered": {c_filtered}, "revocation_probes": {c_probes}}}}}"#,
             sh.capacity, sh.entries, sh.hits, sh.misses, sh.inserts, sh.evictions
         ))
     }

@@ -67,6 +67,7 @@ thread_local! {
 }
 
 fn count(lookup: u64, filtered: u64, probes: u64) {
+    crate::stats::count_revocation(lookup, filtered, probes);
     COUNTS.with(|c| {
         let (a, b, p) = c.get();
         c.set((a + lookup, b + filtered, p + probes));

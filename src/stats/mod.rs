@@ -48,7 +48,11 @@ const COUNTERS: usize = PROVIDERS.len() * OUTCOMES.len();
 pub(crate) const LOG_SECOND: usize = COUNTERS;
 pub(crate) const LOG_LINES: usize = COUNTERS + 1;
 pub(crate) const LOG_SUPPRESSED: usize = COUNTERS + 2;
-const WORDS: usize = COUNTERS + 3;
+/// Cluster-wide revocation figures (each backend's own are in `revocation::stats`).
+const REVOCATION_LOOKUPS: usize = COUNTERS + 3;
+const REVOCATION_FILTERED: usize = COUNTERS + 4;
+const REVOCATION_PROBES: usize = COUNTERS + 5;
+const WORDS: usize = COUNTERS + 6;
 
 fn region_bytes() -> usize {
     WORDS * std::mem::size_of::<AtomicU64>()
@@ -92,6 +96,25 @@ pub fn count(provider: usize, outcome: usize) {
     if let Some(w) = words().and_then(|w| w.get(provider * OUTCOMES.len() + outcome)) {
         w.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Adds to the cluster-wide revocation figures (once per token lookup, never per row).
+pub fn count_revocation(lookups: u64, filtered: u64, probes: u64) {
+    let Some(w) = words() else { return };
+    for (i, n) in [(REVOCATION_LOOKUPS, lookups), (REVOCATION_FILTERED, filtered), (REVOCATION_PROBES, probes)] {
+        if n > 0 {
+            if let Some(c) = w.get(i) {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The cluster-wide revocation figures: (lookups, answered by the filter alone, index probes).
+pub fn revocation_figures() -> (u64, u64, u64) {
+    let w = words().unwrap_or_default();
+    let get = |i: usize| w.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
+    (get(REVOCATION_LOOKUPS), get(REVOCATION_FILTERED), get(REVOCATION_PROBES))
 }
 
 v1_function! {

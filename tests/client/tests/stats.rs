@@ -110,6 +110,12 @@ fn st1_jwt_stats_counts_exactly_by_reason_from_several_backends() {
         assert_eq!(s.get(k).copied(), Some(n), "{k}: {s:?}");
     }
     assert_eq!(s.len(), 14, "one row per outcome: {s:?}");
+    // The cluster-wide revocation figures count every backend's lookups.
+    let lookups: i64 = su
+        .query_one("SELECT (jwt_cache_stats()->'cluster'->>'revocation_lookups')::bigint", &[])
+        .unwrap()
+        .get(0);
+    assert!(lookups >= 4, "{lookups}");
     su.batch_execute("SELECT jwt_stats_reset()").unwrap();
     assert!(stats(&mut su).values().all(|n| *n == 0));
     su.batch_execute("SELECT jwt_unrevoke('jti', 'stats-revoked')").unwrap();
