@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache setup install fmt package fuzz soak
+.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats setup install fmt package fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -17,6 +17,11 @@ bench-revocation: setup
 
 bench-shared-cache: setup
 	scripts/bench-shared-cache.sh
+
+# make bench-stats: a verification's cost with the statistics counters; good tokens during a
+# flood of bad ones (writes its section of BENCHMARKS.md).
+bench-stats: setup
+	scripts/bench-stats.sh
 
 # make fuzz: every fuzz target of the core for 60 s (FUZZ_SECONDS=600 make fuzz for longer).
 fuzz: setup

@@ -34,6 +34,7 @@ elapsed=$(( $(date +%s) - started ))
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 soak_section=$(sed -n '/<!-- soak:start -->/,/<!-- soak:end -->/p' "$OUT" 2>/dev/null || true)
+stats_section=$(sed -n '/<!-- stats:start -->/,/<!-- stats:end -->/p' "$OUT" 2>/dev/null || true)
 {
     echo "# pg_jwt benchmarks"
     echo
@@ -57,6 +58,7 @@ soak_section=$(sed -n '/<!-- soak:start -->/,/<!-- soak:end -->/p' "$OUT" 2>/dev
     cat benches/NOTES.md
     # The soak's section (make soak) is kept as it was: this script does not rerun it.
     if [ -n "$soak_section" ]; then echo; printf '%s\n' "$soak_section"; fi
+    if [ -n "$stats_section" ]; then echo; printf '%s\n' "$stats_section"; fi
 } > "$OUT"
 say "wrote $OUT"
 cat "$OUT"
