@@ -11,6 +11,7 @@ test: setup
 
 bench: setup
 	scripts/bench.sh
+	scripts/bench-stats.sh
 
 bench-revocation: setup
 	scripts/bench-revocation.sh
