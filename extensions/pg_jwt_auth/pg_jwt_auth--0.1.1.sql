@@ -15,14 +15,17 @@ BEGIN
                   DETAIL = 'pg_jwt_auth creates the schema auth and its functions itself; it never adds functions to a schema it does not own.',
                   HINT = 'Use pg_jwt''s functions directly (jwt_claim_uuid(''sub''), jwt_claims()), or rename the existing schema.';
     END IF;
+    -- upgrade 0.1.1 begin
     -- No schema is renamed, created or dropped in this database until the transaction ends.
     LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE;
     SELECT n.nspname INTO pg_jwt_schema
       FROM pg_catalog.pg_extension e JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
      WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt';
+    -- upgrade 0.1.1 end
     CREATE SCHEMA auth;
     COMMENT ON SCHEMA auth IS 'pg_jwt_auth: Supabase-compatible functions over pg_jwt''s verified claims';
     GRANT USAGE ON SCHEMA auth TO PUBLIC;
+    -- upgrade 0.1.1 begin
     -- The schema's name is whatever its owner (perhaps not a superuser) chose: it reaches the
     -- statements below only through format's %I (an identifier), never spliced into a quoted
     -- string by hand. The bodies are SQL-standard (RETURN): the pg_jwt function each calls is
@@ -65,6 +68,7 @@ BEGIN
         RAISE EXCEPTION 'pg_jwt_auth: the auth functions would not call pg_jwt''s own functions (was a schema renamed during the install?)'
             USING ERRCODE = '55000';
     END IF;
+    -- upgrade 0.1.1 end
 END $$;
 
 COMMENT ON FUNCTION auth.uid() IS 'The verified token''s sub as uuid (NULL without a token); jwt_claim_uuid(''sub'')';

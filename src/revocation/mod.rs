@@ -82,13 +82,24 @@ pub fn stats() -> (u64, u64, u64) {
 /// The extension's own table, found through its membership (`pg_depend`, deptype `e`), never
 /// by name alone: a table called `jwt_revocations` that someone with CREATE on the schema
 /// planted (in a database whose catalog is still at 0.1.0, which has none) is not ours.
-const TABLE_QUERY: &str = "SELECT c.oid FROM pg_catalog.pg_extension e \
-     JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
-     AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
-     AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
-     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid \
-     AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
-     WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'";
+const TABLE_QUERY: &str = concat!("SELECT c.oid ", member_table_from!());
+
+/// The `FROM ... WHERE` part of every query that finds the extension's own `jwt_revocations`:
+/// the relation named so that is a member of extension pg_jwt (`pg_depend`, deptype `e`), with
+/// `c` its `pg_class` row and `n` its schema's `pg_namespace` row. Every name qualified.
+macro_rules! member_table_from {
+    () => {
+        "FROM pg_catalog.pg_extension e \
+         JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
+         AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
+         AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+         JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid \
+         AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
+         JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'"
+    };
+}
+pub(crate) use member_table_from;
 
 /// Column numbers of `jwt_revocations` (1-based, as created by the extension script).
 const ATT_ISSUED_BEFORE: i32 = 3;

@@ -53,15 +53,10 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
         if pgrx::Spi::run("LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE").is_err() {
             return;
         }
-        let target = pgrx::Spi::get_one::<String>(
-            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_extension e \
-             JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass \
-             AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e' \
-             AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
-             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations' \
-             JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace \
-             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'",
-        );
+        let target = pgrx::Spi::get_one::<String>(concat!(
+            "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) ",
+            super::member_table_from!()
+        ));
         if let Ok(Some(target)) = target {
             let purged = pgrx::Spi::get_one::<i64>(&format!(
                 "WITH gone AS (DELETE FROM {target} WHERE expires OPERATOR(pg_catalog.<) \

@@ -80,7 +80,11 @@ pub fn emit(message: &str) {
             errmsg_internal(c"%s".as_ptr(), text.as_ptr());
             errhidestmt(true);
             errhidecontext(true);
-            errfinish(c"src/stats/log.rs".as_ptr(), line!() as std::ffi::c_int, c"pg_jwt".as_ptr());
+            errfinish(
+                c"src/stats/log.rs".as_ptr(),
+                line!() as std::ffi::c_int,
+                c"pg_jwt".as_ptr(),
+            );
         }
     }
 }
@@ -95,7 +99,11 @@ pub fn roll_second() {
     };
     let now = u64::try_from(clock::now_unix()).unwrap_or(0);
     let seen = second.load(Ordering::Acquire);
-    if seen != now && second.compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+    if seen != now
+        && second
+            .compare_exchange(seen, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
         lines.store(0, Ordering::Release);
         let n = suppressed.swap(0, Ordering::AcqRel);
         if n > 0 {

@@ -101,7 +101,11 @@ pub fn count(provider: usize, outcome: usize) {
 /// Adds to the cluster-wide revocation figures (once per token lookup, never per row).
 pub fn count_revocation(lookups: u64, filtered: u64, probes: u64) {
     let Some(w) = words() else { return };
-    for (i, n) in [(REVOCATION_LOOKUPS, lookups), (REVOCATION_FILTERED, filtered), (REVOCATION_PROBES, probes)] {
+    for (i, n) in [
+        (REVOCATION_LOOKUPS, lookups),
+        (REVOCATION_FILTERED, filtered),
+        (REVOCATION_PROBES, probes),
+    ] {
         if n > 0 {
             if let Some(c) = w.get(i) {
                 c.fetch_add(n, Ordering::Relaxed);
@@ -114,7 +118,11 @@ pub fn count_revocation(lookups: u64, filtered: u64, probes: u64) {
 pub fn revocation_figures() -> (u64, u64, u64) {
     let w = words().unwrap_or_default();
     let get = |i: usize| w.get(i).map_or(0, |c| c.load(Ordering::Relaxed));
-    (get(REVOCATION_LOOKUPS), get(REVOCATION_FILTERED), get(REVOCATION_PROBES))
+    (
+        get(REVOCATION_LOOKUPS),
+        get(REVOCATION_FILTERED),
+        get(REVOCATION_PROBES),
+    )
 }
 
 v1_function! {

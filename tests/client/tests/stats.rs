@@ -16,7 +16,8 @@ fn server_log() -> String {
 /// Server-wide settings (ALTER SYSTEM), reloaded.
 fn configure(su: &mut Client, settings: &[(&str, &str)]) {
     for (name, value) in settings {
-        su.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", lit(value))).unwrap();
+        su.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", lit(value)))
+            .unwrap();
     }
     su.batch_execute("SELECT pg_reload_conf()").unwrap();
     std::thread::sleep(Duration::from_millis(400));
@@ -25,7 +26,8 @@ fn configure(su: &mut Client, settings: &[(&str, &str)]) {
 /// `jwt_claim('sub')` with `token` in a transaction of its own on `c`; the SQLSTATE or "ok".
 fn attempt(c: &mut Client, token: &str) -> String {
     c.batch_execute("BEGIN").unwrap();
-    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token]).unwrap();
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&token])
+        .unwrap();
     let r = c.query_one("SELECT jwt_claim('sub')", &[]);
     let state = sqlstate(&r);
     c.batch_execute(if r.is_ok() { "COMMIT" } else { "ROLLBACK" }).unwrap();
@@ -34,15 +36,18 @@ fn attempt(c: &mut Client, token: &str) -> String {
 
 /// (outcome, reason) -> count from jwt_stats(), provider default.
 fn stats(su: &mut Client) -> std::collections::HashMap<String, i64> {
-    su.query("SELECT outcome, coalesce(reason, ''), count FROM jwt_stats() WHERE provider = 'default'", &[])
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let outcome: String = r.get(0);
-            let reason: String = r.get(1);
-            (if reason.is_empty() { outcome } else { reason }, r.get::<_, i64>(2))
-        })
-        .collect()
+    su.query(
+        "SELECT outcome, coalesce(reason, ''), count FROM jwt_stats() WHERE provider = 'default'",
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| {
+        let outcome: String = r.get(0);
+        let reason: String = r.get(1);
+        (if reason.is_empty() { outcome } else { reason }, r.get::<_, i64>(2))
+    })
+    .collect()
 }
 
 /// A token signed with a key the server does not know (kid "stats-unknown").
@@ -78,7 +83,8 @@ fn st1_jwt_stats_counts_exactly_by_reason_from_several_backends() {
     let expired = token(&mut su, 1, -3600, r#"{"jti": "stats-expired"}"#);
     let revoked = token(&mut su, 2, 600, r#"{"jti": "stats-revoked"}"#);
     let stranger = unknown_kid_token(&mut su);
-    su.batch_execute("SELECT jwt_revoke_token('stats-revoked', now() + interval '1 hour')").unwrap();
+    su.batch_execute("SELECT jwt_revoke_token('stats-revoked', now() + interval '1 hour')")
+        .unwrap();
     su.batch_execute("SELECT jwt_stats_reset()").unwrap();
     // Each good token in a session of its own (a fresh verification each), and again in the
     // same session (the backend's cache: not verified, not counted again).
@@ -112,7 +118,10 @@ fn st1_jwt_stats_counts_exactly_by_reason_from_several_backends() {
     assert_eq!(s.len(), 14, "one row per outcome: {s:?}");
     // The cluster-wide revocation figures count every backend's lookups.
     let lookups: i64 = su
-        .query_one("SELECT (jwt_cache_stats()->'cluster'->>'revocation_lookups')::bigint", &[])
+        .query_one(
+            "SELECT (jwt_cache_stats()->'cluster'->>'revocation_lookups')::bigint",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!(lookups >= 4, "{lookups}");
@@ -132,7 +141,11 @@ fn st2_jwt_stats_is_for_pg_monitor_and_superusers_only() {
     )
     .unwrap();
     let mut c = app();
-    for q in ["SELECT * FROM jwt_stats()", "SELECT jwt_stats_reset()", "SELECT pg_jwt_stats_counts()"] {
+    for q in [
+        "SELECT * FROM jwt_stats()",
+        "SELECT jwt_stats_reset()",
+        "SELECT pg_jwt_stats_counts()",
+    ] {
         let r = c.query(q, &[]);
         assert_eq!(sqlstate(&r), "42501", "{q}: {}", message(&r));
     }
@@ -146,12 +159,28 @@ fn st2_jwt_stats_is_for_pg_monitor_and_superusers_only() {
 fn st3_one_log_line_per_refusal_with_its_fields_and_no_token_bytes() {
     setup();
     let mut su = superuser();
-    configure(&mut su, &[("pg_jwt.log_refusals", "on"), ("pg_jwt.log_refusals_per_second", "1000")]);
+    configure(
+        &mut su,
+        &[
+            ("pg_jwt.log_refusals", "on"),
+            ("pg_jwt.log_refusals_per_second", "1000"),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(1100)); // a fresh second for the rate limiter
     let before = server_log().len();
-    let expired = token(&mut su, 1, -3600, r#"{"sub": "stats-log-expired", "jti": "stats-log-jti"}"#);
+    let expired = token(
+        &mut su,
+        1,
+        -3600,
+        r#"{"sub": "stats-log-expired", "jti": "stats-log-jti"}"#,
+    );
     let good = token(&mut su, 1, 600, r#"{"sub": "stats-log-good"}"#);
-    let forged = tampered(&token(&mut su, 1, 600, r#"{"sub": "stats-log-forged", "jti": "stats-log-forged-jti"}"#));
+    let forged = tampered(&token(
+        &mut su,
+        1,
+        600,
+        r#"{"sub": "stats-log-forged", "jti": "stats-log-forged-jti"}"#,
+    ));
     let mut c = app();
     assert_eq!(attempt(&mut c, &expired), "28000");
     assert_eq!(attempt(&mut c, &forged), "28000");
@@ -159,7 +188,8 @@ fn st3_one_log_line_per_refusal_with_its_fields_and_no_token_bytes() {
     // An earlier statement of the transaction set the token as a literal: the refusal's line
     // never carries a statement. (The failing statement itself is PostgreSQL's to log, at
     // log_min_error_statement: here it holds no token.)
-    c.batch_execute(&format!("BEGIN; SET LOCAL pg_jwt.token = {}", lit(&expired))).unwrap();
+    c.batch_execute(&format!("BEGIN; SET LOCAL pg_jwt.token = {}", lit(&expired)))
+        .unwrap();
     let r = c.batch_execute("SELECT jwt_claim('sub')");
     assert_eq!(sqlstate(&r), "28000");
     c.batch_execute("ROLLBACK").unwrap();
@@ -181,7 +211,10 @@ fn st3_one_log_line_per_refusal_with_its_fields_and_no_token_bytes() {
     let forged_line = lines[1];
     assert!(forged_line.contains("reason=\"invalid signature\""), "{forged_line}");
     assert!(forged_line.contains("claims=unverified"), "{forged_line}");
-    assert!(!forged_line.contains("sub="), "an unverified sub was logged: {forged_line}");
+    assert!(
+        !forged_line.contains("sub="),
+        "an unverified sub was logged: {forged_line}"
+    );
     // No token, no segment of one, anywhere in what was logged meanwhile.
     for t in [&expired, &good, &forged] {
         for segment in t.split('.') {
@@ -194,7 +227,10 @@ fn st3_one_log_line_per_refusal_with_its_fields_and_no_token_bytes() {
 fn st4_the_rate_limit_holds_under_a_flood_of_bad_tokens() {
     setup();
     let mut su = superuser();
-    configure(&mut su, &[("pg_jwt.log_refusals", "on"), ("pg_jwt.log_refusals_per_second", "10")]);
+    configure(
+        &mut su,
+        &[("pg_jwt.log_refusals", "on"), ("pg_jwt.log_refusals_per_second", "10")],
+    );
     let before = server_log().len();
     let started = std::time::Instant::now();
     let mut c = app();
@@ -216,11 +252,21 @@ fn st4_the_rate_limit_holds_under_a_flood_of_bad_tokens() {
     let refused = log.lines().filter(|l| l.contains("pg_jwt: refused token:")).count() as u64;
     let summaries: Vec<u64> = log
         .lines()
-        .filter_map(|l| l.split("pg_jwt: ").nth(1)?.strip_suffix(" refused-token lines suppressed")?.parse().ok())
+        .filter_map(|l| {
+            l.split("pg_jwt: ")
+                .nth(1)?
+                .strip_suffix(" refused-token lines suppressed")?
+                .parse()
+                .ok()
+        })
         .collect();
     assert!(refused <= 10 * seconds, "{refused} lines in about {seconds} s");
     assert!(!summaries.is_empty(), "no suppressed-lines summary");
-    assert_eq!(refused + summaries.iter().sum::<u64>(), 10_000, "every refusal logged or counted as suppressed");
+    assert_eq!(
+        refused + summaries.iter().sum::<u64>(),
+        10_000,
+        "every refusal logged or counted as suppressed"
+    );
     configure(&mut su, &[("pg_jwt.log_refusals_per_second", "10")]);
 }
 
@@ -230,7 +276,12 @@ fn st5_log_verified_first_logs_once_per_token_per_backend() {
     let mut su = superuser();
     configure(&mut su, &[("pg_jwt.log_verified", "first")]);
     let before = server_log().len();
-    let t = token(&mut su, 3, 600, r#"{"sub": "stats-verified", "jti": "stats-verified-jti", "sid": "stats-sid"}"#);
+    let t = token(
+        &mut su,
+        3,
+        600,
+        r#"{"sub": "stats-verified", "jti": "stats-verified-jti", "sid": "stats-sid"}"#,
+    );
     let mut c = app();
     for _ in 0..5 {
         assert_eq!(attempt(&mut c, &t), "ok");
@@ -241,7 +292,13 @@ fn st5_log_verified_first_logs_once_per_token_per_backend() {
     let log = server_log()[before..].to_owned();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("pg_jwt: verified token:")).collect();
     assert_eq!(lines.len(), 2, "once per backend: {log}");
-    for part in ["provider=default", "sub=\"stats-verified\"", "jti=\"stats-verified-jti\"", "sid=\"stats-sid\"", "exp="] {
+    for part in [
+        "provider=default",
+        "sub=\"stats-verified\"",
+        "jti=\"stats-verified-jti\"",
+        "sid=\"stats-sid\"",
+        "exp=",
+    ] {
         assert!(lines[0].contains(part), "{part} in {}", lines[0]);
     }
     for segment in t.split('.') {
