@@ -30,12 +30,14 @@ CHANGES = [
     "jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.",
     "jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.",
     "jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).",
+    "the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.",
 ]
 
 
 def regions():
     begin, end = f"-- upgrade {VERSION} begin", f"-- upgrade {VERSION} end"
-    for path in sorted((ROOT / "src").rglob("*.rs")):
+    # The preload check (src/setup.rs) first: an update without preloading stops before anything.
+    for path in sorted((ROOT / "src").rglob("*.rs"), key=lambda p: (p.name != "setup.rs", str(p))):
         text = path.read_text()
         for m in re.finditer(re.escape(begin) + r"\n(.*?)" + re.escape(end) + r"\n", text, re.S):
             yield m.group(1)

@@ -7,7 +7,15 @@
 -- jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.
 -- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
 -- jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).
+-- the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.
 \echo Use "ALTER EXTENSION pg_jwt UPDATE TO '0.3.0'" to load this file. \quit
+
+-- pg_jwt must be in shared_preload_libraries (src/setup.rs): refuse to install or update
+-- otherwise (an update refused leaves the database at its old version, whole).
+CREATE OR REPLACE FUNCTION pg_jwt_require_preload() RETURNS void
+    LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_require_preload';
+SELECT pg_jwt_require_preload();
+DROP FUNCTION pg_jwt_require_preload();
 
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
 -- nothing an accessor sees during the statement is kept (src/revocation/mod.rs, is_revoked).

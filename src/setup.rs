@@ -1,4 +1,4 @@
-//! `CREATE EXTENSION pg_jwt` refuses (SQLSTATE 55000) unless the library was loaded by
+//! `CREATE EXTENSION pg_jwt` and `ALTER EXTENSION pg_jwt UPDATE` refuse (SQLSTATE 55000) unless the library was loaded by
 //! `shared_preload_libraries`, so the misconfiguration shows at set-up time and not as a
 //! readable or replaceable key setting later (see `gucs::preloaded`). The check function exists
 //! only while the install script runs.
@@ -29,11 +29,14 @@ v1_function! {
 
 extension_sql!(
     r#"
--- pg_jwt must be in shared_preload_libraries (src/setup.rs): refuse to install otherwise.
+-- upgrade 0.3.0 begin
+-- pg_jwt must be in shared_preload_libraries (src/setup.rs): refuse to install or update
+-- otherwise (an update refused leaves the database at its old version, whole).
 CREATE FUNCTION pg_jwt_require_preload() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_require_preload';
 SELECT pg_jwt_require_preload();
 DROP FUNCTION pg_jwt_require_preload();
+-- upgrade 0.3.0 end
 "#,
     name = "require_preload",
     bootstrap

@@ -2,7 +2,8 @@
 //! the background worker (`worker`) calls this; no backend ever touches the network.
 //!
 //! Transport rules: https only (also for every redirect, at most `MAX_REDIRECTS` hops);
-//! certificates verified against the system trust store (`/etc/ssl/certs`) or, when
+//! certificates verified against the system trust store (the first of the distributions' known
+//! bundle paths that exists, `SYSTEM_CA_BUNDLES`) or, when
 //! `pg_jwt.jwks_ca_file` is set, that file alone; DNS, connect and total timeouts; a size cap on the
 //! body; no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
 //! no async runtime: the worker fetches one document at a time and has nothing else to do).
@@ -42,8 +43,33 @@ impl ureq::Resolver for BoundedResolver {
         }
     }
 }
-/// Where Debian (and most distributions) keep the system's trusted CA certificates.
-const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+/// Where distributions keep the system's trusted CA certificates as one PEM bundle, in the
+/// order tried (the first that exists is used): Debian, Ubuntu, Alpine (and Arch, Gentoo);
+/// RHEL, Rocky, Alma, Fedora, CentOS; openSUSE and SLES; Alpine's and the BSDs' other name.
+/// `pg_jwt.jwks_ca_file` overrides them all.
+const SYSTEM_CA_BUNDLES: [&str; 6] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/var/lib/ca-certificates/ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The CA file to trust: `pg_jwt.jwks_ca_file` if set, else the first of `candidates` that
+/// exists (the first, to name in the error, if none does).
+fn ca_bundle<'a>(ca_file: Option<&'a str>, candidates: &[&'a str]) -> &'a str {
+    if let Some(f) = ca_file.filter(|p| !p.is_empty()) {
+        return f;
+    }
+    candidates
+        .iter()
+        .copied()
+        .find(|p| std::path::Path::new(p).is_file())
+        .or_else(|| candidates.first().copied())
+        .unwrap_or_default()
+}
+
 
 /// A key set that was fetched and imported under the strict rules.
 pub struct Fetched {
@@ -124,7 +150,7 @@ fn discover(agent: &ureq::Agent, issuer: Option<&str>) -> Result<String, String>
 }
 
 fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
-    let path = ca_file.filter(|p| !p.is_empty()).unwrap_or(SYSTEM_CA_BUNDLE);
+    let path = ca_bundle(ca_file, &SYSTEM_CA_BUNDLES);
     let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {path}: {}", e.kind()))?;
     let mut roots = rustls::RootCertStore::empty();
     let mut added = 0;
@@ -232,6 +258,26 @@ mod tests {
         );
         assert_eq!(max_age(None, Some("garbage"), None), None);
         assert_eq!(max_age(None, None, None), None);
+    }
+
+    #[test]
+    fn the_system_trust_store_is_found_on_any_distribution() {
+        let dir = std::env::temp_dir().join(format!("pg_jwt_ca_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let rhel = dir.join("tls-ca-bundle.pem");
+        std::fs::write(&rhel, "x").unwrap();
+        let missing = dir.join("ca-certificates.crt");
+        let (missing, rhel) = (missing.to_str().unwrap(), rhel.to_str().unwrap());
+        // The first candidate that exists, whatever its place in the list.
+        assert_eq!(ca_bundle(None, &[missing, rhel]), rhel);
+        assert_eq!(ca_bundle(Some(""), &[missing, rhel]), rhel);
+        // The setting overrides them.
+        assert_eq!(ca_bundle(Some("/etc/mine.pem"), &[missing, rhel]), "/etc/mine.pem");
+        // None exists: the first, so that the error names a path.
+        assert_eq!(ca_bundle(None, &[missing]), missing);
+        std::fs::remove_dir_all(&dir).unwrap();
+        // This machine's own store is among the known ones.
+        assert!(SYSTEM_CA_BUNDLES.iter().any(|p| std::path::Path::new(p).is_file()));
     }
 
     #[test]
