@@ -451,7 +451,8 @@ unsafe fn define_worker_int(
     );
 }
 
-/// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error).
+/// Defines every setting and reserves the `pg_jwt.` prefix (a misspelt setting is an error in
+/// `SET`, a WARNING with the line ignored in postgresql.conf).
 pub fn init() {
     // SAFETY: a plain read of a backend global, on the only thread.
     PRELOADED.store(

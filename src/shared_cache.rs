@@ -7,7 +7,8 @@
 //! - An entry says only "this signature is good under this key set". A backend that finds one
 //!   still parses the token and checks its header, key choice and claims against its own
 //!   settings (`Signature::KnownGood`), and the revocation check runs as for any verification.
-//!   Only successful verifications are stored.
+//!   An entry is stored once signature and claims are good, before the revocation check (it
+//!   records only that the signature is good; every hit checks revocation again).
 //! - An entry is void once `not_after` (the token's `exp` plus the inserting backend's leeway)
 //!   has passed, and whenever the shared cache epoch (`generations`) moved: the key fetcher bumps it at every reload
 //!   (SIGHUP) and whenever the fetched key set changes. A changed key set also changes the
