@@ -70,7 +70,6 @@ fn ca_bundle<'a>(ca_file: Option<&'a str>, candidates: &[&'a str]) -> &'a str {
         .unwrap_or_default()
 }
 
-
 /// A key set that was fetched and imported under the strict rules.
 pub struct Fetched {
     /// The JWKS text as received (what goes to shared memory and the data directory).

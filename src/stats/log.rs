@@ -61,6 +61,7 @@ fn number(v: Option<&Json>) -> String {
 pub fn emit(message: &str) {
     // errstart/errfinish as pgrx's own ereport calls them; errhidestmt and errhidecontext keep
     // the statement (which may hold a token literal) and the context out of the line.
+    // SAFETY (of the declarations): the signatures of utils/elog.h in PostgreSQL 15 to 18.
     unsafe extern "C-unwind" {
         fn errstart(elevel: std::ffi::c_int, domain: *const std::ffi::c_char) -> bool;
         fn errfinish(filename: *const std::ffi::c_char, lineno: std::ffi::c_int, funcname: *const std::ffi::c_char);
@@ -71,10 +72,9 @@ pub fn emit(message: &str) {
     let Ok(text) = std::ffi::CString::new(message.replace('\0', "")) else {
         return;
     };
-    // SAFETY: the sequence PostgreSQL's ereport() expands to, at LOG (below ERROR, so
-    // errfinish returns); the format is a constant "%s" with one NUL-terminated argument that
-    // lives across the call; errstart's false means the line is not wanted and nothing else
-    // may be called.
+    // The sequence PostgreSQL's ereport() expands to, at LOG (below ERROR, so errfinish
+    // returns); errstart's false means the line is not wanted and nothing else may be called.
+    // SAFETY: as ereport() does; the format is a constant "%s" whose one argument is NUL-terminated and outlives the call.
     unsafe {
         if errstart(pgrx::pg_sys::LOG as std::ffi::c_int, std::ptr::null()) {
             errmsg_internal(c"%s".as_ptr(), text.as_ptr());

@@ -306,3 +306,34 @@ fn st5_log_verified_first_logs_once_per_token_per_backend() {
     }
     configure(&mut su, &[("pg_jwt.log_verified", "off")]);
 }
+
+#[test]
+fn st6_the_log_settings_refuse_bad_values_and_the_application_role() {
+    setup();
+    let mut su = superuser();
+    for (name, value) in [
+        ("pg_jwt.log_verified", "sometimes"),
+        ("pg_jwt.log_refusals_per_second", "-1"),
+        ("pg_jwt.log_refusals_per_second", "many"),
+        ("pg_jwt.log_refusals", "perhaps"),
+    ] {
+        let r = su.batch_execute(&format!("ALTER SYSTEM SET {name} = {}", lit(value)));
+        assert_eq!(sqlstate(&r), "22023", "{name} = {value}: {}", message(&r));
+    }
+    // Server-wide only: a session cannot turn the refusal log off, least of all the application's.
+    let mut c = app();
+    for stmt in [
+        "SET pg_jwt.log_refusals = off",
+        "SET pg_jwt.log_refusals_per_second = 0",
+        "SET pg_jwt.log_verified = off",
+    ] {
+        let r = c.batch_execute(stmt);
+        assert_eq!(sqlstate(&r), "55P02", "{stmt}: {}", message(&r));
+    }
+    let r = c.batch_execute("ALTER SYSTEM SET pg_jwt.log_refusals = off");
+    assert_eq!(sqlstate(&r), "42501", "{}", message(&r));
+    // Nor a connection option.
+    assert!(try_connect("app", "app", "-c pg_jwt.log_refusals=off").is_err());
+    let refusals: String = su.query_one("SHOW pg_jwt.log_refusals", &[]).unwrap().get(0);
+    assert_eq!(refusals, "on");
+}

@@ -6,12 +6,14 @@
 
 use pg_jwt_client_tests::*;
 
-const HMAC_JWKS: &str = r#"{"keys":[{"kty":"oct","kid":"up","alg":"HS256","k":"dXBncmFkZS1zZWNyZXQtdXBncmFkZS1zZWNyZXQtMTIzNDU2Nzg"}]}"#;
+const HMAC_JWKS: &str =
+    r#"{"keys":[{"kty":"oct","kid":"up","alg":"HS256","k":"dXBncmFkZS1zZWNyZXQtdXBncmFkZS1zZWNyZXQtMTIzNDU2Nzg"}]}"#;
 
 #[test]
 fn u1_update_without_preload_is_refused_and_leaves_0_1_0_whole() {
     let mut su = try_connect_nopreload("postgres", "postgres", "").unwrap();
-    su.batch_execute("DROP DATABASE IF EXISTS upgrade_010 WITH (FORCE)").unwrap();
+    su.batch_execute("DROP DATABASE IF EXISTS upgrade_010 WITH (FORCE)")
+        .unwrap();
     su.batch_execute("CREATE DATABASE upgrade_010").unwrap();
     try_connect_nopreload("postgres", "upgrade_010", "")
         .unwrap()
@@ -20,7 +22,10 @@ fn u1_update_without_preload_is_refused_and_leaves_0_1_0_whole() {
     // Configured the 0.1.0 way, from a session where the library is not loaded.
     try_connect_nopreload("postgres", "upgrade_010", "")
         .unwrap()
-        .batch_execute(&format!("ALTER DATABASE upgrade_010 SET pg_jwt.jwks = {}", lit(HMAC_JWKS)))
+        .batch_execute(&format!(
+            "ALTER DATABASE upgrade_010 SET pg_jwt.jwks = {}",
+            lit(HMAC_JWKS)
+        ))
         .unwrap();
     let mut db = try_connect_nopreload("postgres", "upgrade_010", "").unwrap();
     let r = db.batch_execute("ALTER EXTENSION pg_jwt UPDATE");
@@ -28,7 +33,11 @@ fn u1_update_without_preload_is_refused_and_leaves_0_1_0_whole() {
     let Err(e) = r else { unreachable!() };
     let d = e.as_db_error().unwrap();
     assert!(d.message().starts_with("pg_jwt:"), "{}", d.message());
-    assert!(d.hint().unwrap_or("").contains("shared_preload_libraries"), "{:?}", d.hint());
+    assert!(
+        d.hint().unwrap_or("").contains("shared_preload_libraries"),
+        "{:?}",
+        d.hint()
+    );
     // Nothing of the update happened: still 0.1.0, no table of 0.2.0, its functions as before.
     let mut db = try_connect_nopreload("postgres", "upgrade_010", "").unwrap();
     let version: String = db
