@@ -30,6 +30,7 @@ CHANGES = [
     "jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.",
     "jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.",
     "jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).",
+    "pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().",
     "the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.",
 ]
 
@@ -51,6 +52,9 @@ def script():
     out.append("")
     body = "\n".join(r.rstrip("\n") + "\n" for r in regions())
     body = re.sub(r"^CREATE FUNCTION ", "CREATE OR REPLACE FUNCTION ", body, flags=re.M)
+    # A statement only an update needs (a DROP before a function changes its result type) is a
+    # comment of the install script: "-- upgrade only: <statement>".
+    body = re.sub(r"^-- upgrade only: ", "", body, flags=re.M)
     return "\n".join(out) + "\n" + body
 
 

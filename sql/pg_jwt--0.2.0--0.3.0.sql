@@ -7,6 +7,7 @@
 -- jwt_purge_revocations: keeps rows for the largest leeway (3600 s), not the purging session's.
 -- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
 -- jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).
+-- pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().
 -- the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.
 \echo Use "ALTER EXTENSION pg_jwt UPDATE TO '0.3.0'" to load this file. \quit
 
@@ -16,6 +17,27 @@ CREATE OR REPLACE FUNCTION pg_jwt_require_preload() RETURNS void
     LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_require_preload';
 SELECT pg_jwt_require_preload();
 DROP FUNCTION pg_jwt_require_preload();
+
+-- Several providers (0.3.0): the provider that verified the session token, at the per-row cost
+-- of a claim accessor.
+CREATE OR REPLACE FUNCTION jwt_provider() RETURNS text
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_provider';
+COMMENT ON FUNCTION jwt_provider() IS 'The name of the provider (pg_jwt.providers, or default) that verified pg_jwt.token; NULL without a token';
+
+-- Several providers (0.3.0): jwt_jwks_status() has a first column, provider, and a row per
+-- provider that fetches; jwt_jwks_refresh() takes the provider to fetch (NULL: every one).
+DROP FUNCTION jwt_jwks_status();
+DROP FUNCTION jwt_jwks_refresh();
+CREATE OR REPLACE FUNCTION jwt_jwks_status() RETURNS TABLE (
+    provider text, uri text, source text, kids text[], in_force boolean,
+    last_success timestamptz, last_attempt timestamptz, next_refresh timestamptz,
+    last_error text, fetches bigint, failures bigint)
+    STRICT VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_jwks_status_wrapper';
+COMMENT ON FUNCTION jwt_jwks_status() IS 'The key fetcher: per provider, the source of the fetched key set, its kids, when it was fetched, the last error';
+CREATE OR REPLACE FUNCTION jwt_jwks_refresh(provider text DEFAULT NULL) RETURNS jsonb
+    VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_jwks_refresh_wrapper';
+REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh(text) FROM PUBLIC;
+COMMENT ON FUNCTION jwt_jwks_refresh(text) IS 'Superuser: fetch the keys of this provider (NULL: every provider that fetches) now, wait for the result (bounded) and return the status';
 
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
 -- nothing an accessor sees during the statement is kept (src/revocation/mod.rs, is_revoked).

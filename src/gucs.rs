@@ -24,6 +24,9 @@
 //! | `pg_jwt.log_refusals` | SIGHUP | postgresql.conf / ALTER SYSTEM | the refusal log (`stats::log`) |
 //! | `pg_jwt.log_refusals_per_second` | SIGHUP | " | the refusal log's cluster-wide rate limit |
 //! | `pg_jwt.log_verified` | SIGHUP | " | the verified-identity log |
+//! | `pg_jwt.providers` | SIGHUP | postgresql.conf / ALTER SYSTEM; hidden like `pg_jwt.jwks` | the session path (`providers`); the key fetcher |
+//! | `pg_jwt.max_providers` | POSTMASTER | postgresql.conf, restart | the fetched key sets of listed providers (`providers::slots`) |
+//! | `pg_jwt.provider_jwks_max_bytes` | POSTMASTER | " | " |
 //!
 //! Defined with pgrx's `GucRegistry` and stored in `GucSetting`s. The session cache's slow path
 //! looks the token up by its raw bytes without copying it (`GucSetting::as_ptr`, see
@@ -68,6 +71,9 @@ static SHARED_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(65_536);
 static LOG_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 static LOG_REFUSALS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(10);
 static LOG_VERIFIED: GucSetting<LogVerified> = GucSetting::<LogVerified>::new(LogVerified::Off);
+static PROVIDERS: StringSetting = GucSetting::<Option<CString>>::new(None);
+static MAX_PROVIDERS: GucSetting<i32> = GucSetting::<i32>::new(100);
+static PROVIDER_JWKS_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 /// `pg_jwt.log_verified`: whether to log the first verification of each token per backend.
 #[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -128,6 +134,25 @@ fn nonempty_string(setting: &StringSetting) -> Option<String> {
     unsafe { raw_str(setting) }
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// `pg_jwt.providers`'s text, without copying; `None` when unset or empty.
+///
+/// # Safety
+/// As `token_bytes`: valid until the setting changes (a reload); parse it before that.
+pub unsafe fn providers_bytes<'a>() -> Option<&'a [u8]> {
+    // SAFETY: read on the backend's only thread; the caller upholds the lifetime rule above.
+    unsafe { raw_str(&PROVIDERS) }.filter(|t| !t.iter().all(u8::is_ascii_whitespace))
+}
+
+/// Slots for the fetched key sets of listed providers (fixed at server start).
+pub fn max_providers() -> usize {
+    usize::try_from(MAX_PROVIDERS.get()).unwrap_or(0)
+}
+
+/// The largest fetched key set of a listed provider, in bytes (fixed at server start).
+pub fn provider_jwks_max_bytes() -> usize {
+    usize::try_from(PROVIDER_JWKS_MAX_BYTES.get()).unwrap_or(0)
 }
 
 pub fn jwks_text() -> Option<String> {
@@ -342,6 +367,30 @@ unsafe extern "C-unwind" fn check_jwks(
                 "pg_jwt: invalid value for parameter \"pg_jwt.jwks\" (the value is not shown: it may hold secrets)",
             );
             set_check_detail(&format!("pg_jwt: {e}"));
+            false
+        }
+    }
+}
+
+/// Refuses a provider list that does not parse, or in which one `iss` could choose two
+/// providers: at ALTER SYSTEM (22023), and at a reload, where the list in force stays and the
+/// server log says why. The message never echoes the value (pinned keys may be secrets).
+#[pg_guard]
+// SAFETY (for callers): a GUC check hook; newval points to PostgreSQL's value (or is null).
+unsafe extern "C-unwind" fn check_providers(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    let text = check_hook_value(newval);
+    match pg_jwt_core::Providers::parse(text) {
+        Ok(_) => true,
+        Err(e) => {
+            set_check_message(
+                "pg_jwt: invalid value for parameter \"pg_jwt.providers\" (the value is not shown: it may hold secrets)",
+            );
+            set_check_detail(&format!("pg_jwt: {e}"));
+            set_check_hint("The provider list in force stays until a valid list is loaded.");
             false
         }
     }
@@ -627,10 +676,22 @@ pub fn init() {
             GucContext::Sighup,
             GucFlags::empty(),
         );
+        GucRegistry::define_string_guc_with_hooks(
+            c"pg_jwt.providers",
+            c"Several identity providers: a JSON array of {name, issuer, jwks_uri and/or jwks, audience, algorithms, required_claims, leeway, max_lifetime, claims}.",
+            c"The token's iss chooses one provider. Server-wide (postgresql.conf or ALTER SYSTEM, then a reload); hidden because pinned keys may be secrets.",
+            &PROVIDERS,
+            GucContext::Sighup,
+            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+            Some(check_providers),
+            Some(assign_config_string),
+            None,
+        );
         // A postmaster setting can only be defined at server start: only when preloaded (without
         // preloading there is no shared memory, and the session path refuses to run anyway).
         if preloaded() {
             define_shared_cache_size();
+            define_provider_memory();
         }
         pg_sys::MarkGUCPrefixReserved(c"pg_jwt".as_ptr());
     }
@@ -647,5 +708,30 @@ fn define_shared_cache_size() {
         4 * 1024 * 1024,
         GucContext::Postmaster,
         GucFlags::empty(),
+    );
+}
+
+/// `pg_jwt.max_providers` and `pg_jwt.provider_jwks_max_bytes` (postmaster context): the
+/// bounded shared memory of listed providers' fetched key sets.
+fn define_provider_memory() {
+    GucRegistry::define_int_guc(
+        c"pg_jwt.max_providers",
+        c"Listed providers whose fetched key sets shared memory holds (slots; a provider beyond them fails closed). Needs a restart.",
+        c"",
+        &MAX_PROVIDERS,
+        0,
+        pg_jwt_core::provider::MAX_PROVIDERS as i32,
+        GucContext::Postmaster,
+        GucFlags::empty(),
+    );
+    GucRegistry::define_int_guc(
+        c"pg_jwt.provider_jwks_max_bytes",
+        c"The largest fetched key set of a listed provider (a larger one fails closed for that provider). Needs a restart.",
+        c"",
+        &PROVIDER_JWKS_MAX_BYTES,
+        1024,
+        crate::jwks::http::MAX_BODY_BYTES as i32,
+        GucContext::Postmaster,
+        GucFlags::UNIT_BYTE,
     );
 }

@@ -8,6 +8,9 @@
 //!   `http.rs`, `persist.rs`, `state.rs` (shared with the backends), `sql.rs`;
 //! - `revocation/`: the denylist: `mod.rs` (table, triggers, per-token lookup), `filter.rs`
 //!   (its Bloom filter in shared memory), `purge.rs` (background purge of expired rows);
+//! - `providers/`: several identity providers (`pg_jwt.providers`), chosen by the token's `iss`:
+//!   `mod.rs` (the list and each provider's keys), `slots.rs` (their fetched key sets in shared
+//!   memory), `fetch.rs` (the key fetcher's work for them);
 //! - `session`: the per-backend verification cache behind the accessors, and `shared_cache`:
 //!   good signatures in shared memory, for every backend;
 //! - `stats/`: cluster-wide statistics of verifications (`jwt_stats()`) and the refusal and
@@ -35,6 +38,7 @@ mod functions;
 mod generations;
 mod gucs;
 mod jwks;
+mod providers;
 mod revocation;
 mod roles;
 mod session;
@@ -47,7 +51,12 @@ mod stats;
 mod tests;
 
 /// The raw shared-memory regions (see `shmem` for the inventory of all shared memory).
-static SHMEM_REGIONS: [&shmem::Region; 3] = [&revocation::filter::REGION, &shared_cache::REGION, &stats::REGION];
+static SHMEM_REGIONS: [&shmem::Region; 4] = [
+    &revocation::filter::REGION,
+    &shared_cache::REGION,
+    &stats::REGION,
+    &providers::slots::REGION,
+];
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -56,6 +65,7 @@ pub extern "C-unwind" fn _PG_init() {
         // Shared memory and the key fetcher exist only under shared_preload_libraries.
         generations::init();
         jwks::state::init();
+        providers::slots::init();
         shmem::init(&SHMEM_REGIONS);
         jwks::fetcher::register();
     }

@@ -19,6 +19,7 @@ use crate::jwks::state;
 use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
+use pg_jwt_core::provider::Provider;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -32,6 +33,10 @@ use std::rc::Rc;
 pub struct Claims {
     pub json: Json,
     pub times: TimeClaims,
+    /// The provider that verified the token (`default`: the single-provider settings).
+    pub provider: Rc<str>,
+    /// Its leeway, for the re-checks of expiry at every access.
+    pub leeway: i64,
 }
 
 /// The validation settings in force, captured when the configuration generation changes.
@@ -188,7 +193,7 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
         None => match verify_current_token(now) {
             // A kid in no key set: the provider may have rotated. Ask the key fetcher for the
             // current set (rate limited across all backends), wait a bounded time, retry once.
-            Err(SessionError::Token(TokenError::NoMatchingKey(_))) if state::refetched_for_unknown_key() => {
+            Err(SessionError::Token(TokenError::NoMatchingKey(_))) if refetched_for_unknown_key() => {
                 verify_current_token(Generations::now()).map_err(refused)?
             }
             other => other.map_err(refused)?,
@@ -197,10 +202,65 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
     if let Some(c) = &claims {
         // Expiry is checked at every access against the clock, not only at verification.
         c.times
-            .check(clock::now_unix_coarse(), gucs::leeway())
+            .check(clock::now_unix_coarse(), c.leeway)
             .map_err(|e| refused(SessionError::Token(e)))?;
     }
     Ok(claims)
+}
+
+thread_local! {
+    /// The listed provider chosen by the last verification that failed for an unknown `kid`
+    /// (whose key set to refetch); `None`: the implicit provider's.
+    static UNKNOWN_KID_OF: RefCell<Option<Provider>> = const { RefCell::new(None) };
+    /// The name of the implicit provider, shared by its claims.
+    static DEFAULT_NAME: Rc<str> = Rc::from(pg_jwt_core::provider::DEFAULT_NAME);
+    /// The provider a refusal is counted and logged for: the chosen one, else `default`.
+    static REFUSED_BY: RefCell<Rc<str>> = RefCell::new(Rc::from(pg_jwt_core::provider::DEFAULT_NAME));
+}
+
+/// After an unknown `kid`: a refetch of the chosen provider's key set (see
+/// `state::refetched_for_unknown_key`, `providers::refetched_for_unknown_key`).
+fn refetched_for_unknown_key() -> bool {
+    match UNKNOWN_KID_OF.with(|u| u.borrow_mut().take()) {
+        Some(p) => crate::providers::refetched_for_unknown_key(&p),
+        None => state::refetched_for_unknown_key(),
+    }
+}
+
+/// Which provider verifies a token.
+enum Chosen {
+    /// The single-provider settings (`pg_jwt.jwks`, `pg_jwt.jwks_uri`, `pg_jwt.issuer`, ...).
+    Default,
+    /// A listed provider, and the token's `iss` that chose it.
+    Listed(Provider, String),
+}
+
+/// The provider the token's `iss` chooses. Without `pg_jwt.providers`, always the implicit
+/// one (and `iss` is not read before the signature, as before providers). With a list: an
+/// exact issuer, then a template; else the implicit provider if it is configured and its
+/// `pg_jwt.issuer` is unset or equal; else refused, naming the issuer.
+fn choose(config: &Config, token: &[u8]) -> Result<Chosen, SessionError> {
+    let list = crate::providers::list();
+    if list.is_empty() {
+        return Ok(Chosen::Default);
+    }
+    let iss = token::peek_issuer(token, &config.policy).map_err(SessionError::Token)?;
+    if let Some(p) = iss.as_deref().and_then(|i| list.choose(i)).and_then(|c| list.get(c)) {
+        return Ok(Chosen::Listed(p.clone(), iss.unwrap_or_default()));
+    }
+    let default_configured = gucs::jwks_text().is_some() || gucs::jwks_uri().is_some();
+    let default_takes = match (&config.issuer, &iss) {
+        (None, _) => true,
+        (Some(expected), Some(actual)) => expected == actual,
+        (Some(_), None) => false,
+    };
+    if default_configured && default_takes {
+        return Ok(Chosen::Default);
+    }
+    Err(SessionError::Token(TokenError::UnknownIssuer(match &iss {
+        Some(i) => pg_jwt_core::error::printable(i),
+        None => "(the token has no iss)".to_owned(),
+    })))
 }
 
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
@@ -237,23 +297,66 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let Some(config) = s.config.as_ref() else {
             return Err(SessionError::Keys(KeyError::Set("not loaded".into())));
         };
-        let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
-        let validation = Validation {
-            leeway: config.leeway,
-            audience: config.audience.as_deref(),
-            issuer: config.issuer.as_deref(),
-            ..Validation::new(clock::now_unix(), &config.required)
+        REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
+        let chosen = choose(config, token)?;
+        if let Chosen::Listed(p, _) = &chosen {
+            REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
+        }
+        let now_s = clock::now_unix();
+        // What the chosen provider verifies with: keys (and the fingerprint of their source,
+        // which keys the shared cache), header policy and claim validation.
+        let listed_keys;
+        let listed_policy;
+        let (keys, fingerprint, policy, validation, provider, leeway) = match &chosen {
+            Chosen::Default => {
+                let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
+                let validation = Validation {
+                    leeway: config.leeway,
+                    audience: config.audience.as_deref(),
+                    issuer: config.issuer.as_deref(),
+                    ..Validation::new(now_s, &config.required)
+                };
+                let name = DEFAULT_NAME.with(Rc::clone);
+                (keys, config.fingerprint, &config.policy, validation, name, config.leeway)
+            }
+            Chosen::Listed(p, iss) => {
+                let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
+                listed_keys = set;
+                listed_policy = HeaderPolicy {
+                    allowed_algs: p.algorithms.clone(),
+                    ..config.policy.clone()
+                };
+                let leeway = p.leeway.unwrap_or(config.leeway);
+                let validation = Validation {
+                    leeway,
+                    audience: None,
+                    audiences: &p.audience,
+                    issuer: Some(iss.as_str()),
+                    ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
+                };
+                (&*listed_keys, print, &listed_policy, validation, Rc::from(p.name.as_str()), leeway)
+            }
         };
         // A good signature on record in shared memory (any backend verified these exact bytes
-        // under this exact key set) is not checked again; everything else is.
-        let cache_key = token::signature_cache_key(&config.fingerprint, token);
-        let now_s = clock::now_unix();
+        // under this exact key set of this provider) is not checked again; everything else is.
+        let cache_key = token::signature_cache_key(&fingerprint, token);
         let known = shared_cache::contains(&cache_key, now_s);
         let signature = if known { Signature::KnownGood } else { Signature::Check };
-        let verified =
-            token::verify_with(token, keys, &config.policy, &validation, signature).map_err(SessionError::Token)?;
+        let verified = match token::verify_with(token, keys, policy, &validation, signature) {
+            Err(TokenError::NoMatchingKey(m)) => {
+                if let Chosen::Listed(p, _) = &chosen {
+                    UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some(p.clone()));
+                }
+                return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
+            }
+            other => other.map_err(SessionError::Token)?,
+        };
+        if let Chosen::Listed(p, _) = &chosen {
+            // The template's claim, max_lifetime, claims constraints.
+            p.check(&verified.claims).map_err(SessionError::Token)?;
+        }
         if !known {
-            let until = verified.times.window(config.leeway).until;
+            let until = verified.times.window(leeway).until;
             // `as` saturates: no exp (an infinite window) is i64::MAX.
             shared_cache::insert(&cache_key, until as i64, now_s);
         } else {
@@ -277,16 +380,18 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let claims = Rc::new(Claims {
             json: verified.claims,
             times: verified.times,
+            provider,
+            leeway,
         });
         s.verifications += 1;
-        crate::stats::count(0, crate::stats::ACCEPTED);
+        crate::stats::count(crate::stats::row_of(&claims.provider), crate::stats::ACCEPTED);
         if !lookup.fresh {
             // Found in parallel mode, or by a transaction that changed the revocation list itself:
             // good for this statement (each call site caches it for the query), never kept
             // beyond it.
             return Ok(Some(claims));
         }
-        crate::stats::log::verified(0, &claims.json);
+        crate::stats::log::verified(&claims.provider, &claims.json);
         s.cache.put(token.into(), Rc::clone(&claims));
         s.current = Some(Current {
             generations: now,
@@ -306,7 +411,8 @@ fn refused(e: SessionError) -> ErrorReport {
     };
     if let Some(outcome) = outcome {
         // SAFETY: the token is only read within this call, which assigns no setting.
-        crate::stats::log::refused(0, outcome, unsafe { gucs::token_bytes() });
+        let provider = REFUSED_BY.with(|r| Rc::clone(&r.borrow()));
+        crate::stats::log::refused(&provider, outcome, unsafe { gucs::token_bytes() });
     }
     e.report()
 }

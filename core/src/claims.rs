@@ -24,6 +24,9 @@ pub struct Validation<'a> {
     /// If set, `aud` must be this string or an array containing it. If not set, a token that
     /// carries `aud` is rejected (RFC 7519 §4.1.3: the recipient must identify itself).
     pub audience: Option<&'a str>,
+    /// If non-empty (a provider's `audience` list), `aud` must contain one of them; this
+    /// replaces `audience`.
+    pub audiences: &'a [String],
     /// If set, `iss` must be exactly this string.
     pub issuer: Option<&'a str>,
     /// Claims that must be present (callers pass [`DEFAULT_REQUIRED_CLAIMS`] unless configured
@@ -39,6 +42,7 @@ impl<'a> Validation<'a> {
             now,
             leeway: DEFAULT_LEEWAY,
             audience: None,
+            audiences: &[],
             issuer: None,
             required,
             max_lifetime: None,
@@ -177,6 +181,15 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
             ))
         }
         _ => {}
+    }
+    if !v.audiences.is_empty() {
+        return match aud {
+            None => Err(TokenError::MissingClaim("aud".to_owned())),
+            Some(list) if list.iter().any(|a| v.audiences.iter().any(|e| e == a)) => Ok(times),
+            Some(_) => Err(TokenError::AudienceMismatch(
+                "the token's aud names none of its provider's audiences",
+            )),
+        };
     }
     match (v.audience, aud) {
         (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),

@@ -35,6 +35,31 @@ pub enum TokenError {
     /// The claim name is one the verifier checks (`exp`, `aud`, ...), never one from the token.
     #[error("invalid claim type")]
     InvalidClaimType(&'static str),
+    /// A constraint of the token's provider (`max_lifetime`, `claims`) is not met.
+    #[error("claim constraint not met")]
+    Constraint(&'static str),
+    /// No provider is configured for the token's `iss`: the issuer, made printable ASCII and
+    /// cut short ([`printable`]), for the DETAIL (an issuer names a provider, not a person).
+    #[error("issuer mismatch")]
+    UnknownIssuer(String),
+}
+
+/// A text from a token made safe for a log line or an error's DETAIL: printable ASCII, other
+/// characters and quotes as `\u{..}`, at most 200 characters.
+pub fn printable(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= 200 {
+            out.push_str("...");
+            break;
+        }
+        if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
 }
 
 impl TokenError {
@@ -47,7 +72,9 @@ impl TokenError {
             | TokenError::AlgorithmNotAllowed(d)
             | TokenError::NoMatchingKey(d)
             | TokenError::AudienceMismatch(d)
-            | TokenError::IssuerMismatch(d) => (*d).to_owned(),
+            | TokenError::IssuerMismatch(d)
+            | TokenError::Constraint(d) => (*d).to_owned(),
+            TokenError::UnknownIssuer(iss) => format!("no provider is configured for issuer \"{iss}\""),
             TokenError::InvalidSignature => "the signature does not match the token and key".to_owned(),
             TokenError::Expired { exp } => format!("the token expired at {} (exp = {exp})", unix_to_utc(*exp)),
             TokenError::NotYetValid { claim, at } => {

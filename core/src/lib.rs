@@ -17,6 +17,7 @@ pub mod claims;
 pub mod error;
 pub mod json;
 pub mod jwk;
+pub mod provider;
 pub mod signing;
 pub mod token;
 
@@ -25,4 +26,5 @@ pub use claims::{TimeClaims, Validation};
 pub use error::{KeyError, TokenError};
 pub use json::Json;
 pub use jwk::{KeySet, SigningKey};
+pub use provider::{Provider, Providers};
 pub use token::{HeaderPolicy, VerifiedToken};

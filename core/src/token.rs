@@ -293,6 +293,29 @@ pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
     Ok(claims)
 }
 
+/// The token's `iss`, read before its signature is checked, to choose the one provider whose
+/// keys may verify it (never to trust it: the chosen provider's verification checks `iss`
+/// again, over the signed bytes). Steps 1–5 (size, segments, header and its policy) come first,
+/// so a token refused for its form is refused for the same reason as without providers.
+/// `Ok(None)`: the claims carry no string `iss`.
+pub fn peek_issuer(token: &[u8], policy: &HeaderPolicy) -> Result<Option<String>, TokenError> {
+    check_size(token, policy.max_token_bytes)?;
+    let (header_b64, payload_b64, _) = split(token)?;
+    if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
+        return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
+    }
+    let header_bytes =
+        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
+    let header = Json::parse(&header_bytes).map_err(|e| match e {
+        JsonError::DuplicateMember => TokenError::Malformed("duplicate member in the header"),
+        _ => TokenError::Malformed("the header is not valid JSON"),
+    })?;
+    check_header(&header, policy)?;
+    let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
+    let claims = parse_claims(&payload)?;
+    Ok(claims.get("iss").and_then(Json::as_str).map(str::to_owned))
+}
+
 /// Decodes a token without checking anything but its syntax: for debugging only.
 pub fn decode_unverified(token: &[u8], max_token_bytes: usize) -> Result<(Json, Json), TokenError> {
     check_size(token, max_token_bytes)?;

@@ -107,7 +107,7 @@ unsafe fn copy_result(cxt: pg_sys::MemoryContext, result: pg_sys::Datum, kind: K
     let (src, len) = match kind {
         Kind::Bigint => return (result, null_mut()),
         Kind::Uuid => (result.cast_mut_ptr::<u8>(), 16usize),
-        Kind::Claims | Kind::Text | Kind::Array => {
+        Kind::Claims | Kind::Text | Kind::Array | Kind::Provider => {
             let v = result.cast_mut_ptr::<pg_sys::varlena>();
             (v.cast::<u8>(), pgrx::varlena::varsize_any(v))
         }
@@ -173,7 +173,7 @@ pub(super) unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Opt
     {
         return None;
     }
-    if !site.const_name && !matches!(kind, Kind::Claims) {
+    if !site.const_name && !kind.no_argument() {
         let name = inline_text(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))?;
         if !same_name(site.current.name(), name) {
             return None;
@@ -220,14 +220,14 @@ pub(super) unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg
         let local = crate::generations::local_generation();
         let now = session::Generations::now();
         // jwt_claims() has no argument; the others take the claim name (STRICT: never NULL).
-        let name: &[u8] = if matches!(kind, Kind::Claims) {
+        let name: &[u8] = if kind.no_argument() {
             b""
         } else {
             fmgr::arg_bytes(fcinfo, 0)
         };
         let site = call_site(fcinfo);
         if !site.inspected {
-            site.const_name = matches!(kind, Kind::Claims) || arg_is_const(fcinfo);
+            site.const_name = kind.no_argument() || arg_is_const(fcinfo);
             site.inspected = true;
         }
         fill_call_site(fcinfo, site, name, kind, now, local)
@@ -249,7 +249,7 @@ unsafe fn fill_call_site(
 ) -> pg_sys::Datum {
     site.valid = false;
     let claims = session::current_claims().unwrap_or_report();
-    let path: Vec<Option<Cow<str>>> = if matches!(kind, Kind::Claims) {
+    let path: Vec<Option<Cow<str>>> = if kind.no_argument() {
         Vec::new()
     } else {
         vec![Some(encoding::from_server(name).unwrap_or_report())]
@@ -275,8 +275,9 @@ unsafe fn fill_call_site(
         }
         site.local = local;
         site.keys = now.shared;
-        let times = claims.as_ref().map(|c| c.times).unwrap_or_default();
-        site.window = times.window(gucs::leeway());
+        // The leeway of the token's provider (the implicit one's is pg_jwt.leeway).
+        let (times, leeway) = claims.as_ref().map_or((Default::default(), gucs::leeway()), |c| (c.times, c.leeway));
+        site.window = times.window(leeway);
         // A timer ends the fast path shortly before the window does; in the last seconds (or
         // without a token) the clock is read per call.
         site.check_clock = claims.is_none() || !expiry::arm(site.window.until, clock::now_unix() as f64);

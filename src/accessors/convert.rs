@@ -22,6 +22,16 @@ pub enum Kind {
     Uuid,
     Bigint,
     Array,
+    /// The name of the provider that verified the token (`jwt_provider()`).
+    Provider,
+}
+
+impl Kind {
+    /// Whether the accessor takes no claim name (`jwt_claims()`, `jwt_provider()`).
+    #[inline]
+    pub fn no_argument(self) -> bool {
+        matches!(self, Kind::Claims | Kind::Provider)
+    }
 }
 
 /// The value at `path` below `root` (object members by exact name, no dotted-path parsing);
@@ -47,6 +57,9 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
     path: &[Option<S>],
     kind: Kind,
 ) -> Result<Option<pg_sys::Datum>, ErrorReport> {
+    if let Kind::Provider = kind {
+        return claims.map(|c| crate::fmgr::text_datum(&c.provider)).transpose();
+    }
     let Some(at) = claims.and_then(|c| walk(&c.json, path)) else {
         return Ok(None);
     };
@@ -56,6 +69,7 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
         Kind::Uuid => to_uuid(at)?.into_datum(),
         Kind::Bigint => to_bigint(at)?.into_datum(),
         Kind::Array => Some(text_array_datum(&to_array(at)?.unwrap_or_default())?),
+        Kind::Provider => None,
     })
 }
 

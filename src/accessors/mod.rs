@@ -126,6 +126,7 @@ v1_accessor!(
     Kind::Bigint
 );
 v1_accessor!(pg_finfo_pg_jwt_claim_array, pg_jwt_claim_array, accessor, Kind::Array);
+v1_accessor!(pg_finfo_pg_jwt_provider, pg_jwt_provider, accessor, Kind::Provider);
 // The path forms keep the symbol names of the 0.1.0 release (pgrx wrappers then), so an
 // installed 0.1.0 catalog still finds them.
 v1_accessor!(
@@ -180,6 +181,13 @@ CREATE FUNCTION jwt_claim_bigint(VARIADIC path text[]) RETURNS bigint
     STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_bigint_path_wrapper';
 CREATE FUNCTION jwt_claim_array(VARIADIC path text[]) RETURNS text[]
     STRICT STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_claim_array_path_wrapper';
+-- upgrade 0.3.0 begin
+-- Several providers (0.3.0): the provider that verified the session token, at the per-row cost
+-- of a claim accessor.
+CREATE FUNCTION jwt_provider() RETURNS text
+    STABLE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'pg_jwt_provider';
+COMMENT ON FUNCTION jwt_provider() IS 'The name of the provider (pg_jwt.providers, or default) that verified pg_jwt.token; NULL without a token';
+-- upgrade 0.3.0 end
 "#,
     name = "claim_accessors"
 );

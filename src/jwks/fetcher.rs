@@ -59,6 +59,8 @@ struct Turn {
     failures_in_a_row: u32,
     /// Unix seconds of the last purge of expired revocations.
     last_purge: i64,
+    /// Listed providers (`providers::fetch`).
+    providers: crate::providers::fetch::Fetching,
 }
 
 #[pg_guard]
@@ -74,6 +76,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         in_flight: None,
         failures_in_a_row: 0,
         last_purge: clock::now_unix(),
+        providers: Default::default(),
     };
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
         if BackgroundWorker::sighup_received() {
@@ -81,6 +84,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
             // Settings may have changed (key sets, validation): void the shared cache.
             crate::generations::bump_shared_cache_epoch();
+            crate::providers::fetch::reloaded(&mut turn.providers);
         }
         one_turn(&mut turn);
     }
@@ -96,6 +100,7 @@ fn one_turn(turn: &mut Turn) {
     crate::stats::log::roll_second();
     crate::revocation::purge::launch_if_due(&mut turn.last_purge);
     turn_body(turn, ticket);
+    crate::providers::fetch::turn(&mut turn.providers);
     if turn.in_flight.is_none() {
         state::answer(ticket);
     }
@@ -213,18 +218,7 @@ fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) 
             ca_file: ca_file.as_deref(),
         })
     };
-    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only read and write the
-    // sets given. The thread inherits the blocked mask; the worker's own mask is restored at
-    // once, so its handlers (SIGTERM, SIGHUP, latch wakeups) keep running on its thread only.
-    let spawned = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name("pg_jwt fetch".into()).spawn(work);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned
-    };
+    let spawned = spawn_blocked(work);
     match spawned {
         Ok(handle) => turn.in_flight = Some(InFlight { handle, ticket }),
         Err(e) => collect(
@@ -232,6 +226,25 @@ fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) 
             &turn.uri.clone(),
             Err(format!("could not start the fetch: {}", e.kind())),
         ),
+    }
+}
+
+/// Runs `work` on a thread of its own with every signal blocked there (PostgreSQL's handlers
+/// must run on the worker's own thread).
+pub fn spawn_blocked<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only read and write the
+    // sets given. The thread inherits the blocked mask; the worker's own mask is restored at
+    // once, so its handlers (SIGTERM, SIGHUP, latch wakeups) keep running on its thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name("pg_jwt fetch".into()).spawn(work);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
     }
 }
 

@@ -18,22 +18,46 @@ pub struct Persisted {
     pub jwks: String,
 }
 
-fn persisted_path() -> std::path::PathBuf {
+/// The folder in the data directory that keeps listed providers' sets, one file per provider
+/// (`<name>.json`: names are `[a-z0-9_-]`, safe as file names).
+pub const PROVIDERS_DIR: &str = "pg_jwt_providers";
+
+/// The file of the implicit provider (`None`) or of a listed provider.
+fn persisted_path(provider: Option<&str>) -> std::path::PathBuf {
     // SAFETY: DataDir is set by the postmaster before any worker starts and never changes.
     let dir = unsafe { std::ffi::CStr::from_ptr(pg_sys::DataDir) };
-    std::path::Path::new(&*dir.to_string_lossy()).join(FILE)
+    let dir = std::path::Path::new(&*dir.to_string_lossy()).to_path_buf();
+    match provider {
+        None => dir.join(FILE),
+        Some(name) => dir.join(PROVIDERS_DIR).join(format!("{name}.json")),
+    }
+}
+
+pub fn save(uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
+    save_for(None, uri, issuer, from, jwks, fetched_at);
+}
+
+pub fn remove() {
+    remove_for(None);
+}
+
+pub fn load(uri: &str, issuer: &str, now: i64) -> Option<Persisted> {
+    load_for(None, uri, issuer, now)
 }
 
 /// Writes the last good set: a JSON header line, then the JWKS text. Written to a temporary file,
 /// synced and renamed, so a crash leaves the old file or the new one, never half of one.
-pub fn save(uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
+pub fn save_for(provider: Option<&str>, uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
     let header = Json::Object(vec![
         ("uri".into(), Json::String(uri.into())),
         ("issuer".into(), Json::String(issuer.into())),
         ("from".into(), Json::String(from.into())),
         ("fetched_at".into(), Json::Number(fetched_at.to_string().into())),
     ]);
-    let path = persisted_path();
+    let path = persisted_path(provider);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let tmp = path.with_extension("json.tmp");
     let write = || -> std::io::Result<()> {
         use std::io::Write;
@@ -45,18 +69,18 @@ pub fn save(uri: &str, issuer: &str, from: &str, jwks: &str, fetched_at: i64) {
         std::fs::rename(&tmp, &path)
     };
     if let Err(e) = write() {
-        warning!("pg_jwt: could not write {FILE}: {}", e.kind());
+        warning!("pg_jwt: could not write {}: {}", path.display(), e.kind());
     }
 }
 
-pub fn remove() {
-    let _ = std::fs::remove_file(persisted_path());
+pub fn remove_for(provider: Option<&str>) {
+    let _ = std::fs::remove_file(persisted_path(provider));
 }
 
 /// The persisted set, if it is for this source (`uri` and, for `discover`, the issuer; a file
 /// written before the issuer was recorded is for none), imports, and is not stale.
-pub fn load(uri: &str, issuer: &str, now: i64) -> Option<Persisted> {
-    let text = std::fs::read_to_string(persisted_path()).ok()?;
+pub fn load_for(provider: Option<&str>, uri: &str, issuer: &str, now: i64) -> Option<Persisted> {
+    let text = std::fs::read_to_string(persisted_path(provider)).ok()?;
     let (header, jwks) = text.split_once('\n')?;
     let header = Json::parse(header.as_bytes()).ok()?;
     if header.get("uri").and_then(Json::as_str) != Some(uri) {

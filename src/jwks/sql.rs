@@ -1,7 +1,9 @@
-//! The SQL surface of the key fetcher: `jwt_jwks_status()` and `jwt_jwks_refresh()`.
+//! The SQL surface of the key fetcher: `jwt_jwks_status()` and `jwt_jwks_refresh(provider)`,
+//! for the implicit provider (`pg_jwt.jwks_uri`) and every listed provider that fetches.
 
 use crate::fmgr::v1_function;
 use crate::jwks::state;
+use crate::providers::{self, slots};
 use crate::{errors, gucs};
 use pg_jwt_core::{Json, KeySet};
 use pgrx::datum::TimestampWithTimeZone;
@@ -34,8 +36,9 @@ fn ascii(s: &str) -> String {
 
 use crate::setup::require_preloaded;
 
-/// The key fetcher's state in plain values.
+/// The key fetcher's state of one provider in plain values.
 struct Status {
+    provider: String,
     uri: String,
     source: String,
     kids: Vec<String>,
@@ -48,6 +51,13 @@ struct Status {
     failures: u64,
 }
 
+fn kids_of(text: Option<&[u8]>) -> Vec<String> {
+    text.and_then(|t| KeySet::parse(t).ok())
+        .map(|set| set.kids().into_iter().map(ascii).collect())
+        .unwrap_or_default()
+}
+
+/// The implicit provider's row (none when `pg_jwt.jwks_uri` is not set).
 fn status() -> Option<Status> {
     state::read(status_of)
 }
@@ -57,15 +67,11 @@ fn status_of(s: &state::FetchState) -> Option<Status> {
     if uri.is_empty() {
         return None;
     }
-    let kids = s
-        .jwks()
-        .and_then(|t| KeySet::parse(t).ok())
-        .map(|set| set.kids().into_iter().map(ascii).collect())
-        .unwrap_or_default();
     Some(Status {
+        provider: pg_jwt_core::provider::DEFAULT_NAME.to_owned(),
         uri: ascii(&uri),
         source: ascii(&s.from()),
-        kids,
+        kids: kids_of(s.jwks()),
         in_force: s.jwks().is_some(),
         last_success: s.last_success,
         last_attempt: s.last_attempt,
@@ -76,15 +82,67 @@ fn status_of(s: &state::FetchState) -> Option<Status> {
     })
 }
 
-/// The key fetcher's state: one row for `pg_jwt.jwks_uri` (none when fetching is off): where
-/// the key set came from, its `kid`s, whether it is in force, when it was last fetched and
-/// attempted, when the next fetch is due, the last error, and counts. VOLATILE (it changes
-/// whenever the worker fetches).
-#[pg_extern(volatile, parallel_safe)]
+/// The rows of listed providers that fetch, in list order: from their slots, or, for one
+/// without a slot, a row that says why it fails closed.
+fn listed_statuses(only: Option<&str>) -> Vec<Status> {
+    let list = providers::list();
+    let mut rows = Vec::new();
+    for p in &list.list {
+        let Some(uri) = &p.jwks_uri else { continue };
+        if only.is_some_and(|n| n != p.name) {
+            continue;
+        }
+        let issuer = providers::fetch::source_issuer(uri, &p.issuer);
+        let found = slots::read(|r| {
+            let i = r.find(&p.name, uri, &issuer)?;
+            let h = r.head(i)?;
+            let text = r.jwks(i);
+            Some(Status {
+                provider: p.name.clone(),
+                uri: ascii(uri),
+                source: ascii(&h.from()),
+                kids: kids_of(text),
+                in_force: text.is_some(),
+                last_success: h.last_success,
+                last_attempt: h.last_attempt,
+                next_refresh: h.next_refresh,
+                last_error: ascii(&h.error()),
+                fetches: h.fetches,
+                failures: h.failures,
+            })
+        })
+        .flatten();
+        rows.push(found.unwrap_or_else(|| Status {
+            provider: p.name.clone(),
+            uri: ascii(uri),
+            source: String::new(),
+            kids: Vec::new(),
+            in_force: false,
+            last_success: 0,
+            last_attempt: 0,
+            next_refresh: 0,
+            last_error: format!(
+                "no slot for its key set: all {} slots of pg_jwt.max_providers are taken, or the key fetcher has not read the list yet",
+                slots::count()
+            ),
+            fetches: 0,
+            failures: 0,
+        }));
+    }
+    rows
+}
+
+/// The key fetcher's state: one row per provider that fetches (the implicit provider `default`
+/// for `pg_jwt.jwks_uri`, then each listed provider with a `jwks_uri`): where the key set came
+/// from, its `kid`s, whether it is in force, when it was last fetched and attempted, when the
+/// next fetch is due, the last error, and counts. VOLATILE (it changes whenever the worker
+/// fetches).
+#[pg_extern(volatile, parallel_safe, sql = false)]
 fn jwt_jwks_status() -> Result<
     TableIterator<
         'static,
         (
+            name!(provider, String),
             name!(uri, String),
             name!(source, Option<String>),
             name!(kids, Vec<String>),
@@ -101,8 +159,11 @@ fn jwt_jwks_status() -> Result<
 > {
     require_preloaded()?;
     let rows: Vec<_> = status()
+        .into_iter()
+        .chain(listed_statuses(None))
         .map(|s| {
             (
+                s.provider,
                 s.uri,
                 (!s.source.is_empty()).then_some(s.source),
                 s.kids,
@@ -115,7 +176,6 @@ fn jwt_jwks_status() -> Result<
                 i64::try_from(s.failures).unwrap_or(i64::MAX),
             )
         })
-        .into_iter()
         .collect();
     Ok(TableIterator::new(rows))
 }
@@ -123,10 +183,7 @@ fn jwt_jwks_status() -> Result<
 /// How long `jwt_jwks_refresh()` waits for the fetch: a little more than a fetch may take.
 const REFRESH_WAIT_MS: i64 = (crate::jwks::http::TOTAL_TIMEOUT.as_millis() as i64) * 2 + 1000;
 
-fn status_json() -> String {
-    let Some(s) = status() else {
-        return "{}".into();
-    };
+fn status_json(s: &Status) -> Json {
     let string = |v: &str| Json::String(v.into());
     let time = |t: i64| {
         if t == 0 {
@@ -154,14 +211,16 @@ fn status_json() -> String {
         ("fetches".into(), Json::Number(s.fetches.to_string().into())),
         ("failures".into(), Json::Number(s.failures.to_string().into())),
     ])
-    .to_json_string()
 }
 
 v1_function! {
-    /// `jwt_jwks_refresh()`: asks the key fetcher to fetch `pg_jwt.jwks_uri` now, waits for the
-    /// attempt (bounded: twice the fetch timeout), and returns the status as jsonb. Superuser
-    /// only (EXECUTE is revoked from PUBLIC, and the function checks). VOLATILE.
-    fn jwt_jwks_refresh_wrapper / pg_finfo_jwt_jwks_refresh_wrapper(_fcinfo) {
+    /// `jwt_jwks_refresh(provider text DEFAULT NULL)`: asks the key fetcher to fetch now, waits
+    /// for the attempts (bounded: twice the fetch timeout, all providers together), and returns
+    /// the status as jsonb: for one provider its status; for NULL (every provider that fetches)
+    /// the implicit provider's status with, when listed providers fetch, a member "providers"
+    /// (name: status). Superuser only (EXECUTE is revoked from PUBLIC, and the function checks).
+    /// VOLATILE.
+    fn jwt_jwks_refresh_wrapper / pg_finfo_jwt_jwks_refresh_wrapper(fcinfo) {
         require_preloaded()?;
         if !pg_sys::superuser() {
             return Err(ErrorReport::new(
@@ -170,24 +229,90 @@ v1_function! {
                 "pg_jwt",
             ));
         }
-        if gucs::jwks_uri().is_none() {
-            return Err(errors::bad_argument("pg_jwt.jwks_uri is not set: there is nothing to fetch"));
+        // 0.2.0 catalogs declare the function without an argument.
+        let only: Option<String> = if (*fcinfo).nargs < 1 || crate::fmgr::arg_is_null(fcinfo, 0) {
+            None
+        } else {
+            Some(String::from_utf8_lossy(crate::fmgr::arg_bytes(fcinfo, 0)).into_owned())
+        };
+        let default = pg_jwt_core::provider::DEFAULT_NAME;
+        let want_default = only.as_deref().is_none_or(|n| n == default) && gucs::jwks_uri().is_some();
+        let list = providers::list();
+        let listed: Vec<String> = list
+            .list
+            .iter()
+            .filter(|p| p.jwks_uri.is_some() && only.as_deref().is_none_or(|n| n == p.name))
+            .map(|p| p.name.clone())
+            .collect();
+        if !want_default && listed.is_empty() {
+            return Err(errors::bad_argument(&match only.as_deref() {
+                Some(n) if n == default => "pg_jwt.jwks_uri is not set: there is nothing to fetch".to_owned(),
+                Some(_) => "no provider of that name fetches its keys (pg_jwt.providers, with a jwks_uri)".to_owned(),
+                None => "neither pg_jwt.jwks_uri nor a provider with a jwks_uri is set: there is nothing to fetch".to_owned(),
+            }));
         }
-        if let Some(ticket) = state::request_refetch(state::REQUEST_FORCED, crate::clock::now_unix(), 0) {
-            state::wait_for_answer(ticket, REFRESH_WAIT_MS);
+        // Ask for everything first, then wait: the fetches run side by side.
+        let now = crate::clock::now_unix();
+        let ticket = if want_default {
+            state::request_refetch(state::REQUEST_FORCED, now, 0)
+        } else {
+            None
+        };
+        let mut asked = Vec::new();
+        for p in list.list.iter().filter(|p| listed.contains(&p.name)) {
+            let Some(uri) = &p.jwks_uri else { continue };
+            let issuer = providers::fetch::source_issuer(uri, &p.issuer);
+            if let Some(Some(i)) = slots::read(|r| r.find(&p.name, uri, &issuer)) {
+                if let Some(started) = slots::request(i, slots::REQUEST_FORCED, now, 0) {
+                    asked.push((i, started));
+                }
+            }
         }
-        crate::fmgr::jsonb_from_text(&status_json())
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(REFRESH_WAIT_MS as u64);
+        let left = || i64::try_from(deadline.saturating_duration_since(std::time::Instant::now()).as_millis()).unwrap_or(0);
+        if let Some(ticket) = ticket {
+            state::wait_for_answer(ticket, left());
+        }
+        for (i, started) in asked {
+            slots::wait(i, started, left());
+        }
+        let listed_rows = listed_statuses(only.as_deref().filter(|n| *n != default));
+        let mut out = match (want_default.then(status).flatten(), &only) {
+            (Some(s), _) => status_json(&s),
+            (None, _) => Json::Object(Vec::new()),
+        };
+        if only.is_some() && !want_default {
+            if let Some(s) = listed_rows.first() {
+                out = status_json(s);
+            }
+        } else if only.is_none() && !listed_rows.is_empty() {
+            let members = listed_rows.iter().map(|s| (s.provider.as_str().into(), status_json(s))).collect();
+            if let Json::Object(o) = &mut out {
+                o.push(("providers".into(), Json::Object(members)));
+            }
+        }
+        crate::fmgr::jsonb_from_text(&out.to_json_string())
     }
 }
 
 extension_sql!(
     r#"
-COMMENT ON FUNCTION jwt_jwks_status() IS 'The key fetcher: the source of the fetched key set, its kids, when it was fetched, the last error';
-CREATE FUNCTION jwt_jwks_refresh() RETURNS jsonb
+-- upgrade 0.3.0 begin
+-- Several providers (0.3.0): jwt_jwks_status() has a first column, provider, and a row per
+-- provider that fetches; jwt_jwks_refresh() takes the provider to fetch (NULL: every one).
+-- upgrade only: DROP FUNCTION jwt_jwks_status();
+-- upgrade only: DROP FUNCTION jwt_jwks_refresh();
+CREATE FUNCTION jwt_jwks_status() RETURNS TABLE (
+    provider text, uri text, source text, kids text[], in_force boolean,
+    last_success timestamptz, last_attempt timestamptz, next_refresh timestamptz,
+    last_error text, fetches bigint, failures bigint)
+    STRICT VOLATILE PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_jwks_status_wrapper';
+COMMENT ON FUNCTION jwt_jwks_status() IS 'The key fetcher: per provider, the source of the fetched key set, its kids, when it was fetched, the last error';
+CREATE FUNCTION jwt_jwks_refresh(provider text DEFAULT NULL) RETURNS jsonb
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_jwks_refresh_wrapper';
-REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh() FROM PUBLIC;
-COMMENT ON FUNCTION jwt_jwks_refresh() IS 'Superuser: fetch pg_jwt.jwks_uri now, wait for the result (bounded) and return the status';
+REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh(text) FROM PUBLIC;
+COMMENT ON FUNCTION jwt_jwks_refresh(text) IS 'Superuser: fetch the keys of this provider (NULL: every provider that fetches) now, wait for the result (bounded) and return the status';
+-- upgrade 0.3.0 end
 "#,
-    name = "jwt_jwks_refresh",
-    requires = [jwt_jwks_status]
+    name = "jwt_jwks_refresh"
 );

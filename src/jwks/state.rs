@@ -70,7 +70,7 @@ impl Default for FetchState {
     }
 }
 
-fn set_bytes(dst: &mut [u8], len: &mut u32, src: &[u8]) {
+pub fn set_bytes(dst: &mut [u8], len: &mut u32, src: &[u8]) {
     let n = src.len().min(dst.len());
     if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
         d.copy_from_slice(s);
@@ -78,7 +78,7 @@ fn set_bytes(dst: &mut [u8], len: &mut u32, src: &[u8]) {
     *len = n as u32;
 }
 
-fn get_str(src: &[u8], len: u32) -> String {
+pub fn get_str(src: &[u8], len: u32) -> String {
     String::from_utf8_lossy(src.get(..len as usize).unwrap_or_default()).into_owned()
 }
 
@@ -223,6 +223,12 @@ pub fn request_refetch(kind: u64, now: i64, min_interval: i64) -> Option<u64> {
     }
     REQUEST.get().fetch_max(kind, Ordering::AcqRel);
     let ticket = REQUEST_TICKET.get().fetch_add(1, Ordering::AcqRel) + 1;
+    wake_worker();
+    Some(ticket)
+}
+
+/// Sets the key fetcher's latch (it also polls every 100 ms).
+pub fn wake_worker() {
     let proc_ = WORKER_PROC.get().load(Ordering::Acquire) as *mut pg_sys::PGPROC;
     if !proc_.is_null() {
         // SAFETY: PGPROCs live in shared memory, mapped at the same address in every process of
@@ -232,7 +238,6 @@ pub fn request_refetch(kind: u64, now: i64, min_interval: i64) -> Option<u64> {
             pg_sys::SetLatch(std::ptr::addr_of_mut!((*proc_).procLatch));
         }
     }
-    Some(ticket)
 }
 
 /// After an unknown `kid`: asks the key fetcher to refetch and waits up to
@@ -257,17 +262,22 @@ pub fn refetched_for_unknown_key() -> bool {
 pub fn wait_for_answer(ticket: u64, wait_ms: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));
     while answered_ticket() < ticket && std::time::Instant::now() < deadline {
-        // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
-        // backend sleeps interruptibly.
-        unsafe {
-            pg_sys::WaitLatch(
-                pg_sys::MyLatch,
-                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
-                10,
-                pg_sys::PG_WAIT_EXTENSION,
-            );
-            pg_sys::ResetLatch(pg_sys::MyLatch);
-        }
-        pgrx::check_for_interrupts!();
+        sleep_10ms();
     }
+}
+
+/// Sleeps 10 ms on this backend's latch, then honours interrupts (statement timeout, cancel).
+pub fn sleep_10ms() {
+    // SAFETY: MyLatch is this backend's own latch; waiting on it with a timeout is how a
+    // backend sleeps interruptibly.
+    unsafe {
+        pg_sys::WaitLatch(
+            pg_sys::MyLatch,
+            (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+            10,
+            pg_sys::PG_WAIT_EXTENSION,
+        );
+        pg_sys::ResetLatch(pg_sys::MyLatch);
+    }
+    pgrx::check_for_interrupts!();
 }

@@ -16,7 +16,7 @@
 //!   `log_line_prefix` every other line of that backend (pgaudit, `log_statement`) can be tied
 //!   to a person.
 
-use super::{words, LOG_LINES, LOG_SECOND, LOG_SUPPRESSED, OUTCOMES, PROVIDERS, REVOKED};
+use super::{words, LOG_LINES, LOG_SECOND, LOG_SUPPRESSED, OUTCOMES, REVOKED};
 use crate::{clock, gucs};
 use pg_jwt_core::Json;
 use std::sync::atomic::Ordering;
@@ -114,8 +114,8 @@ pub fn roll_second() {
 
 /// A refused token: counts it, and writes its line if the log wants it and the rate allows.
 /// `token` is the raw token (only its header and claims are read, never written out).
-pub fn refused(provider: usize, outcome: usize, token: Option<&[u8]>) {
-    super::count(provider, outcome);
+pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>) {
+    super::count(super::row_of(provider), outcome);
     if !gucs::log_refusals() {
         return;
     }
@@ -133,7 +133,6 @@ pub fn refused(provider: usize, outcome: usize, token: Option<&[u8]>) {
         .and_then(|t| pg_jwt_core::token::decode_unverified(t, gucs::max_token_bytes()).ok())
         .map_or((None, None), |(h, c)| (Some(h), Some(c)));
     let reason = OUTCOMES.get(outcome).copied().unwrap_or("refused");
-    let provider = PROVIDERS.get(provider).copied().unwrap_or("default");
     let kid = field(header.as_ref().and_then(|h| h.get("kid")));
     let iss = field(claims.as_ref().and_then(|c| c.get("iss")));
     let tail = if after_signature(outcome) {
@@ -151,11 +150,10 @@ pub fn refused(provider: usize, outcome: usize, token: Option<&[u8]>) {
 }
 
 /// A token verified and entering this backend's cache (its first verification here).
-pub fn verified(provider: usize, claims: &Json) {
+pub fn verified(provider: &str, claims: &Json) {
     if !gucs::log_verified_first() {
         return;
     }
-    let provider = PROVIDERS.get(provider).copied().unwrap_or("default");
     let session_claim = gucs::session_claim();
     emit(&format!(
         "pg_jwt: verified token: provider={provider} sub={} jti={} sid={} exp={}",

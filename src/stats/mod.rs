@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The outcomes counted, by index: 0 accepted, then each refusal reason of SQLSTATE 28000, with
 /// the words of the error messages (`pg_jwt: <reason>`).
-pub const OUTCOMES: [&str; 14] = [
+pub const OUTCOMES: [&str; 15] = [
     "accepted",
     "token revoked",
     "malformed token",
@@ -36,12 +36,19 @@ pub const OUTCOMES: [&str; 14] = [
     "issuer mismatch",
     "missing required claim",
     "invalid claim type",
+    "claim constraint not met",
 ];
 pub const ACCEPTED: usize = 0;
 pub const REVOKED: usize = 1;
 
-/// The providers counted apart: today the settings' implicit provider only.
-pub const PROVIDERS: [&str; 1] = ["default"];
+/// The providers counted apart: the settings' implicit provider, and every listed provider
+/// (`pg_jwt.providers`) together; the log lines name each listed provider.
+pub const PROVIDERS: [&str; 2] = ["default", "listed"];
+
+/// The row of `jwt_stats()` a provider's verifications count in.
+pub fn row_of(provider: &str) -> usize {
+    usize::from(provider != pg_jwt_core::provider::DEFAULT_NAME)
+}
 
 /// Words of the region: the counters (provider-major), then the log's rate limiter.
 const COUNTERS: usize = PROVIDERS.len() * OUTCOMES.len();
@@ -87,6 +94,8 @@ pub fn reason_of(e: &TokenError) -> usize {
         TokenError::IssuerMismatch(_) => 11,
         TokenError::MissingClaim(_) => 12,
         TokenError::InvalidClaimType(_) => 13,
+        TokenError::Constraint(_) => 14,
+        TokenError::UnknownIssuer(_) => 11,
     }
 }
 

@@ -1,0 +1,352 @@
+//! The key fetcher's work for listed providers (one call per turn of its loop, `jwks::fetcher`):
+//! each provider that has a `jwks_uri` is fetched on its own schedule (the server's max-age
+//! clamped to `pg_jwt.jwks_min_refresh`..`jwks_max_refresh`; after a failure a backoff that
+//! doubles from the minimum), at most `CONCURRENCY` at once, each on a thread of its own. A
+//! provider that hangs holds one of those threads until its timeouts, never the loop, and never
+//! another provider's answer: a backend that asked for a refetch waits on its provider's own
+//! counters (`slots::Signals`).
+//!
+//! The fetched sets live in `slots`; the last good set of each is also written to
+//! `pg_jwt_providers/<name>.json` in the data directory (`jwks::persist`), so a restart while a
+//! provider is unreachable still verifies its tokens, for at most `pg_jwt.jwks_max_stale`.
+
+use crate::jwks::http::{self, Source};
+use crate::jwks::persist;
+use crate::providers::slots::{self, REQUEST_FORCED, REQUEST_UNKNOWN_KID};
+use crate::{clock, gucs};
+use pg_jwt_core::provider::Issuer;
+use pg_jwt_core::token::key_set_fingerprint;
+use pg_jwt_core::Providers;
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+/// Fetches of listed providers running at once, at most.
+pub const CONCURRENCY: usize = 8;
+
+/// One listed provider that fetches, as the worker sees it.
+struct Tracked {
+    uri: String,
+    /// The source's identity: the issuer for `discover`, else empty.
+    source_issuer: String,
+    /// The issuer to discover from (`discover` only).
+    issuer: Option<String>,
+    /// Its slot; `None`: every slot is taken (reported, fails closed).
+    slot: Option<usize>,
+    in_flight: Option<std::thread::JoinHandle<Result<http::Fetched, String>>>,
+    failures_in_a_row: u32,
+}
+
+/// The worker's memory of listed providers between turns.
+#[derive(Default)]
+pub struct Fetching {
+    tracked: HashMap<String, Tracked>,
+    /// Whether the list was read since the worker started (or last reloaded).
+    loaded: bool,
+}
+
+/// After a reload (SIGHUP): the list is read again at the next turn.
+pub fn reloaded(f: &mut Fetching) {
+    f.loaded = false;
+}
+
+/// One turn: follow the list, collect finished fetches, answer requests, start what is due.
+pub fn turn(f: &mut Fetching) {
+    let now = clock::now_unix();
+    if !f.loaded {
+        f.loaded = true;
+        follow_list(f, now);
+    }
+    let names: Vec<String> = f.tracked.keys().cloned().collect();
+    for name in &names {
+        collect(f, name);
+    }
+    let mut running = f.tracked.values().filter(|t| t.in_flight.is_some()).count();
+    for name in &names {
+        let Some(t) = f.tracked.get(name) else { continue };
+        let (Some(slot), None) = (t.slot, &t.in_flight) else {
+            continue;
+        };
+        let Some(signals) = slots::signals(slot) else { continue };
+        let request = signals.request.swap(0, Ordering::AcqRel);
+        let (next_refresh, last_attempt) =
+            slots::read(|r| r.head(slot).map(|h| (h.next_refresh, h.last_attempt))).flatten().unwrap_or((0, 0));
+        let asked = match request {
+            REQUEST_FORCED => true,
+            REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
+            _ => false,
+        };
+        if (asked || now >= next_refresh) && running < CONCURRENCY {
+            start(f, name);
+            running += 1;
+        } else if asked {
+            // No thread free: the request waits for a later turn.
+            signals.request.fetch_max(request, Ordering::AcqRel);
+        } else if request != 0 {
+            // Too soon after the last attempt: whoever asked gets the current state now.
+            signals.started.fetch_add(1, Ordering::AcqRel);
+            signals.finished.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+    drop_stale(f, now);
+}
+
+/// The source's identity of a provider (as `jwks::state::source_issuer`).
+pub fn source_issuer(uri: &str, issuer: &Issuer) -> String {
+    match issuer {
+        Issuer::Exact(iss) if uri == "discover" => iss.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Reads `pg_jwt.providers` and matches the tracked providers to it: a provider whose source is
+/// unchanged keeps its slot and its set; a removed or changed one frees its slot; a new one takes
+/// a free slot (its persisted set, if any and not stale) and is fetched at once.
+fn follow_list(f: &mut Fetching, now: i64) {
+    // SAFETY: parsed at once, before anything can change the setting.
+    let list = unsafe { gucs::providers_bytes() }
+        .map(Providers::parse)
+        .unwrap_or_else(|| Ok(Providers::default()))
+        .unwrap_or_default();
+    let mut wanted: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+    for p in &list.list {
+        if let Some(uri) = &p.jwks_uri {
+            let issuer = match &p.issuer {
+                Issuer::Exact(i) => Some(i.clone()),
+                Issuer::Template { .. } => None,
+            };
+            wanted.insert(p.name.clone(), (uri.clone(), source_issuer(uri, &p.issuer), issuer));
+        }
+    }
+    let mut changed = false;
+    // Forget what is gone or changed (a fetch in flight is left to finish, its result unused).
+    let gone: Vec<String> = f
+        .tracked
+        .iter()
+        .filter(|(name, t)| wanted.get(*name).is_none_or(|(u, s, _)| *u != t.uri || *s != t.source_issuer))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in gone {
+        if let Some(Tracked { slot: Some(i), .. }) = f.tracked.remove(&name) {
+            slots::write(|w| {
+                if let Some(h) = w.head(i) {
+                    *h = slots::Head::default();
+                }
+                w.clear_jwks(i);
+            });
+            changed = true;
+        }
+    }
+    // Slots held by nothing tracked (a restarted worker finds them): kept when the same
+    // provider and source want them, else freed.
+    let held: Vec<usize> = f.tracked.values().filter_map(|t| t.slot).collect();
+    // New providers, in list order, take free slots.
+    for p in &list.list {
+        let Some((uri, source, issuer)) = wanted.get(&p.name) else { continue };
+        if f.tracked.contains_key(&p.name) {
+            continue;
+        }
+        let slot = slots::write(|w| {
+            let n = w.len();
+            // A slot a previous worker left for this very provider and source.
+            let mine = (0..n).find(|&i| w.head(i).is_some_and(|h| h.is(&p.name, uri, source)));
+            if let Some(i) = mine.filter(|i| !held.contains(i)) {
+                return Some((i, true));
+            }
+            let free = (0..n).find(|&i| !held.contains(&i) && w.head(i).is_some_and(|h| h.used == 0))?;
+            if let Some(h) = w.head(free) {
+                h.assign(&p.name, uri, source);
+                h.next_refresh = now;
+            }
+            Some((free, false))
+        })
+        .flatten();
+        let slot = match slot {
+            Some((i, true)) => {
+                log!("pg_jwt: key fetcher: the key set in force for provider \"{}\" stays", p.name);
+                Some(i)
+            }
+            Some((i, false)) => {
+                if let Some(saved) = persist::load_for(Some(&p.name), uri, source, now) {
+                    let print = key_set_fingerprint(&[Some(saved.jwks.as_bytes())]);
+                    slots::write(|w| {
+                        if w.set_jwks(i, saved.jwks.as_bytes(), print) {
+                            if let Some(h) = w.head(i) {
+                                h.set_from(&saved.from);
+                                h.last_success = saved.fetched_at;
+                            }
+                        }
+                    });
+                    log!(
+                        "pg_jwt: key set of provider \"{}\" restored from the data directory (fetched at {})",
+                        p.name,
+                        saved.fetched_at
+                    );
+                    changed = true;
+                }
+                Some(i)
+            }
+            None => {
+                warning!(
+                    "pg_jwt: provider \"{}\" has no slot for its key set: all {} slots (pg_jwt.max_providers) are taken; its tokens are refused",
+                    p.name,
+                    slots::count()
+                );
+                None
+            }
+        };
+        f.tracked.insert(
+            p.name.clone(),
+            Tracked {
+                uri: uri.clone(),
+                source_issuer: source.clone(),
+                issuer: issuer.clone(),
+                slot,
+                in_flight: None,
+                failures_in_a_row: 0,
+            },
+        );
+    }
+    // Slots that no tracked provider holds any more (left by an earlier worker): freed.
+    let held: Vec<usize> = f.tracked.values().filter_map(|t| t.slot).collect();
+    slots::write(|w| {
+        for i in 0..w.len() {
+            if !held.contains(&i) && w.head(i).is_some_and(|h| h.used == 1) {
+                if let Some(h) = w.head(i) {
+                    *h = slots::Head::default();
+                }
+                w.clear_jwks(i);
+                changed = true;
+            }
+        }
+    });
+    if changed {
+        crate::generations::key_set_changed();
+    }
+}
+
+fn start(f: &mut Fetching, name: &str) {
+    let Some(t) = f.tracked.get_mut(name) else { return };
+    let Some(slot) = t.slot else { return };
+    let ca_file = gucs::jwks_ca_file();
+    let uri = t.uri.clone();
+    let issuer = t.issuer.clone();
+    let work = move || {
+        http::fetch(&Source {
+            jwks_uri: &uri,
+            issuer: issuer.as_deref(),
+            ca_file: ca_file.as_deref(),
+        })
+    };
+    if let Some(s) = slots::signals(slot) {
+        s.started.fetch_add(1, Ordering::AcqRel);
+    }
+    match crate::jwks::fetcher::spawn_blocked(work) {
+        Ok(handle) => t.in_flight = Some(handle),
+        Err(e) => apply(f, name, Err(format!("could not start the fetch: {}", e.kind()))),
+    }
+}
+
+fn collect(f: &mut Fetching, name: &str) {
+    let Some(t) = f.tracked.get_mut(name) else { return };
+    let Some(handle) = t.in_flight.take_if(|h| h.is_finished()) else {
+        return;
+    };
+    let result = handle
+        .join()
+        .unwrap_or_else(|_| Err("the fetch failed unexpectedly".to_owned()));
+    apply(f, name, result);
+}
+
+/// Applies the result of a fetch to the provider's slot, then marks its requests answered.
+fn apply(f: &mut Fetching, name: &str, result: Result<http::Fetched, String>) {
+    let Some(t) = f.tracked.get_mut(name) else { return };
+    let Some(slot) = t.slot else { return };
+    let done = clock::now_unix();
+    let min = gucs::jwks_min_refresh();
+    let max = gucs::jwks_max_refresh().max(min);
+    let result = result.and_then(|fetched| {
+        let cap = slots::capacity();
+        if fetched.text.len() > cap {
+            Err(format!(
+                "the key set from {} is {} bytes, larger than pg_jwt.provider_jwks_max_bytes ({cap})",
+                fetched.uri,
+                fetched.text.len()
+            ))
+        } else {
+            Ok(fetched)
+        }
+    });
+    match result {
+        Ok(fetched) => {
+            t.failures_in_a_row = 0;
+            let wait = fetched
+                .max_age
+                .map_or(max, |d| i64::try_from(d.as_secs()).unwrap_or(max))
+                .clamp(min, max);
+            let print = key_set_fingerprint(&[Some(fetched.text.as_bytes())]);
+            let changed = slots::write(|w| {
+                let changed = w.head(slot).is_some_and(|h| h.jwks_len == 0 || h.fingerprint != print);
+                w.set_jwks(slot, fetched.text.as_bytes(), print);
+                if let Some(h) = w.head(slot) {
+                    h.set_from(&fetched.uri);
+                    h.set_error("");
+                    h.last_success = done;
+                    h.last_attempt = done;
+                    h.next_refresh = done + wait;
+                    h.fetches += 1;
+                }
+                changed
+            })
+            .unwrap_or(false);
+            if changed {
+                log!(
+                    "pg_jwt: new key set for provider \"{name}\" from {}: kids [{}]",
+                    fetched.uri,
+                    fetched.kids.join(", ")
+                );
+                crate::generations::key_set_changed();
+            }
+            persist::save_for(Some(name), &t.uri, &t.source_issuer, &fetched.uri, &fetched.text, done);
+        }
+        Err(reason) => {
+            t.failures_in_a_row = t.failures_in_a_row.saturating_add(1);
+            let backoff = min
+                .saturating_mul(1i64 << t.failures_in_a_row.saturating_sub(1).min(20))
+                .clamp(min, max);
+            warning!("pg_jwt: fetching the key set of provider \"{name}\" failed, its last good set stays in force: {reason}");
+            slots::write(|w| {
+                if let Some(h) = w.head(slot) {
+                    h.set_error(&reason);
+                    h.last_attempt = done;
+                    h.next_refresh = done + backoff;
+                    h.failures += 1;
+                }
+            });
+        }
+    }
+    if let Some(s) = slots::signals(slot) {
+        s.finished.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Drops a provider's fetched set after `pg_jwt.jwks_max_stale` without a successful fetch.
+fn drop_stale(f: &mut Fetching, now: i64) {
+    let max_stale = gucs::jwks_max_stale();
+    for (name, t) in &f.tracked {
+        let Some(slot) = t.slot else { continue };
+        let stale = slots::read(|r| r.head(slot).is_some_and(|h| h.jwks_len > 0 && now - h.last_success > max_stale))
+            .unwrap_or(false);
+        if stale {
+            slots::write(|w| {
+                w.clear_jwks(slot);
+                if let Some(h) = w.head(slot) {
+                    h.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
+                }
+            });
+            warning!("pg_jwt: the key set of provider \"{name}\" is stale and no longer in force");
+            persist::remove_for(Some(name));
+            crate::generations::key_set_changed();
+        }
+    }
+}
