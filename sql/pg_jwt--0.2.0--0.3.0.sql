@@ -39,6 +39,11 @@ CREATE OR REPLACE FUNCTION jwt_jwks_refresh(provider text DEFAULT NULL) RETURNS 
 REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh(text) FROM PUBLIC;
 COMMENT ON FUNCTION jwt_jwks_refresh(text) IS 'Superuser: fetch the keys of this provider (NULL: every provider that fetches) now, wait for the result (bounded) and return the status';
 
+-- Several providers (0.3.0): a revocation is for every provider ('') or for the named one.
+ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '',
+    DROP CONSTRAINT jwt_revocations_pkey, ADD PRIMARY KEY (kind, value, provider);
+COMMENT ON COLUMN jwt_revocations.provider IS 'The provider (pg_jwt.providers name, or default) whose tokens the row revokes; empty: every provider';
+
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
 -- nothing an accessor sees during the statement is kept (src/revocation/mod.rs, is_revoked).
 CREATE TRIGGER jwt_revocations_changing BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON jwt_revocations
@@ -62,41 +67,45 @@ BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
     VALUES ('jti', @extschema@.pg_jwt_not_null(jti, 'jwt_revoke_token needs a jti, not NULL'::pg_catalog.text), expires)
-    ON CONFLICT (kind, value) DO UPDATE
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
 COMMENT ON FUNCTION jwt_revoke_token(text, timestamptz) IS 'Revoke the token with this jti until expires (its exp; NULL: until removed)';
 
-CREATE OR REPLACE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL) RETURNS void
+DROP FUNCTION jwt_revoke_session(text, timestamptz);
+DROP FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz);
+CREATE OR REPLACE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL, provider text DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
 BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
-    VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires)
-    ON CONFLICT (kind, value) DO UPDATE
+    -- provider NULL: every provider ('').
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires, provider)
+    VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires,
+            COALESCE(provider, ''::pg_catalog.text))
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
-COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed)';
+COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz, text) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed), of this provider (NULL: every provider)';
 
 CREATE OR REPLACE FUNCTION jwt_revoke_subject(sub text, issued_before timestamptz DEFAULT pg_catalog.now(),
-                                   expires timestamptz DEFAULT NULL) RETURNS void
+                                   expires timestamptz DEFAULT NULL, provider text DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
 BEGIN ATOMIC
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires)
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires, provider)
     VALUES ('sub', @extschema@.pg_jwt_not_null(sub, 'jwt_revoke_subject needs a subject, not NULL'::pg_catalog.text),
             @extschema@.pg_jwt_not_null(issued_before, 'jwt_revoke_subject needs issued_before, not NULL'::pg_catalog.text),
-            expires)
-    ON CONFLICT (kind, value) DO UPDATE
+            expires, COALESCE(provider, ''::pg_catalog.text))
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
         expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
-COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included); kept until expires (NULL: until removed)';
+COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz, text) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included), of this provider (NULL: every provider); kept until expires (NULL: until removed)';
 
 CREATE OR REPLACE FUNCTION jwt_unrevoke(kind text, value text) RETURNS boolean
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
@@ -106,7 +115,7 @@ BEGIN ATOMIC
                   RETURNING 1)
     SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone;
 END;
-COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub); true if there was one';
+COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub), for every provider it was scoped to; true if there was one';
 
 -- The purge keeps a row until its expiry plus the largest leeway any session may use (the bound
 -- of pg_jwt.leeway, 3600 s): a session with a larger leeway than the purging one's must never
@@ -121,6 +130,9 @@ BEGIN ATOMIC
     SELECT pg_catalog.count(*) FROM gone;
 END;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
+
+REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz, text),
+    jwt_revoke_subject(text, timestamptz, timestamptz, text), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
 
 -- Statistics (src/stats/mod.rs): cluster-wide counts of verifications by provider, outcome and
 -- reason; for pg_monitor and superusers, not PUBLIC.

@@ -372,6 +372,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 Some(Json::Number(n)) => n.parse::<f64>().ok(),
                 _ => None,
             },
+            provider: &provider,
         };
         let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
         if lookup.revoked {

@@ -40,6 +40,9 @@ pub struct Identity<'a> {
     pub sid: Option<std::borrow::Cow<'a, [u8]>>,
     /// `iat` in Unix seconds, if present.
     pub iat: Option<f64>,
+    /// The provider that verified the token: a row scoped to another provider does not revoke
+    /// it (the same `sub` from two issuers is two people); a row for every provider does.
+    pub provider: &'a str,
 }
 
 thread_local! {
@@ -103,6 +106,9 @@ pub(crate) use member_table_from;
 
 /// Column numbers of `jwt_revocations` (1-based, as created by the extension script).
 const ATT_ISSUED_BEFORE: i32 = 3;
+/// `provider` (0.3.0): '' for every provider, else the name of the one provider a row revokes
+/// for. A 0.2.0 table (before ALTER EXTENSION UPDATE) has none: every row is for every provider.
+const ATT_PROVIDER: i32 = 7;
 
 /// Finds the table through the catalogs (SPI, as the bootstrap superuser in a
 /// security-restricted operation, so no user object can intervene).
@@ -138,6 +144,8 @@ unsafe fn resolve_table() -> pg_sys::Oid {
 struct Opened {
     table: pg_sys::Relation,
     index: pg_sys::Relation,
+    /// The 0.3.0 shape: the primary key is (kind, value, provider).
+    scoped: bool,
 }
 
 impl Drop for Opened {
@@ -194,7 +202,11 @@ unsafe fn open(generation: u64) -> Result<Option<Opened>, ErrorReport> {
             .set_hint("Reinstall the extension, or run ALTER EXTENSION pg_jwt UPDATE."));
         }
         let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as i32);
-        let opened = Opened { table, index };
+        let mut opened = Opened {
+            table,
+            index,
+            scoped: false,
+        };
         if !opened.has_expected_shape() {
             // Ours by pg_depend, yet not as the extension script created it: read nothing
             // (a wrong column type read as text would be a wild pointer) and refuse.
@@ -228,34 +240,44 @@ impl Opened {
     ///
     /// # Safety
     /// Inside a transaction.
-    unsafe fn has_expected_shape(&self) -> bool {
+    unsafe fn has_expected_shape(&mut self) -> bool {
         let index = &*self.index;
         let form = index.rd_index;
         if form.is_null() || !has_revocation_columns(self.table) {
             return false;
         }
-        if (*form).indnkeyatts != 2 || (*form).indkey.dim1 < 2 {
+        let n = (*form).indnkeyatts;
+        if !(n == 2 || n == 3) || (*form).indkey.dim1 < i32::from(n) {
             return false;
         }
-        // SAFETY: an int2vector of dim1 >= 2 entries (checked above).
-        let keys = (*form).indkey.values.as_slice(2);
+        // SAFETY: an int2vector of dim1 >= n entries (checked above).
+        let keys = (*form).indkey.values.as_slice(n as usize);
+        let scoped = n == 3
+            && keys.get(2) == Some(&(ATT_PROVIDER as i16))
+            && pg_sys::get_atttype((*self.table).rd_id, ATT_PROVIDER as pg_sys::AttrNumber) == pg_sys::TEXTOID;
+        if n == 3 && !scoped {
+            return false;
+        }
+        self.scoped = scoped;
         (*index.rd_rel).relam == pg_sys::BTREE_AM_OID
             && (*form).indisunique
             && keys.first() == Some(&1)
             && keys.get(1) == Some(&2)
     }
 
-    /// The row (kind, value) visible in `snapshot`, if any; `f` reads it before the scan ends.
+    /// Whether a row (kind, value) visible in `snapshot` is for `provider` (or every provider)
+    /// and `f` says it revokes; each such row is read before the scan ends.
     ///
     /// # Safety
     /// `snapshot` is valid for the call.
-    unsafe fn probe<R>(
+    unsafe fn probe(
         &self,
         snapshot: pg_sys::Snapshot,
         kind: &str,
         value: &[u8],
-        f: impl FnOnce(pg_sys::HeapTuple) -> R,
-    ) -> Option<R> {
+        provider: &str,
+        mut f: impl FnMut(pg_sys::HeapTuple) -> bool,
+    ) -> bool {
         let collations = (*self.index).rd_indcollation;
         let mut keys: [pg_sys::ScanKeyData; 2] = std::mem::zeroed();
         let datums = [
@@ -276,11 +298,33 @@ impl Opened {
             );
         }
         count(0, 0, 1);
+        let desc = (*self.table).rd_att;
         let scan = pg_sys::systable_beginscan(self.table, (*self.index).rd_id, true, snapshot, 2, keys.as_mut_ptr());
-        let tuple = pg_sys::systable_getnext(scan);
-        let result = if tuple.is_null() { None } else { Some(f(tuple)) };
+        let mut found = false;
+        // One row per provider scope of (kind, value) at most: a short scan.
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            if self.scoped {
+                let mut isnull = false;
+                let d = pg_sys::heap_getattr(tuple, ATT_PROVIDER, desc, &mut isnull);
+                if !isnull {
+                    let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+                    let scope = pgrx::varlena::varlena_to_byte_slice(v);
+                    if !scope.is_empty() && scope != provider.as_bytes() {
+                        continue;
+                    }
+                }
+            }
+            if f(tuple) {
+                found = true;
+                break;
+            }
+        }
         pg_sys::systable_endscan(scan);
-        result
+        found
     }
 
     /// The shared filter of this table, built first if this backend is the one to build it (see
@@ -473,25 +517,23 @@ pub fn is_revoked(who: &Identity<'_>, generation: u64) -> Result<Lookup, ErrorRe
         let maybe = |kind: &str, value: &[u8]| filter.is_none_or(|f| f.may_contain(kind.as_bytes(), value));
         let mut revoked = false;
         if let Some(jti) = who.jti.as_deref().filter(|v| maybe("jti", v)) {
-            revoked = opened.probe(snapshot, "jti", jti, |_| ()).is_some();
+            revoked = opened.probe(snapshot, "jti", jti, who.provider, |_| true);
         }
         if !revoked {
             if let Some(sid) = who.sid.as_deref().filter(|v| maybe("sid", v)) {
-                revoked = opened.probe(snapshot, "sid", sid, |_| ()).is_some();
+                revoked = opened.probe(snapshot, "sid", sid, who.provider, |_| true);
             }
         }
         if !revoked {
             if let Some(sub) = who.sub.as_deref().filter(|v| maybe("sub", v)) {
                 let desc = (*opened.table).rd_att;
-                revoked = opened
-                    .probe(snapshot, "sub", sub, |tuple| {
-                        let mut isnull = false;
-                        let before = pg_sys::heap_getattr(tuple, ATT_ISSUED_BEFORE, desc, &mut isnull);
-                        // A token without iat counts as issued before anything; a row without
-                        // issued_before cannot exist (CHECK), and would revoke nothing.
-                        !isnull && who.iat.is_none_or(|iat| iat_timestamptz(iat) < before.value() as i64)
-                    })
-                    .unwrap_or(false);
+                revoked = opened.probe(snapshot, "sub", sub, who.provider, |tuple| {
+                    let mut isnull = false;
+                    let before = pg_sys::heap_getattr(tuple, ATT_ISSUED_BEFORE, desc, &mut isnull);
+                    // A token without iat counts as issued before anything; a row without
+                    // issued_before cannot exist (CHECK), and would revoke nothing.
+                    !isnull && who.iat.is_none_or(|iat| iat_timestamptz(iat) < before.value() as i64)
+                });
             }
         }
         drop(latest);
@@ -664,10 +706,17 @@ CREATE TABLE jwt_revocations (
     expires timestamptz,
     revoked_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
     revoked_by name NOT NULL DEFAULT CURRENT_USER,
-    PRIMARY KEY (kind, value),
-    CHECK ((kind = 'sub') = (issued_before IS NOT NULL))
+    CHECK ((kind = 'sub') = (issued_before IS NOT NULL)),
+    provider text NOT NULL DEFAULT '',
+    PRIMARY KEY (kind, value, provider)
 );
 COMMENT ON TABLE jwt_revocations IS 'Revoked tokens (by jti), sessions (by sid) and subjects (tokens issued before issued_before); kept until expires (NULL: until removed)';
+-- upgrade 0.3.0 begin
+-- Several providers (0.3.0): a revocation is for every provider ('') or for the named one.
+-- upgrade only: ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '',
+-- upgrade only:     DROP CONSTRAINT jwt_revocations_pkey, ADD PRIMARY KEY (kind, value, provider);
+COMMENT ON COLUMN jwt_revocations.provider IS 'The provider (pg_jwt.providers name, or default) whose tokens the row revokes; empty: every provider';
+-- upgrade 0.3.0 end
 REVOKE ALL ON jwt_revocations FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('jwt_revocations', '');
 CREATE FUNCTION pg_jwt_revocations_changed() RETURNS trigger
@@ -707,41 +756,45 @@ BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
     VALUES ('jti', @extschema@.pg_jwt_not_null(jti, 'jwt_revoke_token needs a jti, not NULL'::pg_catalog.text), expires)
-    ON CONFLICT (kind, value) DO UPDATE
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
 COMMENT ON FUNCTION jwt_revoke_token(text, timestamptz) IS 'Revoke the token with this jti until expires (its exp; NULL: until removed)';
 
-CREATE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL) RETURNS void
+-- upgrade only: DROP FUNCTION jwt_revoke_session(text, timestamptz);
+-- upgrade only: DROP FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz);
+CREATE FUNCTION jwt_revoke_session(sid text, expires timestamptz DEFAULT NULL, provider text DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
 BEGIN ATOMIC
     -- expires NULL: until removed (jwt_unrevoke); a NULL on either side of a repeat wins.
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires)
-    VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires)
-    ON CONFLICT (kind, value) DO UPDATE
+    -- provider NULL: every provider ('').
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires, provider)
+    VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires,
+            COALESCE(provider, ''::pg_catalog.text))
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
-COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed)';
+COMMENT ON FUNCTION jwt_revoke_session(text, timestamptz, text) IS 'Revoke every token of this session id (claim pg_jwt.session_claim) until expires (NULL: until removed), of this provider (NULL: every provider)';
 
 CREATE FUNCTION jwt_revoke_subject(sub text, issued_before timestamptz DEFAULT pg_catalog.now(),
-                                   expires timestamptz DEFAULT NULL) RETURNS void
+                                   expires timestamptz DEFAULT NULL, provider text DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
 BEGIN ATOMIC
-    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires)
+    INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires, provider)
     VALUES ('sub', @extschema@.pg_jwt_not_null(sub, 'jwt_revoke_subject needs a subject, not NULL'::pg_catalog.text),
             @extschema@.pg_jwt_not_null(issued_before, 'jwt_revoke_subject needs issued_before, not NULL'::pg_catalog.text),
-            expires)
-    ON CONFLICT (kind, value) DO UPDATE
+            expires, COALESCE(provider, ''::pg_catalog.text))
+    ON CONFLICT (kind, value, provider) DO UPDATE
     SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
         expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
         revoked_at = pg_catalog.now(), revoked_by = CURRENT_USER;
 END;
-COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included); kept until expires (NULL: until removed)';
+COMMENT ON FUNCTION jwt_revoke_subject(text, timestamptz, timestamptz, text) IS 'Log out everywhere: revoke every token of this subject issued before issued_before (tokens without iat included), of this provider (NULL: every provider); kept until expires (NULL: until removed)';
 
 CREATE FUNCTION jwt_unrevoke(kind text, value text) RETURNS boolean
     LANGUAGE sql STRICT VOLATILE PARALLEL UNSAFE
@@ -751,7 +804,7 @@ BEGIN ATOMIC
                   RETURNING 1)
     SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM gone;
 END;
-COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub); true if there was one';
+COMMENT ON FUNCTION jwt_unrevoke(text, text) IS 'Undo a revocation (kind jti, sid or sub), for every provider it was scoped to; true if there was one';
 
 -- The purge keeps a row until its expiry plus the largest leeway any session may use (the bound
 -- of pg_jwt.leeway, 3600 s): a session with a larger leeway than the purging one's must never
@@ -766,10 +819,10 @@ BEGIN ATOMIC
     SELECT pg_catalog.count(*) FROM gone;
 END;
 COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens have expired anyway (expires plus the largest pg_jwt.leeway, 3600 s, in the past); returns how many';
--- upgrade 0.3.0 end
 
-REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz),
-    jwt_revoke_subject(text, timestamptz, timestamptz), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
+REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz, text),
+    jwt_revoke_subject(text, timestamptz, timestamptz, text), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
+-- upgrade 0.3.0 end
 "#,
     name = "revocation"
 );

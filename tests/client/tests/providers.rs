@@ -402,9 +402,11 @@ fn pv6_one_provider_down_the_others_keep_working() {
     let a = sign(&mut su, &a_private, "ann", r#"{"iss":"https://a.test"}"#);
     let mut other = connect_fetch("app");
     assert_eq!(who(&mut other, &a).unwrap().1, Some("a".into()));
-    // A rotates while B hangs: A's new key is fetched and used.
+    // A rotates while B hangs: A's new key is fetched and used (once pg_jwt.jwks_min_refresh
+    // has passed since A's last fetch: an unknown kid asks for at most one fetch per interval).
     let (a2_private, a2_public) = key(&mut su, Some("a2"));
     a_server.set_body("/jwks", &jwks(&[&a_public, &a2_public]));
+    std::thread::sleep(Duration::from_millis(1100));
     let a2 = sign(&mut su, &a2_private, "ann", r#"{"iss":"https://a.test"}"#);
     assert_eq!(who(&mut other, &a2).unwrap().1, Some("a".into()));
     assert_eq!(who(&mut other, &b).unwrap().1, Some("b".into()));
@@ -454,5 +456,50 @@ fn pv7_jwt_provider_in_a_policy_and_the_implicit_provider_beside_the_list() {
     refused(&who(&mut app, &stranger), "issuer mismatch");
     su.batch_execute("DROP TABLE pv7_orders").unwrap();
     configure(&mut su, &[("pg_jwt.jwks", ""), ("pg_jwt.issuer", "")]);
+    finish(&mut su);
+}
+
+#[test]
+fn pv8_revocation_scoped_to_a_provider() {
+    let mut su = connect_fetch("postgres");
+    let (a_private, a_public) = key(&mut su, Some("a"));
+    let (b_private, b_public) = key(&mut su, Some("b"));
+    let list = format!(
+        r#"[{{"name":"a","issuer":"https://a.test","jwks":{{"keys":[{a_public}]}}}},
+            {{"name":"b","issuer":"https://b.test","jwks":{{"keys":[{b_public}]}}}}]"#
+    );
+    let mut su = start("", &list);
+    su.batch_execute("TRUNCATE jwt_revocations").unwrap();
+    let a = sign(&mut su, &a_private, "alice", r#"{"iss":"https://a.test","sid":"s-1"}"#);
+    let b = sign(&mut su, &b_private, "alice", r#"{"iss":"https://b.test","sid":"s-1"}"#);
+    let mut app = connect_fetch("app");
+    assert_eq!(who(&mut app, &a).unwrap().1, Some("a".into()));
+    assert_eq!(who(&mut app, &b).unwrap().1, Some("b".into()));
+    // alice of provider a is not alice of provider b.
+    su.batch_execute("SELECT jwt_revoke_subject('alice', now() + interval '1 second', provider => 'a')")
+        .unwrap();
+    refused(&who(&mut app, &a), "token revoked");
+    assert_eq!(who(&mut app, &b).unwrap().1, Some("b".into()));
+    // Both scopes at once are two rows; unrevoking removes every scope of the subject.
+    su.batch_execute("SELECT jwt_revoke_subject('alice', now() + interval '1 second', provider => 'b')")
+        .unwrap();
+    refused(&who(&mut app, &b), "token revoked");
+    let n: i64 = su
+        .query_one("SELECT count(*) FROM jwt_revocations WHERE kind = 'sub' AND value = 'alice'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let undone: bool = su.query_one("SELECT jwt_unrevoke('sub', 'alice')", &[]).unwrap().get(0);
+    assert!(undone);
+    assert_eq!(who(&mut app, &a).unwrap().1, Some("a".into()));
+    // A session id without a provider: every provider's tokens of that session.
+    su.batch_execute("SELECT jwt_revoke_session('s-1')").unwrap();
+    refused(&who(&mut app, &a), "token revoked");
+    refused(&who(&mut app, &b), "token revoked");
+    su.batch_execute("SELECT jwt_unrevoke('sid', 's-1')").unwrap();
+    su.batch_execute("SELECT jwt_revoke_session('s-1', provider => 'b')").unwrap();
+    assert_eq!(who(&mut app, &a).unwrap().1, Some("a".into()));
+    refused(&who(&mut app, &b), "token revoked");
+    su.batch_execute("TRUNCATE jwt_revocations").unwrap();
     finish(&mut su);
 }
