@@ -149,4 +149,37 @@ SELECT count(*) FROM jwt_revocations;
 RESET ROLE;
 
 \echo ''
+\echo '--- 12. A second identity provider: machine tokens from an internal issuer, chosen by iss'
+-- pg_jwt.providers lists named providers beside the one the settings above describe ("default").
+CREATE TABLE idp.worker_key AS SELECT jwt_generate_jwk('ES256', 'workers-1') AS jwk;
+SELECT format('[{"name": "workers", "issuer": "https://internal.example.com", "jwks": %s, "audience": "orders-db", "max_lifetime": 900, "required_claims": ["exp", "iat", "sub"]}]',
+              jwt_public_jwks(jwk)) AS providers FROM idp.worker_key \gset
+ALTER SYSTEM SET pg_jwt.providers = :'providers';
+SELECT pg_reload_conf() AS reloaded \gset
+SELECT pg_sleep(0.3) \gset
+SELECT jwt_sign(jsonb_build_object('iss', 'https://internal.example.com', 'aud', 'orders-db', 'sub', 'billing-job',
+       'tenant_id', 'b0000000-0000-4000-8000-00000000000b',
+       'iat', extract(epoch FROM now())::bigint, 'exp', extract(epoch FROM now())::bigint + 300), jwk)
+  AS worker FROM idp.worker_key \gset
+SELECT jwt_sign(jsonb_build_object('iss', 'https://unknown.example.com', 'aud', 'orders-db', 'sub', 'mallory',
+       'exp', extract(epoch FROM now())::bigint + 300), jwk) AS stranger FROM idp.worker_key \gset
+SET ROLE app;
+BEGIN;
+SELECT set_config('pg_jwt.token', :'bob', true) IS NULL AS token_set \gset
+SELECT jwt_claim('sub') AS sub, jwt_provider() AS provider;
+COMMIT;
+BEGIN;
+SELECT set_config('pg_jwt.token', :'worker', true) IS NULL AS token_set \gset
+SELECT jwt_claim('sub') AS sub, jwt_provider() AS provider, count(*) AS "Globex documents" FROM documents;
+COMMIT;
+\echo '    an issuer no provider has is refused, named in the DETAIL (SQLSTATE 28000):'
+BEGIN;
+SELECT set_config('pg_jwt.token', :'stranger', true) IS NULL AS token_set \gset
+SELECT count(*) FROM documents;
+ROLLBACK;
+RESET ROLE;
+ALTER SYSTEM RESET pg_jwt.providers;
+SELECT pg_reload_conf() AS reloaded \gset
+
+\echo ''
 \echo 'Done: the SQL of this demo is in examples/schema.sql and examples/demo.sql.'

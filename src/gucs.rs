@@ -72,7 +72,7 @@ static LOG_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 static LOG_REFUSALS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(10);
 static LOG_VERIFIED: GucSetting<LogVerified> = GucSetting::<LogVerified>::new(LogVerified::Off);
 static PROVIDERS: StringSetting = GucSetting::<Option<CString>>::new(None);
-static MAX_PROVIDERS: GucSetting<i32> = GucSetting::<i32>::new(100);
+static MAX_PROVIDERS: GucSetting<i32> = GucSetting::<i32>::new(16);
 static PROVIDER_JWKS_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
 /// `pg_jwt.log_verified`: whether to log the first verification of each token per backend.
