@@ -30,8 +30,8 @@ for _ in $(seq 50); do
     echo "$metrics" | grep -q '^pg_jwt_verifications_total' && break
     sleep 0.2
 done
-expected=$(psql -X -At -d app -c "SELECT count FROM jwt_stats() WHERE outcome = 'accepted'")
-got=$(echo "$metrics" | sed -nE 's/^pg_jwt_verifications_total\{.*outcome="accepted".*\} ([0-9.e+]+)$/\1/p' | head -1)
+expected=$(psql -X -At -d app -c "SELECT count FROM jwt_stats() WHERE outcome = 'accepted' AND provider = 'default'")
+got=$(echo "$metrics" | grep 'provider="default"' | sed -nE 's/^pg_jwt_verifications_total\{.*outcome="accepted".*\} ([0-9.e+]+)$/\1/p' | head -1)
 check "accepted tokens as a counter" "$([ -n "$got" ] && python3 -c "import sys; sys.exit(0 if float('$got') == float('$expected') else 1)" && echo 0 || echo 1)" "metric $got, jwt_stats() $expected"
 n=$(echo "$metrics" | grep -c '^pg_jwt_verifications_total{.*outcome="refused"' || true)
 check "one series per refusal reason" "$([ "$n" -ge 13 ] && echo 0 || echo 1)" "$n series"

@@ -20,6 +20,7 @@ use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::provider::Provider;
+use pg_jwt_core::Providers;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
 use pgrx::pg_sys::panic::ErrorReport;
@@ -170,7 +171,7 @@ impl SessionError {
             SessionError::Revoked => errors::token_revoked(),
             SessionError::Report(r) => r,
             SessionError::Keys(e) => errors::bad_key(&e).set_hint(
-                "a superuser must set pg_jwt.jwks to the identity provider's key set (JWKS), or pg_jwt.jwks_uri to where it is published (see jwt_jwks_status())",
+                "a superuser must give the token's provider its keys: pg_jwt.jwks or pg_jwt.jwks_uri for the provider default, jwks or jwks_uri in pg_jwt.providers for a listed one (see jwt_jwks_status())",
             ),
         }
     }
@@ -201,9 +202,10 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
     };
     if let Some(c) = &claims {
         // Expiry is checked at every access against the clock, not only at verification.
-        c.times
-            .check(clock::now_unix_coarse(), c.leeway)
-            .map_err(|e| refused(SessionError::Token(e)))?;
+        c.times.check(clock::now_unix_coarse(), c.leeway).map_err(|e| {
+            REFUSED_BY.with(|r| *r.borrow_mut() = Rc::clone(&c.provider));
+            refused(SessionError::Token(e))
+        })?;
     }
     Ok(claims)
 }
@@ -211,7 +213,7 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
 thread_local! {
     /// The listed provider chosen by the last verification that failed for an unknown `kid`
     /// (whose key set to refetch); `None`: the implicit provider's.
-    static UNKNOWN_KID_OF: RefCell<Option<Provider>> = const { RefCell::new(None) };
+    static UNKNOWN_KID_OF: RefCell<Option<(Rc<Providers>, usize)>> = const { RefCell::new(None) };
     /// The name of the implicit provider, shared by its claims.
     static DEFAULT_NAME: Rc<str> = Rc::from(pg_jwt_core::provider::DEFAULT_NAME);
     /// The provider a refusal is counted and logged for: the chosen one, else `default`.
@@ -222,7 +224,10 @@ thread_local! {
 /// `state::refetched_for_unknown_key`, `providers::refetched_for_unknown_key`).
 fn refetched_for_unknown_key() -> bool {
     match UNKNOWN_KID_OF.with(|u| u.borrow_mut().take()) {
-        Some(p) => crate::providers::refetched_for_unknown_key(&p),
+        Some((list, i)) => list
+            .list
+            .get(i)
+            .is_some_and(crate::providers::refetched_for_unknown_key),
         None => state::refetched_for_unknown_key(),
     }
 }
@@ -231,29 +236,36 @@ fn refetched_for_unknown_key() -> bool {
 enum Chosen {
     /// The single-provider settings (`pg_jwt.jwks`, `pg_jwt.jwks_uri`, `pg_jwt.issuer`, ...).
     Default,
-    /// A listed provider, and the token's `iss` that chose it.
-    Listed(Provider, String),
+    /// A listed provider (the list and its index), and the token's `iss` that chose it.
+    Listed(Rc<Providers>, usize, String),
+}
+
+impl Chosen {
+    fn listed(&self) -> Option<&Provider> {
+        match self {
+            Chosen::Listed(list, i, _) => list.list.get(*i),
+            Chosen::Default => None,
+        }
+    }
 }
 
 /// The provider the token's `iss` chooses. Without `pg_jwt.providers`, always the implicit
 /// one (and `iss` is not read before the signature, as before providers). With a list: an
-/// exact issuer, then a template; else the implicit provider if it is configured and its
-/// `pg_jwt.issuer` is unset or equal; else refused, naming the issuer.
+/// exact issuer, then a template; else the implicit provider if it has keys and its
+/// `pg_jwt.issuer` is `iss` (with a list, `default` is chosen by its issuer like any other
+/// provider: never a catch-all, which would let a token whose `iss` misses a listed provider by
+/// a character skip that provider's rules); else refused, naming the issuer.
 fn choose(config: &Config, token: &[u8]) -> Result<Chosen, SessionError> {
     let list = crate::providers::list();
     if list.is_empty() {
         return Ok(Chosen::Default);
     }
     let iss = token::peek_issuer(token, &config.policy).map_err(SessionError::Token)?;
-    if let Some(p) = iss.as_deref().and_then(|i| list.choose(i)).and_then(|c| list.get(c)) {
-        return Ok(Chosen::Listed(p.clone(), iss.unwrap_or_default()));
+    if let Some(c) = iss.as_deref().and_then(|i| list.choose(i)) {
+        return Ok(Chosen::Listed(list, c.0, iss.unwrap_or_default()));
     }
     let default_configured = gucs::jwks_text().is_some() || gucs::jwks_uri().is_some();
-    let default_takes = match (&config.issuer, &iss) {
-        (None, _) => true,
-        (Some(expected), Some(actual)) => expected == actual,
-        (Some(_), None) => false,
-    };
+    let default_takes = matches!((&config.issuer, &iss), (Some(expected), Some(actual)) if expected == actual);
     if default_configured && default_takes {
         return Ok(Chosen::Default);
     }
@@ -298,8 +310,9 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             return Err(SessionError::Keys(KeyError::Set("not loaded".into())));
         };
         REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
+        UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
         let chosen = choose(config, token)?;
-        if let Chosen::Listed(p, _) = &chosen {
+        if let Some(p) = chosen.listed() {
             REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
         }
         let now_s = clock::now_unix();
@@ -319,7 +332,11 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 let name = DEFAULT_NAME.with(Rc::clone);
                 (keys, config.fingerprint, &config.policy, validation, name, config.leeway)
             }
-            Chosen::Listed(p, iss) => {
+            Chosen::Listed(list, i, iss) => {
+                let p = list
+                    .list
+                    .get(*i)
+                    .ok_or_else(|| SessionError::Keys(KeyError::Set("the provider list changed".into())))?;
                 let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
                 listed_keys = set;
                 listed_policy = HeaderPolicy {
@@ -344,14 +361,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let signature = if known { Signature::KnownGood } else { Signature::Check };
         let verified = match token::verify_with(token, keys, policy, &validation, signature) {
             Err(TokenError::NoMatchingKey(m)) => {
-                if let Chosen::Listed(p, _) = &chosen {
-                    UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some(p.clone()));
+                if let Chosen::Listed(list, i, _) = &chosen {
+                    UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some((Rc::clone(list), *i)));
                 }
                 return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
             }
             other => other.map_err(SessionError::Token)?,
         };
-        if let Chosen::Listed(p, _) = &chosen {
+        if let Some(p) = chosen.listed() {
             // The template's claim, max_lifetime, claims constraints.
             p.check(&verified.claims).map_err(SessionError::Token)?;
         }

@@ -224,8 +224,14 @@ fn integer(value: &Json, member: &str, min: i64, max: i64) -> Result<i64, String
     }
 }
 
+/// A constant a `claims` constraint may name: a string, a boolean, or an integer (compared
+/// exactly; see `same`).
 fn constant(value: &Json) -> bool {
-    matches!(value, Json::String(_) | Json::Number(_) | Json::Bool(_))
+    match value {
+        Json::String(_) | Json::Bool(_) => true,
+        Json::Number(n) => integer_value(n).is_some(),
+        _ => false,
+    }
 }
 
 fn parse_provider(value: &Json) -> Result<Provider, String> {
@@ -320,7 +326,7 @@ fn parse_provider(value: &Json) -> Result<Provider, String> {
                         one if constant(one) => vec![one.clone()],
                         _ => {
                             return Err(at(format!(
-                                "claims.{claim}: a string, number or boolean, or a non-empty array of them"
+                                "claims.{claim}: a string, integer or boolean, or a non-empty array of them"
                             )))
                         }
                     };
@@ -431,11 +437,23 @@ impl Providers {
     }
 }
 
-/// Two constants are equal: strings and booleans exactly, numbers by value.
+/// An integer written as JSON writes it (optional minus, digits, no fraction or exponent),
+/// exactly: a claim constraint on numbers compares integers exactly, never through a float
+/// (where 9007199254740993 would equal 9007199254740992).
+fn integer_value(text: &str) -> Option<i128> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i128>().ok()
+}
+
+/// Two constants are equal: strings and booleans exactly, integers by value (a number with a
+/// fraction or an exponent equals nothing: the list refuses such constants).
 fn same(a: &Json, b: &Json) -> bool {
     match (a, b) {
-        (Json::Number(x), Json::Number(y)) => match (x.parse::<f64>(), y.parse::<f64>()) {
-            (Ok(x), Ok(y)) => x == y,
+        (Json::Number(x), Json::Number(y)) => match (integer_value(x), integer_value(y)) {
+            (Some(x), Some(y)) => x == y,
             _ => false,
         },
         _ => a == b,
@@ -562,8 +580,18 @@ mod tests {
         let Some(e) = p.list.first() else {
             panic!("no provider")
         };
-        let good = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1.0}"#);
+        let good = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1}"#);
         assert_eq!(e.check(&good), Ok(()));
+        // Integers compare exactly, never as floats; 1.0 is not the integer 1.
+        let float = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1.0}"#);
+        assert!(matches!(e.check(&float), Err(TokenError::Constraint(_))));
+        let big = list(r#"[{"name":"b","issuer":"x","jwks_uri":"https://k","claims":{"t":9007199254740993}}]"#)
+            .unwrap_or_default();
+        let near = claims(r#"{"t":9007199254740992}"#);
+        assert!(big.list.first().is_some_and(|b| b.check(&near).is_err()));
+        let exact = claims(r#"{"t":9007199254740993}"#);
+        assert!(big.list.first().is_some_and(|b| b.check(&exact).is_ok()));
+        assert!(list(r#"[{"name":"b","issuer":"x","jwks_uri":"https://k","claims":{"t":1.5}}]"#).is_err());
         let other_tid = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t2","iat":1000,"exp":1900,"n":1}"#);
         assert!(matches!(e.check(&other_tid), Err(TokenError::IssuerMismatch(_))));
         let not_allowed = claims(r#"{"iss":"https://l/t3/v2.0","tid":"t3","iat":1000,"exp":1900,"n":1}"#);

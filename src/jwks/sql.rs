@@ -82,9 +82,26 @@ fn status_of(s: &state::FetchState) -> Option<Status> {
     })
 }
 
+/// Whether the current role may see the listed providers (names and URLs of a hidden setting):
+/// as for `SHOW pg_jwt.providers`, superusers and members of `pg_read_all_settings`.
+fn may_see_list() -> bool {
+    // SAFETY: plain catalog lookups for the current role, inside a transaction.
+    unsafe {
+        pg_sys::superuser()
+            || pg_sys::has_privs_of_role(
+                pg_sys::GetUserId(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_SETTINGS),
+            )
+    }
+}
+
 /// The rows of listed providers that fetch, in list order: from their slots, or, for one
-/// without a slot, a row that says why it fails closed.
+/// without a slot, a row that says why it fails closed. None for a role that may not read
+/// `pg_jwt.providers` (see `may_see_list`).
 fn listed_statuses(only: Option<&str>) -> Vec<Status> {
+    if !may_see_list() {
+        return Vec::new();
+    }
     let list = providers::list();
     let mut rows = Vec::new();
     for p in &list.list {
@@ -133,7 +150,8 @@ fn listed_statuses(only: Option<&str>) -> Vec<Status> {
 }
 
 /// The key fetcher's state: one row per provider that fetches (the implicit provider `default`
-/// for `pg_jwt.jwks_uri`, then each listed provider with a `jwks_uri`): where the key set came
+/// for `pg_jwt.jwks_uri`, then, for superusers and members of `pg_read_all_settings`, each
+/// listed provider with a `jwks_uri`): where the key set came
 /// from, its `kid`s, whether it is in force, when it was last fetched and attempted, when the
 /// next fetch is due, the last error, and counts. VOLATILE (it changes whenever the worker
 /// fetches).

@@ -119,11 +119,15 @@ fn follow_list(f: &mut Fetching, now: i64) {
         }
     }
     let mut changed = false;
-    // Forget what is gone or changed (a fetch in flight is left to finish, its result unused).
+    // Forget what is gone or changed (a fetch in flight is left to finish, its result unused),
+    // and every provider still without a slot: it is placed again below, now that slots may
+    // have been freed.
     let gone: Vec<String> = f
         .tracked
         .iter()
-        .filter(|(name, t)| wanted.get(*name).is_none_or(|(u, s, _)| *u != t.uri || *s != t.source_issuer))
+        .filter(|(name, t)| {
+            t.slot.is_none() || wanted.get(*name).is_none_or(|(u, s, _)| *u != t.uri || *s != t.source_issuer)
+        })
         .map(|(name, _)| name.clone())
         .collect();
     for name in gone {
@@ -137,9 +141,55 @@ fn follow_list(f: &mut Fetching, now: i64) {
             changed = true;
         }
     }
-    // Slots held by nothing tracked (a restarted worker finds them): kept when the same
-    // provider and source want them, else freed.
+    // Slots no tracked provider holds (a restarted worker finds its predecessor's): adopted by
+    // the provider and source they were made for, if it is still wanted; freed otherwise.
+    // Before any new provider looks for a free slot.
     let held: Vec<usize> = f.tracked.values().filter_map(|t| t.slot).collect();
+    let adopted: Vec<(String, usize)> = slots::write(|w| {
+        let mut adopted = Vec::new();
+        for i in 0..w.len() {
+            if held.contains(&i) {
+                continue;
+            }
+            let Some(h) = w.head(i) else { continue };
+            if h.used == 0 {
+                continue;
+            }
+            let name = h.name();
+            let keep = !f.tracked.contains_key(&name)
+                && !adopted.iter().any(|(n, _)| *n == name)
+                && wanted.get(&name).is_some_and(|(u, s, _)| h.is(&name, u, s));
+            if keep {
+                adopted.push((name, i));
+            } else {
+                *h = slots::Head::default();
+                w.clear_jwks(i);
+                changed = true;
+            }
+        }
+        adopted
+    })
+    .unwrap_or_default();
+    for (name, i) in adopted {
+        let Some((uri, source, issuer)) = wanted.get(&name) else { continue };
+        slots::write(|w| {
+            if let Some(h) = w.head(i) {
+                h.next_refresh = now;
+            }
+        });
+        log!("pg_jwt: key fetcher: the key set in force for provider \"{name}\" stays");
+        f.tracked.insert(
+            name,
+            Tracked {
+                uri: uri.clone(),
+                source_issuer: source.clone(),
+                issuer: issuer.clone(),
+                slot: Some(i),
+                in_flight: None,
+                failures_in_a_row: 0,
+            },
+        );
+    }
     // New providers, in list order, take free slots.
     for p in &list.list {
         let Some((uri, source, issuer)) = wanted.get(&p.name) else { continue };
@@ -147,54 +197,39 @@ fn follow_list(f: &mut Fetching, now: i64) {
             continue;
         }
         let slot = slots::write(|w| {
-            let n = w.len();
-            // A slot a previous worker left for this very provider and source.
-            let mine = (0..n).find(|&i| w.head(i).is_some_and(|h| h.is(&p.name, uri, source)));
-            if let Some(i) = mine.filter(|i| !held.contains(i)) {
-                return Some((i, true));
-            }
-            let free = (0..n).find(|&i| !held.contains(&i) && w.head(i).is_some_and(|h| h.used == 0))?;
+            let free = (0..w.len()).find(|&i| w.head(i).is_some_and(|h| h.used == 0))?;
             if let Some(h) = w.head(free) {
                 h.assign(&p.name, uri, source);
                 h.next_refresh = now;
             }
-            Some((free, false))
+            Some(free)
         })
         .flatten();
-        let slot = match slot {
-            Some((i, true)) => {
-                log!("pg_jwt: key fetcher: the key set in force for provider \"{}\" stays", p.name);
-                Some(i)
-            }
-            Some((i, false)) => {
-                if let Some(saved) = persist::load_for(Some(&p.name), uri, source, now) {
-                    let print = key_set_fingerprint(&[Some(saved.jwks.as_bytes())]);
-                    slots::write(|w| {
-                        if w.set_jwks(i, saved.jwks.as_bytes(), print) {
-                            if let Some(h) = w.head(i) {
-                                h.set_from(&saved.from);
-                                h.last_success = saved.fetched_at;
-                            }
+        if let Some(i) = slot {
+            if let Some(saved) = persist::load_for(Some(&p.name), uri, source, now) {
+                let print = key_set_fingerprint(&[Some(saved.jwks.as_bytes())]);
+                slots::write(|w| {
+                    if w.set_jwks(i, saved.jwks.as_bytes(), print) {
+                        if let Some(h) = w.head(i) {
+                            h.set_from(&saved.from);
+                            h.last_success = saved.fetched_at;
                         }
-                    });
-                    log!(
-                        "pg_jwt: key set of provider \"{}\" restored from the data directory (fetched at {})",
-                        p.name,
-                        saved.fetched_at
-                    );
-                    changed = true;
-                }
-                Some(i)
-            }
-            None => {
-                warning!(
-                    "pg_jwt: provider \"{}\" has no slot for its key set: all {} slots (pg_jwt.max_providers) are taken; its tokens are refused",
+                    }
+                });
+                log!(
+                    "pg_jwt: key set of provider \"{}\" restored from the data directory (fetched at {})",
                     p.name,
-                    slots::count()
+                    saved.fetched_at
                 );
-                None
+                changed = true;
             }
-        };
+        } else {
+            warning!(
+                "pg_jwt: provider \"{}\" has no slot for its key set: all {} slots (pg_jwt.max_providers) are taken; its tokens are refused",
+                p.name,
+                slots::count()
+            );
+        }
         f.tracked.insert(
             p.name.clone(),
             Tracked {
@@ -207,19 +242,16 @@ fn follow_list(f: &mut Fetching, now: i64) {
             },
         );
     }
-    // Slots that no tracked provider holds any more (left by an earlier worker): freed.
-    let held: Vec<usize> = f.tracked.values().filter_map(|t| t.slot).collect();
-    slots::write(|w| {
-        for i in 0..w.len() {
-            if !held.contains(&i) && w.head(i).is_some_and(|h| h.used == 1) {
-                if let Some(h) = w.head(i) {
-                    *h = slots::Head::default();
-                }
-                w.clear_jwks(i);
-                changed = true;
-            }
+    // The implicit provider's issuer is also a listed one's: the listed provider verifies
+    // those tokens (it is chosen first), never `default`. Said once per reload.
+    if let Some(iss) = gucs::issuer() {
+        if let Some(p) = list.choose(&iss).and_then(|c| list.get(c)) {
+            warning!(
+                "pg_jwt: pg_jwt.issuer is also the issuer of listed provider \"{}\": its tokens are verified by that provider, never by the provider default",
+                p.name
+            );
         }
-    });
+    }
     if changed {
         crate::generations::key_set_changed();
     }

@@ -40,6 +40,10 @@ struct Imported {
     print: [u8; 32],
     slot_print: Option<[u8; 32]>,
     set: Rc<KeySet>,
+    /// (configuration generation, shared generation) when it was last found current: while
+    /// both stay, neither the list nor any fetched set changed (`key_set_changed` bumps the
+    /// shared one), so the import is used without reading shared memory.
+    checked_at: (u64, u64),
 }
 
 /// The provider list in force in this backend (empty when `pg_jwt.providers` is unset). The
@@ -60,6 +64,8 @@ pub fn list() -> Rc<Providers> {
             .unwrap_or_else(|| Ok(Providers::default()))
             .unwrap_or_default();
         let list = Rc::new(parsed);
+        // Imports of providers no longer listed are dropped.
+        KEYS.with(|k| k.borrow_mut().retain(|name, _| list.by_name(name).is_some()));
         *l = Some((generation, Rc::clone(&list)));
         list
     })
@@ -111,6 +117,15 @@ fn fetched(p: &Provider, uri: &str, issuer: &str, known: Option<[u8; 32]>) -> Fe
 /// in both is refused) and a fingerprint of what it was imported from, which keys the shared
 /// verification cache (with the provider's name).
 pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
+    let now = (generations::config_generation(), generations::shared_generation());
+    let current = KEYS.with(|k| {
+        k.borrow()
+            .get(&p.name)
+            .and_then(|i| (i.checked_at == now).then(|| (Rc::clone(&i.set), i.print)))
+    });
+    if let Some(found) = current {
+        return Ok(found);
+    }
     let pinned = p.jwks.as_deref().map(str::as_bytes);
     let known = KEYS.with(|k| k.borrow().get(&p.name).and_then(|i| i.slot_print));
     let (fetched_text, fetched_print) = match source(p) {
@@ -130,20 +145,28 @@ pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
         pinned,
         fetched_print.as_ref().map(|f: &[u8; 32]| f.as_slice()),
     ]);
-    if let Some(set) = KEYS.with(|k| {
-        k.borrow()
-            .get(&p.name)
-            .and_then(|i| (i.print == print).then(|| Rc::clone(&i.set)))
-    }) {
+    let reused = KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        let i = k.get_mut(&p.name)?;
+        (i.print == print).then(|| {
+            i.checked_at = now;
+            Rc::clone(&i.set)
+        })
+    });
+    if let Some(set) = reused {
         return Ok((set, print));
     }
-    // The slot's set is unchanged but this import is not (the pinned part changed): copy it.
-    let fetched_text = match (fetched_text, source(p)) {
+    // The slot's set is unchanged but this import is not (the pinned part changed): copy it,
+    // labelled with the fingerprint of what this second read returned.
+    let (fetched_text, fetched_print, print) = match (fetched_text, source(p)) {
         (None, Some((uri, issuer))) if fetched_print.is_some() => match fetched(p, &uri, &issuer, None) {
-            Fetched::New(text, _) => Some(text),
-            _ => None,
+            Fetched::New(text, f) => {
+                let print = key_set_fingerprint(&[Some(p.name.as_bytes()), pinned, Some(f.as_slice())]);
+                (Some(text), Some(f), print)
+            }
+            _ => (None, None, print),
         },
-        (text, _) => text,
+        (text, _) => (text, fetched_print, print),
     };
     let fixed = pinned.map(KeySet::parse).transpose()?;
     let from_slot = fetched_text
@@ -162,6 +185,7 @@ pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
         print,
         slot_print: fetched_print,
         set: Rc::clone(&set),
+        checked_at: now,
     };
     KEYS.with(|k| k.borrow_mut().insert(p.name.clone(), imported));
     Ok((set, print))

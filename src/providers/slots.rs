@@ -73,23 +73,22 @@ impl Head {
     pub fn name(&self) -> String {
         get_str(&self.name, self.name_len)
     }
-    pub fn uri(&self) -> String {
-        get_str(&self.uri, self.uri_len)
-    }
-    pub fn issuer(&self) -> String {
-        get_str(&self.issuer, self.issuer_len)
-    }
     pub fn from(&self) -> String {
         get_str(&self.from, self.from_len)
     }
     pub fn error(&self) -> String {
         get_str(&self.error, self.error_len)
     }
+    /// Whether the slot is assigned to provider `name` with this source (compared in place, no
+    /// copy).
     pub fn is(&self, name: &str, uri: &str, issuer: &str) -> bool {
+        fn eq(buf: &[u8], len: u32, s: &str) -> bool {
+            buf.get(..len as usize) == Some(s.as_bytes())
+        }
         self.used == 1
-            && self.name().as_bytes() == name.as_bytes()
-            && self.uri().as_bytes() == uri.as_bytes()
-            && self.issuer().as_bytes() == issuer.as_bytes()
+            && eq(&self.name, self.name_len, name)
+            && eq(&self.uri, self.uri_len, uri)
+            && eq(&self.issuer, self.issuer_len, issuer)
     }
     pub fn assign(&mut self, name: &str, uri: &str, issuer: &str) {
         *self = Head::default();

@@ -156,8 +156,10 @@ fn pv1_two_fetched_providers_and_one_pinned_chosen_by_iss() {
     );
     let bad = su.query_one("SELECT jwt_jwks_refresh('nobody')", &[]);
     assert_eq!(sqlstate(&bad), "22023", "{}", message(&bad));
-
+    // The list is hidden: the application role sees no listed provider's row.
     let mut app = connect_fetch("app");
+    assert_eq!(app.query("SELECT * FROM jwt_jwks_status()", &[]).unwrap().len(), 0);
+
     let a = sign(&mut su, &a_private, "alice", r#"{"iss":"https://acme.test","aud":"api://orders"}"#);
     assert_eq!(who(&mut app, &a).unwrap(), (Some("alice".into()), Some("acme".into())));
     let b = sign(&mut su, &b_private, "bob", &format!(r#"{{"iss":"{b_issuer}"}}"#));
