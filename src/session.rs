@@ -20,8 +20,8 @@ use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
 use pg_jwt_core::claims::TimeClaims;
 use pg_jwt_core::provider::Provider;
-use pg_jwt_core::Providers;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
+use pg_jwt_core::Providers;
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -330,7 +330,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                     ..Validation::new(now_s, &config.required)
                 };
                 let name = DEFAULT_NAME.with(Rc::clone);
-                (keys, config.fingerprint, &config.policy, validation, name, config.leeway)
+                (
+                    keys,
+                    config.fingerprint,
+                    &config.policy,
+                    validation,
+                    name,
+                    config.leeway,
+                )
             }
             Chosen::Listed(list, i, iss) => {
                 let p = list
@@ -351,7 +358,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                     issuer: Some(iss.as_str()),
                     ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
                 };
-                (&*listed_keys, print, &listed_policy, validation, Rc::from(p.name.as_str()), leeway)
+                (
+                    &*listed_keys,
+                    print,
+                    &listed_policy,
+                    validation,
+                    Rc::from(p.name.as_str()),
+                    leeway,
+                )
             }
         };
         // A good signature on record in shared memory (any backend verified these exact bytes

@@ -234,7 +234,7 @@ fn constant(value: &Json) -> bool {
     }
 }
 
-fn parse_provider(value: &Json) -> Result<Provider, String> {
+fn parse_provider(value: &Json, check_keys: bool) -> Result<Provider, String> {
     let Some(members) = value.as_object() else {
         return Err("each provider must be a JSON object".into());
     };
@@ -283,7 +283,9 @@ fn parse_provider(value: &Json) -> Result<Provider, String> {
                     return Err(at("jwks must be a JSON Web Key Set object (or one JWK)".into()));
                 }
                 let text = v.to_json_string();
-                KeySet::parse(text.as_bytes()).map_err(|e| at(format!("jwks: {e}")))?;
+                if check_keys {
+                    KeySet::parse(text.as_bytes()).map_err(|e| at(format!("jwks: {e}")))?;
+                }
                 p.jwks = Some(text);
             }
             "audience" => p.audience = string_list(v, "audience").map_err(at)?,
@@ -349,19 +351,30 @@ fn parse_provider(value: &Json) -> Result<Provider, String> {
         return Err(at("jwks_uri or jwks is required".into()));
     }
     if matches!(p.issuer, Issuer::Template { .. }) && p.jwks_uri.as_deref() == Some("discover") {
-        return Err(at("an issuer template needs an explicit jwks_uri or jwks (discover needs one issuer)".into()));
+        return Err(at(
+            "an issuer template needs an explicit jwks_uri or jwks (discover needs one issuer)".into(),
+        ));
     }
     Ok(p)
 }
 
 impl Providers {
-    /// Parses and checks `pg_jwt.providers` (a JSON array; empty text or `[]`: no provider).
-    /// The error names the provider and the member, never a key.
+    /// Parses and checks `pg_jwt.providers` (a JSON array; empty text or `[]`: no provider),
+    /// pinned key sets included. The error names the provider and the member, never a key.
     pub fn parse(text: &[u8]) -> Result<Providers, String> {
+        Providers::parse_with(text, true)
+    }
+
+    /// [`Providers::parse`], with pinned key sets checked only when `check_keys`: a list
+    /// already accepted by the check (the setting's check hook parses with keys) is read again
+    /// by every backend, which imports a provider's keys when it first needs them (a failure
+    /// there fails closed). Everything else is checked either way.
+    pub fn parse_with(text: &[u8], check_keys: bool) -> Result<Providers, String> {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(Providers::default());
         }
-        let json = Json::parse(text).map_err(|_| "pg_jwt.providers is not valid JSON (or has a duplicate member)".to_owned())?;
+        let json = Json::parse(text)
+            .map_err(|_| "pg_jwt.providers is not valid JSON (or has a duplicate member)".to_owned())?;
         let Some(items) = json.as_array() else {
             return Err("pg_jwt.providers must be a JSON array of providers".into());
         };
@@ -371,7 +384,7 @@ impl Providers {
         let mut out = Providers::default();
         let mut names: HashMap<String, usize> = HashMap::new();
         for item in items {
-            let p = parse_provider(item)?;
+            let p = parse_provider(item, check_keys)?;
             let i = out.list.len();
             if names.insert(p.name.clone(), i).is_some() {
                 return Err(format!("two providers are named \"{}\"", p.name));
@@ -426,7 +439,11 @@ impl Providers {
         self.templates
             .iter()
             .copied()
-            .find(|&i| self.list.get(i).is_some_and(|p| template_value(&p.issuer, iss).is_some()))
+            .find(|&i| {
+                self.list
+                    .get(i)
+                    .is_some_and(|p| template_value(&p.issuer, iss).is_some())
+            })
             .map(Chosen)
     }
 
@@ -483,7 +500,9 @@ impl Provider {
             let exp = number("exp")?;
             let iat = number("iat")?;
             if exp - iat > max as f64 {
-                return Err(TokenError::Constraint("the token lives longer than its provider's max_lifetime"));
+                return Err(TokenError::Constraint(
+                    "the token lives longer than its provider's max_lifetime",
+                ));
             }
         }
         for (name, allowed) in &self.claims {
@@ -539,9 +558,11 @@ mod tests {
 
     #[test]
     fn ambiguous_lists_are_refused() {
-        let dup_name = r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"},{"name":"a","issuer":"y","jwks_uri":"https://k"}]"#;
+        let dup_name =
+            r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"},{"name":"a","issuer":"y","jwks_uri":"https://k"}]"#;
         assert!(list(dup_name).is_err());
-        let dup_iss = r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"},{"name":"b","issuer":"x","jwks_uri":"https://k"}]"#;
+        let dup_iss =
+            r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"},{"name":"b","issuer":"x","jwks_uri":"https://k"}]"#;
         assert!(list(dup_iss).is_err());
         let overlap = r#"[{"name":"a","issuer":"https://h/{tid}/v2.0","jwks_uri":"https://k"},{"name":"b","issuer":"https://h/common/{x}","jwks_uri":"https://k"}]"#;
         assert!(list(overlap).is_err());
@@ -562,7 +583,11 @@ mod tests {
         )
         .unwrap_or_default();
         assert_eq!(p.choose("https://acme"), Some(Chosen(2)));
-        assert_eq!(p.choose("https://login.example/common/v2.0"), Some(Chosen(1)), "exact first");
+        assert_eq!(
+            p.choose("https://login.example/common/v2.0"),
+            Some(Chosen(1)),
+            "exact first"
+        );
         assert_eq!(p.choose("https://login.example/t1/v2.0"), Some(Chosen(0)));
         assert_eq!(p.choose("https://login.example//v2.0"), None);
         assert_eq!(p.choose("https://login.example/a/b/v2.0"), None);
@@ -577,9 +602,7 @@ mod tests {
             r#"[{"name":"e","issuer":"https://l/{tid}/v2.0","jwks_uri":"https://k","max_lifetime":900,"claims":{"tid":["t1","t2"],"n":1}}]"#,
         )
         .unwrap_or_default();
-        let Some(e) = p.list.first() else {
-            panic!("no provider")
-        };
+        let Some(e) = p.list.first() else { panic!("no provider") };
         let good = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1}"#);
         assert_eq!(e.check(&good), Ok(()));
         // Integers compare exactly, never as floats; 1.0 is not the integer 1.

@@ -276,7 +276,9 @@ unsafe fn fill_call_site(
         site.local = local;
         site.keys = now.shared;
         // The leeway of the token's provider (the implicit one's is pg_jwt.leeway).
-        let (times, leeway) = claims.as_ref().map_or((Default::default(), gucs::leeway()), |c| (c.times, c.leeway));
+        let (times, leeway) = claims
+            .as_ref()
+            .map_or((Default::default(), gucs::leeway()), |c| (c.times, c.leeway));
         site.window = times.window(leeway);
         // A timer ends the fast path shortly before the window does; in the last seconds (or
         // without a token) the clock is read per call.

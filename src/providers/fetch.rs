@@ -43,6 +43,14 @@ pub struct Fetching {
     tracked: HashMap<String, Tracked>,
     /// Whether the list was read since the worker started (or last reloaded).
     loaded: bool,
+    /// Fetches in flight.
+    running: usize,
+    /// Unix seconds when the next scheduled fetch is due (the list is scanned then).
+    next_due: i64,
+    /// A fetch was due or asked for but no thread was free: scan again next turn.
+    scan_again: bool,
+    /// The second of the last staleness check (once a second).
+    stale_checked: i64,
 }
 
 /// After a reload (SIGHUP): the list is read again at the next turn.
@@ -56,39 +64,82 @@ pub fn turn(f: &mut Fetching) {
     if !f.loaded {
         f.loaded = true;
         follow_list(f, now);
+        f.next_due = now;
     }
-    let names: Vec<String> = f.tracked.keys().cloned().collect();
-    for name in &names {
-        collect(f, name);
+    if f.running > 0 {
+        let names: Vec<String> = f
+            .tracked
+            .iter()
+            .filter(|(_, t)| t.in_flight.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in &names {
+            collect(f, name);
+        }
+        f.running = f.tracked.values().filter(|t| t.in_flight.is_some()).count();
     }
-    let mut running = f.tracked.values().filter(|t| t.in_flight.is_some()).count();
+    // Idle turns (every 100 ms) cost a few loads, whatever the number of providers: the list is
+    // scanned only when a fetch is due, a backend asked, or a fetch finished.
+    let asked_any = slots::take_requests();
+    if asked_any || now >= f.next_due || f.scan_again {
+        scan(f, now);
+    }
+    if now != f.stale_checked {
+        f.stale_checked = now;
+        drop_stale(f, now);
+    }
+}
+
+/// Starts what is due or asked for (at most `CONCURRENCY` at once), answers requests that come
+/// too soon, and notes when the next fetch is due.
+fn scan(f: &mut Fetching, now: i64) {
+    f.scan_again = false;
+    // Every slot's schedule in one pass under the shared lock.
+    let times: Vec<(i64, i64)> = slots::read(|r| {
+        (0..r.len())
+            .map(|i| r.head(i).map_or((0, 0), |h| (h.next_refresh, h.last_attempt)))
+            .collect()
+    })
+    .unwrap_or_default();
+    let min_refresh = gucs::jwks_min_refresh();
+    let mut next_due = i64::MAX;
+    let names: Vec<String> = f
+        .tracked
+        .iter()
+        .filter(|(_, t)| t.slot.is_some() && t.in_flight.is_none())
+        .map(|(n, _)| n.clone())
+        .collect();
     for name in &names {
-        let Some(t) = f.tracked.get(name) else { continue };
-        let (Some(slot), None) = (t.slot, &t.in_flight) else {
+        let Some(slot) = f.tracked.get(name).and_then(|t| t.slot) else {
             continue;
         };
         let Some(signals) = slots::signals(slot) else { continue };
         let request = signals.request.swap(0, Ordering::AcqRel);
-        let (next_refresh, last_attempt) =
-            slots::read(|r| r.head(slot).map(|h| (h.next_refresh, h.last_attempt))).flatten().unwrap_or((0, 0));
+        let (next_refresh, last_attempt) = times.get(slot).copied().unwrap_or((0, 0));
         let asked = match request {
             REQUEST_FORCED => true,
-            REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
+            REQUEST_UNKNOWN_KID => now - last_attempt >= min_refresh,
             _ => false,
         };
-        if (asked || now >= next_refresh) && running < CONCURRENCY {
+        if (asked || now >= next_refresh) && f.running < CONCURRENCY {
             start(f, name);
-            running += 1;
-        } else if asked {
-            // No thread free: the request waits for a later turn.
-            signals.request.fetch_max(request, Ordering::AcqRel);
-        } else if request != 0 {
-            // Too soon after the last attempt: whoever asked gets the current state now.
-            signals.started.fetch_add(1, Ordering::AcqRel);
-            signals.finished.fetch_add(1, Ordering::AcqRel);
+            f.running += 1;
+        } else if asked || now >= next_refresh {
+            // No thread free: waits for a later turn (the next that collects a fetch scans).
+            if asked {
+                signals.request.fetch_max(request, Ordering::AcqRel);
+            }
+            f.scan_again = true;
+        } else {
+            if request != 0 {
+                // Too soon after the last attempt: whoever asked gets the current state now.
+                signals.started.fetch_add(1, Ordering::AcqRel);
+                signals.finished.fetch_add(1, Ordering::AcqRel);
+            }
+            next_due = next_due.min(next_refresh);
         }
     }
-    drop_stale(f, now);
+    f.next_due = next_due;
 }
 
 /// The source's identity of a provider (as `jwks::state::source_issuer`).
@@ -105,7 +156,7 @@ pub fn source_issuer(uri: &str, issuer: &Issuer) -> String {
 fn follow_list(f: &mut Fetching, now: i64) {
     // SAFETY: parsed at once, before anything can change the setting.
     let list = unsafe { gucs::providers_bytes() }
-        .map(Providers::parse)
+        .map(|t| Providers::parse_with(t, false))
         .unwrap_or_else(|| Ok(Providers::default()))
         .unwrap_or_default();
     let mut wanted: HashMap<String, (String, String, Option<String>)> = HashMap::new();
@@ -126,7 +177,10 @@ fn follow_list(f: &mut Fetching, now: i64) {
         .tracked
         .iter()
         .filter(|(name, t)| {
-            t.slot.is_none() || wanted.get(*name).is_none_or(|(u, s, _)| *u != t.uri || *s != t.source_issuer)
+            t.slot.is_none()
+                || wanted
+                    .get(*name)
+                    .is_none_or(|(u, s, _)| *u != t.uri || *s != t.source_issuer)
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -171,7 +225,9 @@ fn follow_list(f: &mut Fetching, now: i64) {
     })
     .unwrap_or_default();
     for (name, i) in adopted {
-        let Some((uri, source, issuer)) = wanted.get(&name) else { continue };
+        let Some((uri, source, issuer)) = wanted.get(&name) else {
+            continue;
+        };
         slots::write(|w| {
             if let Some(h) = w.head(i) {
                 h.next_refresh = now;
@@ -192,7 +248,9 @@ fn follow_list(f: &mut Fetching, now: i64) {
     }
     // New providers, in list order, take free slots.
     for p in &list.list {
-        let Some((uri, source, issuer)) = wanted.get(&p.name) else { continue };
+        let Some((uri, source, issuer)) = wanted.get(&p.name) else {
+            continue;
+        };
         if f.tracked.contains_key(&p.name) {
             continue;
         }
@@ -360,25 +418,35 @@ fn apply(f: &mut Fetching, name: &str, result: Result<http::Fetched, String>) {
     if let Some(s) = slots::signals(slot) {
         s.finished.fetch_add(1, Ordering::AcqRel);
     }
+    // Its next fetch (or retry) may be due before the time noted: scan at the next turn.
+    f.scan_again = true;
 }
 
-/// Drops a provider's fetched set after `pg_jwt.jwks_max_stale` without a successful fetch.
+/// Drops a provider's fetched set after `pg_jwt.jwks_max_stale` without a successful fetch
+/// (checked once a second, in one pass).
 fn drop_stale(f: &mut Fetching, now: i64) {
     let max_stale = gucs::jwks_max_stale();
+    let stale: Vec<usize> = slots::read(|r| {
+        (0..r.len())
+            .filter(|&i| {
+                r.head(i)
+                    .is_some_and(|h| h.used == 1 && h.jwks_len > 0 && now - h.last_success > max_stale)
+            })
+            .collect()
+    })
+    .unwrap_or_default();
     for (name, t) in &f.tracked {
-        let Some(slot) = t.slot else { continue };
-        let stale = slots::read(|r| r.head(slot).is_some_and(|h| h.jwks_len > 0 && now - h.last_success > max_stale))
-            .unwrap_or(false);
-        if stale {
-            slots::write(|w| {
-                w.clear_jwks(slot);
-                if let Some(h) = w.head(slot) {
-                    h.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
-                }
-            });
-            warning!("pg_jwt: the key set of provider \"{name}\" is stale and no longer in force");
-            persist::remove_for(Some(name));
-            crate::generations::key_set_changed();
-        }
+        let Some(slot) = t.slot.filter(|s| stale.contains(s)) else {
+            continue;
+        };
+        slots::write(|w| {
+            w.clear_jwks(slot);
+            if let Some(h) = w.head(slot) {
+                h.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
+            }
+        });
+        warning!("pg_jwt: the key set of provider \"{name}\" is stale and no longer in force");
+        persist::remove_for(Some(name));
+        crate::generations::key_set_changed();
     }
 }

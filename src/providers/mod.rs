@@ -60,7 +60,7 @@ pub fn list() -> Rc<Providers> {
         }
         // SAFETY: parsed at once, before anything can change the setting.
         let parsed = unsafe { crate::gucs::providers_bytes() }
-            .map(Providers::parse)
+            .map(|t| Providers::parse_with(t, false))
             .unwrap_or_else(|| Ok(Providers::default()))
             .unwrap_or_default();
         let list = Rc::new(parsed);
@@ -172,7 +172,12 @@ pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
     let from_slot = fetched_text
         .as_deref()
         .map(|t| {
-            KeySet::parse(t).map_err(|e| KeyError::Set(format!("the key set fetched for provider \"{}\" does not import: {e}", p.name)))
+            KeySet::parse(t).map_err(|e| {
+                KeyError::Set(format!(
+                    "the key set fetched for provider \"{}\" does not import: {e}",
+                    p.name
+                ))
+            })
         })
         .transpose()?;
     let set = match (fixed, from_slot) {

@@ -14,7 +14,7 @@
 use crate::jwks::state::{get_str, set_bytes};
 use crate::shmem::Region;
 use pgrx::prelude::*;
-use pgrx::{pg_shmem_init, PGRXSharedMemory, PgLwLock};
+use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 const MAX_NAME: usize = 64;
@@ -132,6 +132,8 @@ unsafe impl PGRXSharedMemory for Lock {}
 
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static LOCK: PgLwLock<Lock> = unsafe { PgLwLock::new(c"pg_jwt provider key sets") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
+static REQUESTED: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt provider requests") };
 
 fn slots() -> usize {
     crate::gucs::max_providers()
@@ -151,6 +153,13 @@ pub static REGION: Region = Region::new(c"pg_jwt provider key set slots", region
 /// Reserves the lock. Call from `_PG_init`, only when preloaded.
 pub fn init() {
     pg_shmem_init!(LOCK);
+    pg_shmem_init!(REQUESTED);
+}
+
+/// The key fetcher: whether any backend asked for a provider's refetch since the last call
+/// (then it looks at every slot's request).
+pub fn take_requests() -> bool {
+    REQUESTED.get().swap(0, Ordering::AcqRel) != 0
 }
 
 struct Parts {
@@ -295,8 +304,7 @@ pub fn request(i: usize, kind: u64, now: i64, min_interval: i64) -> Option<u64> 
     if kind == REQUEST_UNKNOWN_KID {
         let last = s.last_request.load(Ordering::Acquire);
         if now - last < min_interval
-            || s
-                .last_request
+            || s.last_request
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
         {
@@ -305,6 +313,7 @@ pub fn request(i: usize, kind: u64, now: i64, min_interval: i64) -> Option<u64> 
     }
     let started = s.started.load(Ordering::Acquire);
     s.request.fetch_max(kind, Ordering::AcqRel);
+    REQUESTED.get().store(1, Ordering::Release);
     crate::jwks::state::wake_worker();
     Some(started)
 }

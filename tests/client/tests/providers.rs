@@ -67,7 +67,10 @@ fn key(su: &mut Client, kid: Option<&str>) -> (String, String) {
         .unwrap()
         .get(0);
     let public: String = su
-        .query_one("SELECT (jwt_public_jwks($1::text::jsonb)->'keys'->0)::text", &[&private])
+        .query_one(
+            "SELECT (jwt_public_jwks($1::text::jsonb)->'keys'->0)::text",
+            &[&private],
+        )
         .unwrap()
         .get(0);
     (private, public)
@@ -142,7 +145,10 @@ fn pv1_two_fetched_providers_and_one_pinned_chosen_by_iss() {
     let one = refresh(&mut su, Some("acme"));
     assert_eq!(one["in_force"], true, "{one}");
     let rows: Vec<(String, Vec<String>, bool)> = su
-        .query("SELECT provider, kids, in_force FROM jwt_jwks_status() ORDER BY provider", &[])
+        .query(
+            "SELECT provider, kids, in_force FROM jwt_jwks_status() ORDER BY provider",
+            &[],
+        )
         .unwrap()
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
@@ -160,21 +166,42 @@ fn pv1_two_fetched_providers_and_one_pinned_chosen_by_iss() {
     let mut app = connect_fetch("app");
     assert_eq!(app.query("SELECT * FROM jwt_jwks_status()", &[]).unwrap().len(), 0);
 
-    let a = sign(&mut su, &a_private, "alice", r#"{"iss":"https://acme.test","aud":"api://orders"}"#);
+    let a = sign(
+        &mut su,
+        &a_private,
+        "alice",
+        r#"{"iss":"https://acme.test","aud":"api://orders"}"#,
+    );
     assert_eq!(who(&mut app, &a).unwrap(), (Some("alice".into()), Some("acme".into())));
     let b = sign(&mut su, &b_private, "bob", &format!(r#"{{"iss":"{b_issuer}"}}"#));
     assert_eq!(who(&mut app, &b).unwrap(), (Some("bob".into()), Some("beta".into())));
     let c = sign(&mut su, &c_private, "worker-1", r#"{"iss":"https://internal.test"}"#);
-    assert_eq!(who(&mut app, &c).unwrap(), (Some("worker-1".into()), Some("workers".into())));
+    assert_eq!(
+        who(&mut app, &c).unwrap(),
+        (Some("worker-1".into()), Some("workers".into()))
+    );
     // The same subject from two providers stays apart: each token says who verified it.
     let b_alice = sign(&mut su, &b_private, "alice", &format!(r#"{{"iss":"{b_issuer}"}}"#));
-    assert_eq!(who(&mut app, &b_alice).unwrap(), (Some("alice".into()), Some("beta".into())));
+    assert_eq!(
+        who(&mut app, &b_alice).unwrap(),
+        (Some("alice".into()), Some("beta".into()))
+    );
 
     // A's iss with a kid only B has: looked up in A's keys only.
-    let crossed = sign(&mut su, &b_private, "mallory", r#"{"iss":"https://acme.test","aud":"api://orders"}"#);
+    let crossed = sign(
+        &mut su,
+        &b_private,
+        "mallory",
+        r#"{"iss":"https://acme.test","aud":"api://orders"}"#,
+    );
     refused(&who(&mut app, &crossed), "no matching key");
     // A's iss signed by another key without a kid: A's one key is used, and does not match.
-    let nokid = sign(&mut su, &nokid_private, "mallory", r#"{"iss":"https://acme.test","aud":"api://orders"}"#);
+    let nokid = sign(
+        &mut su,
+        &nokid_private,
+        "mallory",
+        r#"{"iss":"https://acme.test","aud":"api://orders"}"#,
+    );
     refused(&who(&mut app, &nokid), "invalid signature");
     // The pinned provider's iss with A's key.
     let crossed = sign(&mut su, &a_private, "mallory", r#"{"iss":"https://internal.test"}"#);
@@ -188,18 +215,31 @@ fn pv1_two_fetched_providers_and_one_pinned_chosen_by_iss() {
     let anonymous = sign(&mut su, &a_private, "mallory", "{}");
     refused(&who(&mut app, &anonymous), "issuer mismatch");
     // Audiences: one of the list; none; absent.
-    let other_aud = sign(&mut su, &a_private, "alice", r#"{"iss":"https://acme.test","aud":["x","other"]}"#);
+    let other_aud = sign(
+        &mut su,
+        &a_private,
+        "alice",
+        r#"{"iss":"https://acme.test","aud":["x","other"]}"#,
+    );
     assert_eq!(who(&mut app, &other_aud).unwrap().1, Some("acme".into()));
     let wrong_aud = sign(&mut su, &a_private, "alice", r#"{"iss":"https://acme.test","aud":"x"}"#);
     refused(&who(&mut app, &wrong_aud), "audience mismatch");
     let no_aud = sign(&mut su, &a_private, "alice", r#"{"iss":"https://acme.test"}"#);
     refused(&who(&mut app, &no_aud), "missing required claim");
     // A provider without audience refuses a token that carries one.
-    let b_aud = sign(&mut su, &b_private, "bob", &format!(r#"{{"iss":"{b_issuer}","aud":"x"}}"#));
+    let b_aud = sign(
+        &mut su,
+        &b_private,
+        "bob",
+        &format!(r#"{{"iss":"{b_issuer}","aud":"x"}}"#),
+    );
     refused(&who(&mut app, &b_aud), "audience mismatch");
     // Refusals are counted as the listed providers'.
     let refused_count: i64 = su
-        .query_one("SELECT coalesce(sum(count), 0)::bigint FROM jwt_stats() WHERE provider = 'listed' AND outcome = 'refused'", &[])
+        .query_one(
+            "SELECT coalesce(sum(count), 0)::bigint FROM jwt_stats() WHERE provider = 'listed' AND outcome = 'refused'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert!(refused_count >= 5, "{refused_count}");
@@ -221,10 +261,18 @@ fn pv2_issuer_template_with_tenant_constraint() {
     refresh(&mut su, Some("entra"));
     let mut app = connect_fetch("app");
     let t = |su: &mut Client, iss: &str, tid: &str| {
-        sign(su, &private, "erin", &format!(r#"{{"iss":"{iss}","tid":"{tid}","aud":"api://orders"}}"#))
+        sign(
+            su,
+            &private,
+            "erin",
+            &format!(r#"{{"iss":"{iss}","tid":"{tid}","aud":"api://orders"}}"#),
+        )
     };
     let good = t(&mut su, "https://login.test/72f988bf/v2.0", "72f988bf");
-    assert_eq!(who(&mut app, &good).unwrap(), (Some("erin".into()), Some("entra".into())));
+    assert_eq!(
+        who(&mut app, &good).unwrap(),
+        (Some("erin".into()), Some("entra".into()))
+    );
     // A tenant the constraint does not list.
     let other = t(&mut su, "https://login.test/99999999/v2.0", "99999999");
     refused(&who(&mut app, &other), "claim constraint not met");
@@ -246,7 +294,10 @@ fn pv3_max_lifetime_algorithms_claims_and_required_claims() {
         .unwrap()
         .get(0);
     let es384_public: String = su
-        .query_one("SELECT (jwt_public_jwks($1::text::jsonb)->'keys'->0)::text", &[&es384_private])
+        .query_one(
+            "SELECT (jwt_public_jwks($1::text::jsonb)->'keys'->0)::text",
+            &[&es384_private],
+        )
         .unwrap()
         .get(0);
     let list = format!(
@@ -258,7 +309,10 @@ fn pv3_max_lifetime_algorithms_claims_and_required_claims() {
     let mut app = connect_fetch("app");
     let base = r#""iss":"https://internal.test","aud":"orders-db","kind":"machine""#;
     let good = sign(&mut su, &es_private, "w1", &format!("{{{base}}}"));
-    assert_eq!(who(&mut app, &good).unwrap(), (Some("w1".into()), Some("workers".into())));
+    assert_eq!(
+        who(&mut app, &good).unwrap(),
+        (Some("w1".into()), Some("workers".into()))
+    );
     // exp - iat = 600 (sign's default) is within 900; 1000 is not.
     let long: String = su
         .query_one(
@@ -395,7 +449,10 @@ fn pv6_one_provider_down_the_others_keep_working() {
     b_server.set("/jwks", Reply::Status(500));
     let status = refresh(&mut su, Some("b"));
     assert_eq!(status["in_force"], true, "{status}");
-    assert!(status["last_error"].as_str().is_some_and(|e| e.contains("500")), "{status}");
+    assert!(
+        status["last_error"].as_str().is_some_and(|e| e.contains("500")),
+        "{status}"
+    );
     b_server.set("/jwks", Reply::Slow);
     // A token of B with an unknown kid asks for B's refetch, which hangs: A is unaffected.
     let (stranger, _) = key(&mut su, Some("b2"));
@@ -426,7 +483,10 @@ fn pv7_jwt_provider_in_a_policy_and_the_implicit_provider_beside_the_list() {
     // The single-provider settings keep working as the provider "default".
     configure(
         &mut su,
-        &[("pg_jwt.jwks", &jwks(&[&d_public])), ("pg_jwt.issuer", "https://users.test")],
+        &[
+            ("pg_jwt.jwks", &jwks(&[&d_public])),
+            ("pg_jwt.issuer", "https://users.test"),
+        ],
     );
     su.batch_execute(
         "DROP TABLE IF EXISTS pv7_orders;
@@ -439,11 +499,15 @@ fn pv7_jwt_provider_in_a_policy_and_the_implicit_provider_beside_the_list() {
     .unwrap();
     let mut app = connect_fetch("app");
     let user = sign(&mut su, &d_private, "ann", r#"{"iss":"https://users.test"}"#);
-    assert_eq!(who(&mut app, &user).unwrap(), (Some("ann".into()), Some("default".into())));
+    assert_eq!(
+        who(&mut app, &user).unwrap(),
+        (Some("ann".into()), Some("default".into()))
+    );
     let worker = sign(&mut su, &w_private, "w1", r#"{"iss":"https://internal.test"}"#);
     let count = |c: &mut Client, t: &str| -> i64 {
         let mut tx = c.transaction().unwrap();
-        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t]).unwrap();
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+            .unwrap();
         let n = tx.query_one("SELECT count(*) FROM pv7_orders", &[]).unwrap().get(0);
         tx.commit().unwrap();
         n
@@ -487,7 +551,10 @@ fn pv8_revocation_scoped_to_a_provider() {
         .unwrap();
     refused(&who(&mut app, &b), "token revoked");
     let n: i64 = su
-        .query_one("SELECT count(*) FROM jwt_revocations WHERE kind = 'sub' AND value = 'alice'", &[])
+        .query_one(
+            "SELECT count(*) FROM jwt_revocations WHERE kind = 'sub' AND value = 'alice'",
+            &[],
+        )
         .unwrap()
         .get(0);
     assert_eq!(n, 2);
@@ -499,7 +566,8 @@ fn pv8_revocation_scoped_to_a_provider() {
     refused(&who(&mut app, &a), "token revoked");
     refused(&who(&mut app, &b), "token revoked");
     su.batch_execute("SELECT jwt_unrevoke('sid', 's-1')").unwrap();
-    su.batch_execute("SELECT jwt_revoke_session('s-1', provider => 'b')").unwrap();
+    su.batch_execute("SELECT jwt_revoke_session('s-1', provider => 'b')")
+        .unwrap();
     assert_eq!(who(&mut app, &a).unwrap().1, Some("a".into()));
     refused(&who(&mut app, &b), "token revoked");
     su.batch_execute("TRUNCATE jwt_revocations").unwrap();

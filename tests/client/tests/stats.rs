@@ -150,7 +150,11 @@ fn st2_jwt_stats_is_for_pg_monitor_and_superusers_only() {
         assert_eq!(sqlstate(&r), "42501", "{q}: {}", message(&r));
     }
     let mut m = connect_as("stats_monitor", "app");
-    assert_eq!(m.query("SELECT * FROM jwt_stats()", &[]).unwrap().len(), 30, "15 outcomes of default and of the listed providers");
+    assert_eq!(
+        m.query("SELECT * FROM jwt_stats()", &[]).unwrap().len(),
+        30,
+        "15 outcomes of default and of the listed providers"
+    );
     let r = m.query("SELECT jwt_stats_reset()", &[]);
     assert_eq!(sqlstate(&r), "42501", "{}", message(&r));
 }
