@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers setup install fmt package fuzz soak
+.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers setup install fmt package deb fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -43,11 +43,19 @@ soak: setup
 setup:
 	scripts/setup.sh
 
-install: setup
-	scripts/install.sh
+# make install PG_CONFIG=/usr/lib/postgresql/16/bin/pg_config: into an existing PostgreSQL 15-18
+# (default: the system's 15). Needs only the Rust toolchain, clang and the server headers; none
+# of the test tooling (scripts/install-deps.sh says what is missing).
+install:
+	PG_CONFIG="$(PG_CONFIG)" scripts/install-deps.sh
+	PG_CONFIG="$(PG_CONFIG)" scripts/install.sh
 
 fmt:
 	cargo fmt --all
+
+# make deb: a Debian package per PostgreSQL version in dist/ (make deb PG=15: one).
+deb: setup
+	scripts/deb.sh $(PG)
 
 # make package: an installable tarball per PostgreSQL version in dist/ (make package PG=16: one).
 package: setup

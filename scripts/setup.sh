@@ -4,7 +4,16 @@
 # system PostgreSQL (no download).
 source "$(dirname "$0")/lib.sh"
 
-packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv prometheus-postgres-exporter curl)
+if ! command -v cargo >/dev/null 2>&1; then
+    printf '%s\n' "pg_jwt: building and testing pg_jwt needs the Rust toolchain (cargo), which is not installed." \
+        "  Install it with rustup, as the user that runs make:" \
+        "    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh" \
+        "  then open a new shell (or: . \"\$HOME/.cargo/env\") and run make again." >&2
+    exit 1
+fi
+
+# nodejs and npm: the Node.js client recipe (make test).
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv prometheus-postgres-exporter curl nodejs npm)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -24,6 +24,11 @@ bash scripts/client-tests.sh 2>&1 | tee -a "$LOG"
 say "the installable package: built, installed into a fresh PostgreSQL $PG_MAJOR, golden files"
 bash scripts/package-test.sh 2>&1 | tee -a "$LOG"
 
+if [ "$PG_MAJOR" = 15 ]; then
+    say "the Debian package: make deb, dpkg -i into the system PostgreSQL 15, golden files, dpkg -r"
+    bash scripts/deb-test.sh 2>&1 | tee -a "$LOG"
+fi
+
 say "summary"
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "total: %d passed, %d failed\n", p, f }' "$LOG"
