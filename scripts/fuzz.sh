@@ -9,7 +9,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 seconds=${1:-${FUZZ_SECONDS:-60}}
-targets=${FUZZ_TARGETS:-"json base64url key_set verify claims"}
+targets=${FUZZ_TARGETS:-"json base64url key_set verify claims providers"}
 export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-/var/tmp/pg_jwt-fuzz-target}
 vectors="$ROOT/../shared/vectors"
 passed=0

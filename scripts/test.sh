@@ -24,6 +24,11 @@ bash scripts/client-tests.sh 2>&1 | tee -a "$LOG"
 say "the installable package: built, installed into a fresh PostgreSQL $PG_MAJOR, golden files"
 bash scripts/package-test.sh 2>&1 | tee -a "$LOG"
 
+if [ "$PG_MAJOR" = 18 ]; then
+    say "sign in with a token: pg_jwt as the OAuth validator, a libpq 18 client"
+    bash scripts/signin-test.sh 2>&1 | tee -a "$LOG"
+fi
+
 if [ "$PG_MAJOR" = 15 ]; then
     say "the Debian package: make deb, dpkg -i into the system PostgreSQL 15, golden files, dpkg -r"
     bash scripts/deb-test.sh 2>&1 | tee -a "$LOG"

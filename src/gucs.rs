@@ -24,6 +24,7 @@
 //! | `pg_jwt.log_refusals` | SIGHUP | postgresql.conf / ALTER SYSTEM | the refusal log (`stats::log`) |
 //! | `pg_jwt.log_refusals_per_second` | SIGHUP | " | the refusal log's cluster-wide rate limit |
 //! | `pg_jwt.log_verified` | SIGHUP | " | the verified-identity log |
+//! | `pg_jwt.oauth_identity_claim` | SIGHUP | postgresql.conf / ALTER SYSTEM | sign-in with a token (PostgreSQL 18) |
 //! | `pg_jwt.providers` | SIGHUP | postgresql.conf / ALTER SYSTEM; hidden like `pg_jwt.jwks` | the session path (`providers`); the key fetcher |
 //! | `pg_jwt.max_providers` | POSTMASTER | postgresql.conf, restart | the fetched key sets of listed providers (`providers::slots`) |
 //! | `pg_jwt.provider_jwks_max_bytes` | POSTMASTER | " | " |
@@ -72,6 +73,7 @@ static LOG_REFUSALS: GucSetting<bool> = GucSetting::<bool>::new(true);
 static LOG_REFUSALS_PER_SECOND: GucSetting<i32> = GucSetting::<i32>::new(10);
 static LOG_VERIFIED: GucSetting<LogVerified> = GucSetting::<LogVerified>::new(LogVerified::Off);
 static PROVIDERS: StringSetting = GucSetting::<Option<CString>>::new(None);
+static OAUTH_IDENTITY_CLAIM: StringSetting = GucSetting::<Option<CString>>::new(Some(c"sub"));
 static MAX_PROVIDERS: GucSetting<i32> = GucSetting::<i32>::new(16);
 static PROVIDER_JWKS_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
@@ -125,8 +127,20 @@ unsafe fn raw_str<'a>(setting: &StringSetting) -> Option<&'a [u8]> {
 #[inline]
 // SAFETY (for callers): see # Safety above: use the bytes before the setting can change.
 pub unsafe fn token_bytes<'a>() -> Option<&'a [u8]> {
+    // A session signed in with a token (PostgreSQL 18) has that token, whatever pg_jwt.token.
+    #[cfg(feature = "pg18")]
+    if let Some(login) = crate::signin::login_token() {
+        return Some(login);
+    }
     // SAFETY: read on the backend's only thread; the caller upholds the lifetime rule above.
     unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
+}
+
+/// `pg_jwt.oauth_identity_claim`: the claim (or JSON Pointer) whose value is the identity of a
+/// session signed in with a token (PostgreSQL 18).
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))]
+pub fn oauth_identity_claim() -> String {
+    nonempty_string(&OAUTH_IDENTITY_CLAIM).unwrap_or_else(|| "sub".to_owned())
 }
 
 fn nonempty_string(setting: &StringSetting) -> Option<String> {
@@ -372,6 +386,26 @@ unsafe extern "C-unwind" fn check_jwks(
     }
 }
 
+/// A session signed in with a token (PostgreSQL 18) keeps that token's claims: `pg_jwt.token`
+/// holds that token (so that parallel workers, which receive the leader's settings, verify the
+/// same one), and setting or resetting it to anything else is refused (42501).
+#[pg_guard]
+// SAFETY (for callers): a GUC check hook; newval points to PostgreSQL's value (or is null).
+unsafe extern "C-unwind" fn check_token(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    #[cfg(feature = "pg18")]
+    if crate::signin::login_token().is_some_and(|login| check_hook_value(newval) != login) {
+        pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as c_int);
+        set_check_message("pg_jwt: this session signed in with a token; its claims cannot be replaced (pg_jwt.token)");
+        return false;
+    }
+    let _ = newval;
+    true
+}
+
 /// Refuses a provider list that does not parse, or in which one `iss` could choose two
 /// providers: at ALTER SYSTEM (22023), and at a reload, where the list in force stays and the
 /// server log says why. The message never echoes the value (pinned keys may be secrets).
@@ -517,7 +551,7 @@ pub fn init() {
             &TOKEN,
             GucContext::Userset,
             GucFlags::NO_SHOW_ALL | GucFlags::DISALLOW_IN_FILE,
-            None,
+            Some(check_token),
             Some(assign_token),
             None,
         );
@@ -686,6 +720,14 @@ pub fn init() {
             Some(check_providers),
             Some(assign_config_string),
             None,
+        );
+        GucRegistry::define_string_guc(
+            c"pg_jwt.oauth_identity_claim",
+            c"PostgreSQL 18 sign-in with a token: the claim (or JSON Pointer) that identifies the user (SYSTEM_USER, mapped by pg_ident.conf).",
+            c"",
+            &OAUTH_IDENTITY_CLAIM,
+            GucContext::Sighup,
+            GucFlags::empty(),
         );
         // A postmaster setting can only be defined at server start: only when preloaded (without
         // preloading there is no shared memory, and the session path refuses to run anyway).

@@ -11,6 +11,8 @@
 //! - `providers/`: several identity providers (`pg_jwt.providers`), chosen by the token's `iss`:
 //!   `mod.rs` (the list and each provider's keys), `slots.rs` (their fetched key sets in shared
 //!   memory), `fetch.rs` (the key fetcher's work for them);
+//! - `signin/`: PostgreSQL 18 only: sign in with a token (an OAuth validator module), its
+//!   claims in force for the session;
 //! - `session`: the per-backend verification cache behind the accessors, and `shared_cache`:
 //!   good signatures in shared memory, for every backend;
 //! - `stats/`: cluster-wide statistics of verifications (`jwt_stats()`) and the refusal and
@@ -45,6 +47,8 @@ mod session;
 mod setup;
 mod shared_cache;
 mod shmem;
+#[cfg(feature = "pg18")]
+mod signin;
 mod stats;
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -68,6 +72,8 @@ pub extern "C-unwind" fn _PG_init() {
         providers::slots::init();
         shmem::init(&SHMEM_REGIONS);
         jwks::fetcher::register();
+        #[cfg(feature = "pg18")]
+        signin::init();
     }
 }
 

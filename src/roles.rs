@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 use std::ffi::CString;
 
 /// The value at `pointer` (RFC 6901) or at the top-level claim `name`.
-fn claim_at<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
+pub(crate) fn claim_at<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
     if !where_.starts_with('/') {
         return claims.get(where_);
     }
@@ -56,6 +56,22 @@ fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorRepor
         // Fail closed: no answer is a refusal.
         _ => Ok(true),
     }
+}
+
+/// Why `role` may never be a token's role (its own superuser or `BYPASSRLS` attribute, or such
+/// privileges through membership, `CREATEROLE`, the server-file roles); `None`: it may be.
+/// Inside a transaction.
+pub(crate) fn forbidden_role(role: pg_sys::Oid) -> Result<Option<&'static str>, ErrorReport> {
+    // SAFETY: catalog lookups of a role by OID, inside a transaction.
+    if unsafe { pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) } {
+        return Ok(Some("a superuser or BYPASSRLS role is never a token's role"));
+    }
+    if inherits_superuser_or_bypassrls(role)? {
+        return Ok(Some(
+            "the token's role has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE",
+        ));
+    }
+    Ok(None)
 }
 
 v1_function! {

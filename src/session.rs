@@ -177,6 +177,13 @@ impl SessionError {
     }
 }
 
+/// Whether a verification is running in this backend (a query it runs itself, such as the
+/// revocation lookup, starts an executor: the sign-in's statement check must not re-enter).
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))]
+pub fn busy() -> bool {
+    STATE.with(|s| s.try_borrow_mut().is_err())
+}
+
 /// The verified claims of `pg_jwt.token`; `Ok(None)` when no token is set.
 pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
     // Findings: without preloading, a setting can be read or replaced before we load.
@@ -309,90 +316,13 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let Some(config) = s.config.as_ref() else {
             return Err(SessionError::Keys(KeyError::Set("not loaded".into())));
         };
-        REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
-        UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
-        let chosen = choose(config, token)?;
-        if let Some(p) = chosen.listed() {
-            REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
-        }
-        let now_s = clock::now_unix();
-        // What the chosen provider verifies with: keys (and the fingerprint of their source,
-        // which keys the shared cache), header policy and claim validation.
-        let listed_keys;
-        let listed_policy;
-        let (keys, fingerprint, policy, validation, provider, leeway) = match &chosen {
-            Chosen::Default => {
-                let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
-                let validation = Validation {
-                    leeway: config.leeway,
-                    audience: config.audience.as_deref(),
-                    issuer: config.issuer.as_deref(),
-                    ..Validation::new(now_s, &config.required)
-                };
-                let name = DEFAULT_NAME.with(Rc::clone);
-                (
-                    keys,
-                    config.fingerprint,
-                    &config.policy,
-                    validation,
-                    name,
-                    config.leeway,
-                )
-            }
-            Chosen::Listed(list, i, iss) => {
-                let p = list
-                    .list
-                    .get(*i)
-                    .ok_or_else(|| SessionError::Keys(KeyError::Set("the provider list changed".into())))?;
-                let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
-                listed_keys = set;
-                listed_policy = HeaderPolicy {
-                    allowed_algs: p.algorithms.clone(),
-                    ..config.policy.clone()
-                };
-                let leeway = p.leeway.unwrap_or(config.leeway);
-                let validation = Validation {
-                    leeway,
-                    audience: None,
-                    audiences: &p.audience,
-                    issuer: Some(iss.as_str()),
-                    ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
-                };
-                (
-                    &*listed_keys,
-                    print,
-                    &listed_policy,
-                    validation,
-                    Rc::from(p.name.as_str()),
-                    leeway,
-                )
-            }
-        };
-        // A good signature on record in shared memory (any backend verified these exact bytes
-        // under this exact key set of this provider) is not checked again; everything else is.
-        let cache_key = token::signature_cache_key(&fingerprint, token);
-        let known = shared_cache::contains(&cache_key, now_s);
-        let signature = if known { Signature::KnownGood } else { Signature::Check };
-        let verified = match token::verify_with(token, keys, policy, &validation, signature) {
-            Err(TokenError::NoMatchingKey(m)) => {
-                if let Chosen::Listed(list, i, _) = &chosen {
-                    UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some((Rc::clone(list), *i)));
-                }
-                return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
-            }
-            other => other.map_err(SessionError::Token)?,
-        };
-        if let Some(p) = chosen.listed() {
-            // The template's claim, max_lifetime, claims constraints.
-            p.check(&verified.claims).map_err(SessionError::Token)?;
-        }
-        if !known {
-            let until = verified.times.window(leeway).until;
-            // `as` saturates: no exp (an infinite window) is i64::MAX.
-            shared_cache::insert(&cache_key, until as i64, now_s);
-        } else {
+        let verified = verify_token(config, token, None)?;
+        if verified.known {
             s.shared_hits += 1;
         }
+        let provider = verified.provider;
+        let leeway = verified.leeway;
+        let verified = verified.token;
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
         let session_claim = gucs::session_claim();
         let identity = revocation::Identity {
@@ -431,6 +361,158 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         });
         Ok(Some(claims))
     })
+}
+
+/// A token whose signature and claims its provider's rules accept (revocation not checked).
+pub struct Verified {
+    pub token: pg_jwt_core::VerifiedToken,
+    pub provider: Rc<str>,
+    pub leeway: i64,
+    /// Its signature was found in the shared verification cache.
+    pub known: bool,
+    /// The provider's `identity_claim` (sign-in), if it has one.
+    pub identity_claim: Option<String>,
+}
+
+/// Chooses the provider of `token` by its `iss` (for a sign-in: the provider whose issuer is the
+/// `pg_hba.conf` line's, `signin_issuer`, and the token's `iss` must then be that issuer), and
+/// verifies signature and claims with that provider's keys and rules.
+fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> Result<Verified, SessionError> {
+    REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
+    UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
+    let chosen = match signin_issuer {
+        None => choose(config, token)?,
+        Some(issuer) => choose_for_signin(config, issuer)?,
+    };
+    if let Some(p) = chosen.listed() {
+        REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
+    }
+    let now_s = clock::now_unix();
+    // What the chosen provider verifies with: keys (and the fingerprint of their source,
+    // which keys the shared cache), header policy and claim validation.
+    let listed_keys;
+    let listed_policy;
+    let (keys, fingerprint, policy, validation, provider, leeway) = match &chosen {
+        Chosen::Default => {
+            let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
+            let validation = Validation {
+                leeway: config.leeway,
+                audience: config.audience.as_deref(),
+                issuer: config.issuer.as_deref(),
+                ..Validation::new(now_s, &config.required)
+            };
+            let name = DEFAULT_NAME.with(Rc::clone);
+            (
+                keys,
+                config.fingerprint,
+                &config.policy,
+                validation,
+                name,
+                config.leeway,
+            )
+        }
+        Chosen::Listed(list, i, iss) => {
+            let p = list
+                .list
+                .get(*i)
+                .ok_or_else(|| SessionError::Keys(KeyError::Set("the provider list changed".into())))?;
+            let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
+            listed_keys = set;
+            listed_policy = HeaderPolicy {
+                allowed_algs: p.algorithms.clone(),
+                ..config.policy.clone()
+            };
+            let leeway = p.leeway.unwrap_or(config.leeway);
+            let validation = Validation {
+                leeway,
+                audience: None,
+                audiences: &p.audience,
+                issuer: Some(iss.as_str()),
+                ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
+            };
+            (
+                &*listed_keys,
+                print,
+                &listed_policy,
+                validation,
+                Rc::from(p.name.as_str()),
+                leeway,
+            )
+        }
+    };
+    // A good signature on record in shared memory (any backend verified these exact bytes
+    // under this exact key set of this provider) is not checked again; everything else is.
+    let cache_key = token::signature_cache_key(&fingerprint, token);
+    let known = shared_cache::contains(&cache_key, now_s);
+    let signature = if known { Signature::KnownGood } else { Signature::Check };
+    let verified = match token::verify_with(token, keys, policy, &validation, signature) {
+        Err(TokenError::NoMatchingKey(m)) => {
+            if let Chosen::Listed(list, i, _) = &chosen {
+                UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some((Rc::clone(list), *i)));
+            }
+            return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
+        }
+        other => other.map_err(SessionError::Token)?,
+    };
+    if let Some(p) = chosen.listed() {
+        // The template's claim, max_lifetime, claims constraints.
+        p.check(&verified.claims).map_err(SessionError::Token)?;
+    }
+    if !known {
+        let until = verified.times.window(leeway).until;
+        // `as` saturates: no exp (an infinite window) is i64::MAX.
+        shared_cache::insert(&cache_key, until as i64, now_s);
+    }
+    let identity_claim = chosen.listed().and_then(|p| p.identity_claim.clone());
+    Ok(Verified {
+        token: verified,
+        provider,
+        leeway,
+        known,
+        identity_claim,
+    })
+}
+
+/// Verifies the token of a sign-in (PostgreSQL 18, `signin`) as a session token is verified,
+/// with the provider whose issuer is `issuer` (the `pg_hba.conf` line's), except revocation
+/// (no table can be read before a database is open: the first statement checks it). A refusal
+/// is counted and logged as any other; the error is its reason, for the sign-in's log line.
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))]
+pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String> {
+    let config = Config::load();
+    let result = token::check_size(token, config.policy.max_token_bytes)
+        .map_err(SessionError::Token)
+        .and_then(|()| verify_token(&config, token, Some(issuer)));
+    result.map_err(|e| {
+        let outcome = match &e {
+            SessionError::Token(t) => Some(crate::stats::reason_of(t)),
+            _ => None,
+        };
+        let provider = REFUSED_BY.with(|r| Rc::clone(&r.borrow()));
+        if let Some(outcome) = outcome {
+            crate::stats::log::refused(&provider, outcome, Some(token));
+        }
+        let report = e.report();
+        match report.detail() {
+            Some(d) => format!("{} ({d}), provider {provider}", report.message()),
+            None => format!("{}, provider {provider}", report.message()),
+        }
+    })
+}
+
+/// The provider of a sign-in: the listed provider that `issuer` (the `pg_hba.conf` line's)
+/// chooses, else `default` when `pg_jwt.issuer` is that issuer; else refused.
+fn choose_for_signin(config: &Config, issuer: &str) -> Result<Chosen, SessionError> {
+    let list = crate::providers::list();
+    if let Some(c) = list.choose(issuer) {
+        return Ok(Chosen::Listed(list, c.0, issuer.to_owned()));
+    }
+    if config.issuer.as_deref() == Some(issuer) {
+        return Ok(Chosen::Default);
+    }
+    Err(SessionError::Token(TokenError::UnknownIssuer(pg_jwt_core::error::printable(
+        issuer,
+    ))))
 }
 
 /// A refused token: counted and logged (`stats`), then the error to raise.

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Sign in with a token (PostgreSQL 18): pg_jwt as the OAuth validator of a throwaway cluster
+# (oauth_validator_libraries = 'pg_jwt', pg_hba.conf lines with the oauth method), and a test
+# client (tests/signin/client.c, built here against the wheel's libpq 18) that hands over a
+# token minted here through libpq's auth-data hook. The provider publishes its keys over HTTPS on
+# 127.0.0.1 (scripts/demo-idp.py, a CA minted here); the key fetcher fetches them.
+# Prints a cargo-style result line.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+[ "$PG_MAJOR" = 18 ] || { echo "sign-in with a token is PostgreSQL 18 only" >&2; exit 2; }
+work=$(mktemp -d /tmp/pgjwt-signin.XXXXXX)
+chmod 755 "$work"
+IDP_PID=""
+passed=0
+failed=0
+check() { # name, ok (0/1), detail
+    if [ "$2" = 0 ]; then passed=$((passed + 1)); else echo "signin: $1 FAILED: $3" >&2; failed=$((failed + 1)); fi
+}
+cc -Wall -o "$work/client" tests/signin/client.c -I"$("$PG_CONFIG" --includedir)" -L"$("$PG_CONFIG" --libdir)" -lpq \
+    -Wl,-rpath,"$("$PG_CONFIG" --libdir)"
+
+# The provider: a key set over HTTPS on 127.0.0.1.
+IDP_PORT=${PGJWT_SIGNIN_IDP_PORT:-58445}
+ISSUER="https://127.0.0.1:$IDP_PORT"
+mkdir -p "$work/www"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=pg_jwt sign-in test CA" \
+    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.cnf"
+openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
+    -extfile "$work/san.cnf" -out "$work/server.pem" 2>/dev/null
+chmod 644 "$work/ca.pem"
+
+PGPORT=${PGJWT_SIGNIN_PORT:-54342}
+start_cluster "shared_preload_libraries = 'pg_jwt'
+oauth_validator_libraries = 'pg_jwt'
+log_min_messages = warning
+log_connections = off
+pg_jwt.issuer = '$ISSUER'
+pg_jwt.jwks_uri = '$ISSUER/jwks.json'
+pg_jwt.jwks_ca_file = '$work/ca.pem'
+pg_jwt.audience = 'db'
+pg_jwt.leeway = 0
+pg_jwt.jwks_min_refresh = 1
+pg_jwt.role_claim = 'db_role'
+pg_jwt.allowed_roles = 'analyst, admin_like'"
+trap '[ -z "$IDP_PID" ] || kill "$IDP_PID" 2>/dev/null; stop_cluster; rm -rf "$work"' EXIT
+# pg_hba.conf: the superuser by trust (the test's own connection), everyone else by token.
+# Database "app": identity mapped by pg_ident.conf (alice@example.com -> alice); database
+# "deleg": pg_jwt decides the role (delegate_ident_mapping).
+as_postgres tee "$PGTMP/data/pg_hba.conf" >/dev/null <<HBA
+local all postgres trust
+local deleg all oauth issuer="$ISSUER" scope="openid db" delegate_ident_mapping=1
+local all all oauth issuer="$ISSUER" scope="openid db" map=okta
+HBA
+as_postgres tee "$PGTMP/data/pg_ident.conf" >/dev/null <<'IDENT'
+okta /^(.*)@example\.com$ \1
+IDENT
+psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+SELECT pg_reload_conf();
+CREATE ROLE alice LOGIN;
+CREATE ROLE bob LOGIN;
+CREATE ROLE analyst LOGIN;
+CREATE ROLE admin_like LOGIN BYPASSRLS;
+CREATE DATABASE app;
+CREATE DATABASE deleg;
+\c app
+CREATE EXTENSION pg_jwt;
+CREATE TABLE notes (owner text, body text);
+INSERT INTO notes VALUES ('alice@example.com', 'for alice'), ('bob@example.com', 'for bob');
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mine ON notes USING (owner = jwt_claim('sub'));
+GRANT SELECT ON notes TO alice, bob;
+CREATE TABLE keys AS SELECT jwt_generate_jwk('ES256', 'k1') AS jwk, jwt_generate_jwk('ES256', 'other') AS stranger;
+\c deleg
+CREATE EXTENSION pg_jwt;
+SQL
+psql -X -At -d app -c "SELECT jwt_public_jwks(jwk) FROM keys" >"$work/www/jwks.json"
+python3 scripts/demo-idp.py "$work/www" "$IDP_PORT" "$work/server.pem" "$work/server.key" &
+IDP_PID=$!
+for _ in $(seq 50); do
+    (exec 3<>/dev/tcp/127.0.0.1/$IDP_PORT) 2>/dev/null && break
+    sleep 0.1
+done
+for _ in $(seq 50); do
+    [ "$(psql -X -At -d app -c "SELECT in_force FROM jwt_jwks_status()")" = t ] && break
+    sleep 0.1
+done
+
+token() { # claims (JSON merged over the defaults), [key column]
+    psql -X -At -d app -v claims="$1" -v col="${2:-jwk}" <<'SQL'
+SELECT jwt_sign(jsonb_build_object('iss', current_setting('pg_jwt.issuer'), 'aud', 'db', 'scope', 'openid db email',
+         'iat', extract(epoch FROM now())::bigint, 'exp', extract(epoch FROM now())::bigint + 600)
+       || :'claims'::jsonb, :"col") FROM keys;
+SQL
+}
+client() { # database, token, statements...
+    local db=$1 t=$2
+    shift 2
+    "$work/client" "host=$PGHOST port=$PGPORT dbname=$db user=${SIGNIN_USER:-alice} oauth_issuer=$ISSUER oauth_client_id=test" "$t" "$@" 2>&1 || true
+}
+log_has() { grep -c -- "$1" "$PGTMP/server.log" 2>/dev/null || true; }
+
+# 1. A good token: signed in as alice, the claims are the session's, for policies too.
+alice=$(token '{"sub": "alice@example.com"}')
+out=$(client app "$alice" "SELECT current_user, system_user, jwt_claim('sub'), jwt_provider()" "SELECT count(*), min(body) FROM notes")
+check "a good token signs in; identity through pg_ident.conf; claims for policies" \
+    "$([ "$(echo "$out" | head -1)" = "OK alice|oauth:alice@example.com|alice@example.com|default" ] && [ "$(echo "$out" | sed -n 2p)" = "OK 1|for alice" ] && echo 0 || echo 1)" "$out"
+# 2. The session cannot replace its claims.
+out=$(client app "$alice" "SELECT set_config('pg_jwt.token', 'x.y.z', true)" "SET pg_jwt.token = 'x.y.z'" "SELECT jwt_claim('sub')")
+check "pg_jwt.token cannot be set in a signed-in session (42501)" \
+    "$([ "$(echo "$out" | cut -d' ' -f1-2 | head -2 | tr '\n' ' ')" = "ERROR 42501 ERROR 42501 " ] && [ "$(echo "$out" | sed -n 3p)" = "OK alice@example.com" ] && echo 0 || echo 1)" "$out"
+# 3. Refused tokens: the client sees an authentication failure, the log the reason (never the token).
+refused() { # name, token, log words, [database]
+    local out
+    out=$(client "${4:-app}" "$2" "SELECT 1")
+    check "refused: $1" "$(echo "$out" | grep -q '^CONNFAIL' && echo 0 || echo 1)" "$out"
+    check "refused: $1: the reason in the log" "$([ "$(log_has "pg_jwt: sign-in refused: .*$3")" -ge 1 ] && echo 0 || echo 1)" "$(tail -3 "$PGTMP/server.log")"
+}
+refused "wrong issuer" "$(token '{"sub": "alice@example.com", "iss": "https://evil.test"}')" "issuer mismatch"
+refused "wrong audience" "$(token '{"sub": "alice@example.com", "aud": "other"}')" "audience mismatch"
+refused "bad signature" "$(token '{"sub": "alice@example.com"}' stranger | sed 's/\.[^.]*$/.AAAA/')" "invalid signature\|malformed\|no matching key"
+refused "unknown key" "$(token '{"sub": "alice@example.com"}' stranger)" "no matching key"
+refused "expired" "$(token '{"sub": "alice@example.com", "exp": 1000000000}')" "token expired"
+refused "missing scope" "$(token '{"sub": "alice@example.com", "scope": "openid"}')" "scope \"db\""
+refused "no identity claim" "$(token '{"email": "alice@example.com"}')" "to identify the user"
+check "the log never holds a token" "$(grep -F -c -- "$(echo "$alice" | cut -d. -f3)" "$PGTMP/server.log" | grep -qx 0 && echo 0 || echo 1)" "a signature is in the log"
+# 4. Delegated role: the token's role claim, listed in pg_jwt.allowed_roles, never a BYPASSRLS role.
+SIGNIN_USER=analyst out=$(SIGNIN_USER=analyst client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "SELECT current_user, system_user")
+check "delegate_ident_mapping: the role claim decides" "$([ "$out" = "OK analyst|oauth:carol" ] && echo 0 || echo 1)" "$out"
+out=$(SIGNIN_USER=bob client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "SELECT 1")
+check "delegate_ident_mapping: another role than the claim's is refused" "$(echo "$out" | grep -q '^CONNFAIL' && echo 0 || echo 1)" "$out"
+out=$(SIGNIN_USER=bob client deleg "$(token '{"sub": "carol", "db_role": "bob"}')" "SELECT 1")
+check "delegate_ident_mapping: a role not in pg_jwt.allowed_roles is refused" "$(echo "$out" | grep -q '^CONNFAIL' && echo 0 || echo 1)" "$out"
+out=$(SIGNIN_USER=admin_like client deleg "$(token '{"sub": "carol", "db_role": "admin_like"}')" "SELECT 1")
+check "delegate_ident_mapping: a BYPASSRLS role ends the session at its first statement (28000)" \
+    "$(echo "$out" | grep -q '^GONE 28000' && echo 0 || echo 1)" "$out"
+# 5. Expiry: at the next statement, and when idle, by a timer at exp.
+short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')
+out=$(client app "$short" "SELECT jwt_claim('sub')" "SLEEP 4" "SELECT 1")
+check "a token that expires during the session ends it at the next statement (28000)" \
+    "$([ "$(echo "$out" | head -1)" = "OK alice@example.com" ] && echo "$out" | sed -n 2p | grep -q '^GONE 28000' && echo 0 || echo 1)" "$out"
+short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 2))"'}')
+out=$(client app "$short" "SELECT pg_backend_pid()" "SLEEP 4" "SELECT 1")
+check "an idle session ends when its token expires" \
+    "$(echo "$out" | sed -n 2p | grep -q '^GONE' && echo 0 || echo 1)" "$out"
+# 6. Revocation ends a live session at its next statement.
+bob=$(token '{"sub": "bob@example.com", "jti": "bob-1"}')
+(client app "$bob" "SELECT jwt_claim('sub')" "SLEEP 3" "SELECT count(*) FROM notes" >"$work/revoked.out") &
+sleep 1.5
+psql -X -q -d app -c "SELECT jwt_revoke_token('bob-1')"
+wait
+out=$(cat "$work/revoked.out")
+check "a revocation ends a live session at its next statement (28000)" \
+    "$([ "$(echo "$out" | head -1)" = "OK bob@example.com" ] && echo "$out" | sed -n 2p | grep -q '^GONE 28000' && echo 0 || echo 1)" "$out"
+out=$(client app "$bob" "SELECT 1")
+check "a revoked token signs in but ends at its first statement" "$(echo "$out" | grep -q '^GONE 28000\|^CONNFAIL' && echo 0 || echo 1)" "$out"
+# 7. 200 sign-ins in a row: each backend starts with the same memory.
+first=""
+last=""
+for i in $(seq 200); do
+    m=$(client app "$alice" "SELECT sum(total_bytes) FROM pg_backend_memory_contexts" | sed -nE 's/^OK ([0-9]+)$/\1/p')
+    [ -n "$first" ] || first=$m
+    last=$m
+done
+check "200 sign-ins: backend memory flat (first $first, last $last bytes)" \
+    "$([ -n "$first" ] && [ -n "$last" ] && [ $((last - first)) -le 65536 ] && [ $((first - last)) -le 65536 ] && echo 0 || echo 1)" "first $first, last $last"
+echo "test result: $([ "$failed" = 0 ] && echo ok || echo FAILED). $passed passed; $failed failed; 0 ignored; 0 measured; 0 filtered out (sign-in with a token, PostgreSQL 18)"
+[ "$failed" = 0 ]

@@ -1,0 +1,331 @@
+//! Sign in to PostgreSQL 18 with an access token: pg_jwt as an OAuth validator module
+//! (`oauth_validator_libraries = 'pg_jwt'`), with the token's claims in force for the whole
+//! session. PostgreSQL 18 only (the `oauth` method of `pg_hba.conf`); nothing here is built for
+//! 15 and 16.
+//!
+//! - `validator.c`: the C glue PostgreSQL calls (the callbacks of libpq/oauth.h and the
+//!   `pg_hba.conf` line's `issuer`, `scope` and `delegate_ident_mapping`); it calls
+//!   `pg_jwt_signin_validate` here.
+//! - At sign-in (before any database is open: no catalog, no table), the token is verified as a
+//!   session token is (`session::verify_for_signin`) by the provider whose issuer is the line's
+//!   `issuer`, its scopes are checked against the line's `scope`, and the identity is its
+//!   identity claim (`pg_jwt.oauth_identity_claim`, or the provider's `identity_claim`). With
+//!   `delegate_ident_mapping=1`, pg_jwt decides the role: the token's role claim
+//!   (`pg_jwt.role_claim`), listed in `pg_jwt.allowed_roles`.
+//! - After sign-in the token is the session's token (`login_token`, which `gucs::token_bytes`
+//!   returns before `pg_jwt.token`, which the session may no longer set: 42501). Before every
+//!   statement (`ExecutorStart` and `ProcessUtility` hooks) the session's claims are checked
+//!   again: expiry, revocation (checked here for the first time: sign-in has no table to read),
+//!   and, with delegation, that the role has no superuser, `BYPASSRLS` or server-file privileges
+//!   through membership. A failure ends the session (FATAL, 28000). An idle session is ended
+//!   when its token expires by a timer (`enable_timeout_at`) that terminates the backend as
+//!   `pg_terminate_backend` would.
+
+use crate::{gucs, session};
+use pg_jwt_core::Json;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+
+/// The session's token once signed in with one (a copy, kept for the session's life).
+static LOGIN_TOKEN: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static LOGIN_LEN: AtomicUsize = AtomicUsize::new(0);
+/// Signed in with `delegate_ident_mapping=1`: the role is checked before the first statement.
+static DELEGATED: AtomicBool = AtomicBool::new(false);
+static ROLE_CHECKED: AtomicBool = AtomicBool::new(false);
+
+/// The token the session signed in with, if it signed in with one.
+#[inline]
+pub fn login_token() -> Option<&'static [u8]> {
+    let p = LOGIN_TOKEN.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: set once by `remember` to a leaked allocation of LOGIN_LEN bytes, never freed.
+    Some(unsafe { std::slice::from_raw_parts(p, LOGIN_LEN.load(Ordering::Acquire)) })
+}
+
+fn remember(token: &[u8], delegated: bool) {
+    let copy: &'static mut [u8] = Box::leak(token.to_vec().into_boxed_slice());
+    LOGIN_LEN.store(copy.len(), Ordering::Release);
+    LOGIN_TOKEN.store(copy.as_mut_ptr(), Ordering::Release);
+    DELEGATED.store(delegated, Ordering::Release);
+}
+
+extern "C" {
+    /// validator.c: the validator's callbacks.
+    fn pg_jwt_oauth_callbacks() -> *const c_void;
+}
+
+/// PostgreSQL 18 calls this when `oauth_validator_libraries` names pg_jwt.
+#[no_mangle]
+pub extern "C" fn _PG_oauth_validator_module_init() -> *const c_void {
+    // SAFETY: returns the address of a static struct in validator.c.
+    unsafe { pg_jwt_oauth_callbacks() }
+}
+
+/// One line in the server log for a refused sign-in: the reason, never the token.
+fn refuse(reason: &str) -> bool {
+    log!("pg_jwt: sign-in refused: {reason}");
+    false
+}
+
+/// Text of a C string argument (NULL or invalid UTF-8: None).
+///
+/// # Safety
+/// `p` is NULL or a NUL-terminated string valid for the call.
+unsafe fn text<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        None
+    } else {
+        CStr::from_ptr(p).to_str().ok()
+    }
+}
+
+/// The scopes a token grants: `scope` (space-separated, RFC 8693/9068) or `scp` (a string or an
+/// array of strings, as Entra ID and Okta write it).
+fn granted_scopes(claims: &Json) -> Vec<&str> {
+    let mut out = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Json::String(s)) => out.extend(s.split_ascii_whitespace()),
+            Some(Json::Array(items)) => out.extend(items.iter().filter_map(Json::as_str)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Called by validator.c for each sign-in with a bearer token. True: the bearer may connect
+/// (PostgreSQL then maps `*authn_id` through pg_ident.conf, unless delegated).
+///
+/// # Safety
+/// Called by PostgreSQL's OAuth code (through validator.c) with NUL-terminated strings or NULL,
+/// and `authn_id` a valid pointer.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
+    token: *const c_char,
+    role: *const c_char,
+    issuer: *const c_char,
+    scope: *const c_char,
+    delegated: bool,
+    authn_id: *mut *mut c_char,
+) -> bool {
+    if !gucs::preloaded() {
+        return refuse("pg_jwt is not in shared_preload_libraries");
+    }
+    let token = if token.is_null() { &[][..] } else { CStr::from_ptr(token).to_bytes() };
+    let Some(issuer) = text(issuer).filter(|i| !i.is_empty()) else {
+        return refuse("the pg_hba.conf line has no issuer");
+    };
+    let verified = match session::verify_for_signin(token, issuer) {
+        Ok(v) => v,
+        Err(reason) => return refuse(&reason),
+    };
+    let claims = &verified.token.claims;
+    // Each scope of the pg_hba.conf line must be granted.
+    let granted = granted_scopes(claims);
+    if let Some(missing) = text(scope)
+        .unwrap_or_default()
+        .split_ascii_whitespace()
+        .find(|s| !granted.contains(s))
+    {
+        return refuse(&format!(
+            "the token does not grant the scope \"{}\" the pg_hba.conf line requires (provider {})",
+            pg_jwt_core::error::printable(missing),
+            verified.provider
+        ));
+    }
+    // The identity PostgreSQL maps (SYSTEM_USER).
+    let identity_claim = verified.identity_claim.clone().unwrap_or_else(gucs::oauth_identity_claim);
+    let identity = crate::roles::claim_at(claims, &identity_claim).and_then(Json::as_str);
+    let Some(identity) = identity.filter(|i| !i.is_empty()) else {
+        return refuse(&format!(
+            "the token has no string claim {identity_claim} (pg_jwt.oauth_identity_claim) to identify the user (provider {})",
+            verified.provider
+        ));
+    };
+    if let Ok(c) = CString::new(identity) {
+        *authn_id = pg_sys::pstrdup(c.as_ptr());
+    }
+    if delegated {
+        // pg_jwt decides the role: the token's role claim, listed in pg_jwt.allowed_roles. Its
+        // privileges through membership are checked before the first statement (no catalog is
+        // open yet; a forbidden role ends the session there).
+        let requested = text(role).unwrap_or_default();
+        let named = crate::roles::claim_at(claims, &gucs::role_claim()).and_then(Json::as_str);
+        if named != Some(requested) {
+            return refuse("the requested role is not the token's role claim (pg_jwt.role_claim)");
+        }
+        if !gucs::allowed_roles().iter().any(|r| r == requested) {
+            return refuse("the requested role is not in pg_jwt.allowed_roles");
+        }
+    }
+    remember(token, delegated);
+    // pg_jwt.token holds it too, for the session's parallel workers (which receive the leader's
+    // settings, not its memory); the check hook refuses any other value from now on.
+    if let Ok(value) = CString::new(token) {
+        pg_sys::set_config_option(
+            c"pg_jwt.token".as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            pgrx::PgLogLevel::WARNING as i32,
+            false,
+        );
+    }
+    let until = verified.token.times.window(verified.leeway).until;
+    arm_idle_end(until);
+    true
+}
+
+/// Before every statement of a signed-in session: its claims are still good (expiry and
+/// revocation are checked by the session path), and a delegated role is still allowed; else
+/// the session ends.
+fn enforce() {
+    if login_token().is_none() || session::busy() || ENFORCING.swap(true, Ordering::AcqRel) {
+        // Not signed in with a token; or a query pg_jwt itself runs (the revocation lookup, the
+        // role check) while it verifies or enforces: the outer check covers it.
+        return;
+    }
+    let _reset = ResetOnDrop;
+    match session::current_claims() {
+        Ok(Some(claims)) => arm_idle_end(claims.times.window(claims.leeway).until),
+        Ok(None) => end_session("the session's token is missing"),
+        Err(report) => end_session(&match report.detail() {
+            Some(d) => format!("{}: {d}", report.message()),
+            None => report.message().to_owned(),
+        }),
+    }
+    if DELEGATED.load(Ordering::Acquire) && !ROLE_CHECKED.load(Ordering::Acquire) {
+        // SAFETY: inside a transaction (a statement is starting).
+        let user = unsafe { pg_sys::GetSessionUserId() };
+        match crate::roles::forbidden_role(user) {
+            Ok(None) => ROLE_CHECKED.store(true, Ordering::Release),
+            Ok(Some(why)) => end_session(why),
+            Err(_) => end_session("the role's privileges could not be checked"),
+        }
+    }
+}
+
+/// Set while `enforce` runs (its own queries start executors too).
+static ENFORCING: AtomicBool = AtomicBool::new(false);
+
+struct ResetOnDrop;
+
+impl Drop for ResetOnDrop {
+    fn drop(&mut self) {
+        ENFORCING.store(false, Ordering::Release);
+    }
+}
+
+/// Ends the session: FATAL, SQLSTATE 28000 (the client sees why; the log has the line).
+fn end_session(why: &str) -> ! {
+    let message = format!("pg_jwt: the session's token is no longer accepted: {why}");
+    pgrx::ereport!(
+        PgLogLevel::FATAL,
+        PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+        message
+    );
+    unreachable!("FATAL does not return")
+}
+
+// SAFETY (of the declarations): the signatures of utils/timeout.h (as in `expiry`).
+extern "C-unwind" {
+    fn RegisterTimeout(id: c_int, handler: Option<unsafe extern "C" fn()>) -> c_int;
+    fn enable_timeout_at(id: c_int, fin_time: i64);
+    fn get_timeout_active(id: c_int) -> bool;
+}
+
+/// `USER_TIMEOUT` in PostgreSQL 18's `enum TimeoutId`.
+const USER_TIMEOUT: c_int = 13;
+static TIMER: AtomicUsize = AtomicUsize::new(0);
+
+/// The idle timer's handler (a signal handler): ends the backend as `pg_terminate_backend`
+/// does, by the same flags `die()` sets (async-signal-safe: plain stores and a latch).
+// SAFETY (for callers): PostgreSQL's timeout signal handler calls it.
+unsafe extern "C" fn on_token_end() {
+    // SAFETY: the backend's own flags and latch, as die() sets them from a signal handler.
+    unsafe {
+        pg_sys::InterruptPending = 1;
+        pg_sys::ProcDiePending = 1;
+        pg_sys::SetLatch(pg_sys::MyLatch);
+    }
+}
+
+/// Arms (or re-arms, after error recovery disabled it) the timer that ends an idle session
+/// when its token expires (`until`: Unix seconds, the end of its validity window).
+fn arm_idle_end(until: f64) {
+    if !until.is_finite() {
+        return;
+    }
+    let mut id = TIMER.load(Ordering::Relaxed) as c_int;
+    if id == 0 {
+        // SAFETY: a backend with timeouts initialized (sign-in or a statement); the handler is
+        // async-signal-safe.
+        id = unsafe { RegisterTimeout(USER_TIMEOUT, Some(on_token_end)) };
+        TIMER.store(id as usize, Ordering::Relaxed);
+    }
+    // SAFETY: `id` came from RegisterTimeout in this process.
+    if unsafe { get_timeout_active(id) } {
+        return;
+    }
+    let at = ((until - crate::clock::POSTGRES_EPOCH_UNIX as f64) * 1_000_000.0) as i64;
+    // SAFETY: as above.
+    unsafe { enable_timeout_at(id, at) };
+}
+
+static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+#[pg_guard]
+// SAFETY (for callers): installed as ExecutorStart_hook.
+unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: c_int) {
+    enforce();
+    // SAFETY: the previous hook (or the standard function) with PostgreSQL's arguments.
+    unsafe {
+        match PREV_EXECUTOR_START {
+            Some(prev) => prev(query, eflags),
+            None => pg_sys::standard_ExecutorStart(query, eflags),
+        }
+    }
+}
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+// SAFETY (for callers): installed as ProcessUtility_hook.
+unsafe extern "C-unwind" fn process_utility(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    enforce();
+    // SAFETY: the previous hook (or the standard function) with PostgreSQL's arguments.
+    unsafe {
+        match PREV_PROCESS_UTILITY {
+            Some(prev) => prev(pstmt, query, read_only_tree, context, params, env, dest, qc),
+            None => pg_sys::standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc),
+        }
+    }
+}
+
+/// Installs the statement hooks. Call from `_PG_init`, only when preloaded.
+pub fn init() {
+    // SAFETY: _PG_init runs once per process before any statement; the previous hooks are kept
+    // and called.
+    unsafe {
+        PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(process_utility);
+    }
+}
