@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers setup install fmt package deb fuzz soak
+.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers bench-invalidation setup install fmt package deb fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -13,6 +13,7 @@ bench: setup
 	scripts/bench.sh
 	scripts/bench-stats.sh
 	scripts/bench-providers.sh
+	scripts/bench-invalidation.sh
 
 bench-revocation: setup
 	scripts/bench-revocation.sh
@@ -29,6 +30,10 @@ bench-stats: setup
 # cache, a verification with its signature checked; the time to fetch 900 key sets.
 bench-providers: setup
 	scripts/bench-providers.sh
+
+# make bench-invalidation: 20,000 users at random with and without one revocation per second.
+bench-invalidation: setup
+	scripts/bench-invalidation.sh
 
 # make fuzz: every fuzz target of the core for 60 s (FUZZ_SECONDS=600 make fuzz for longer).
 fuzz: setup

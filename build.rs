@@ -11,7 +11,9 @@ fn main() {
     }
     let pg_config = std::env::var("PGRX_PG_CONFIG_PATH").ok().or_else(pg18_from_pgrx_config);
     let Some(pg_config) = pg_config else {
-        panic!("pg_jwt (pg18): no pg_config for PostgreSQL 18 (set PGRX_PG_CONFIG_PATH or run cargo pgrx init --pg18 ...)");
+        panic!(
+            "pg_jwt (pg18): no pg_config for PostgreSQL 18 (set PGRX_PG_CONFIG_PATH or run cargo pgrx init --pg18 ...)"
+        );
     };
     let include = std::process::Command::new(&pg_config)
         .arg("--includedir-server")

@@ -36,6 +36,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 soak_section=$(sed -n '/<!-- soak:start -->/,/<!-- soak:end -->/p' "$OUT" 2>/dev/null || true)
 stats_section=$(sed -n '/<!-- stats:start -->/,/<!-- stats:end -->/p' "$OUT" 2>/dev/null || true)
 providers_section=$(sed -n '/<!-- providers:start -->/,/<!-- providers:end -->/p' "$OUT" 2>/dev/null || true)
+invalidation_section=$(sed -n '/<!-- invalidation:start -->/,/<!-- invalidation:end -->/p' "$OUT" 2>/dev/null || true)
 {
     echo "# pg_jwt benchmarks"
     echo
@@ -61,6 +62,7 @@ providers_section=$(sed -n '/<!-- providers:start -->/,/<!-- providers:end -->/p
     if [ -n "$soak_section" ]; then echo; printf '%s\n' "$soak_section"; fi
     if [ -n "$stats_section" ]; then echo; printf '%s\n' "$stats_section"; fi
     if [ -n "$providers_section" ]; then echo; printf '%s\n' "$providers_section"; fi
+    if [ -n "$invalidation_section" ]; then echo; printf '%s\n' "$invalidation_section"; fi
 } > "$OUT"
 say "wrote $OUT"
 cat "$OUT"

@@ -7,8 +7,14 @@
 //! | token generation | this backend | the assign hook of `pg_jwt.token` (SET, SET LOCAL, RESET, restore at COMMIT/ROLLBACK/ROLLBACK TO SAVEPOINT, parallel workers) | the session's current claims |
 //! | config generation | this backend | the assign hooks of every validation setting | the session's key set, settings and verification cache |
 //! | local generation | this backend | both of the above, the expiry timer (`expiry`), and a rolled-back change of the revocation list (`revocation`) | every call site's cached result (`accessors`) |
-//! | shared generation | shared memory | a new fetched key set (`key_set_changed`), a committed change of the revocation list, standby replay progress | every backend's cached verifications at their next access |
+//! | shared generation | shared memory | a new fetched key set (`key_set_changed`), a committed change of the revocation list, standby replay progress | what the per-row path compares: every backend's current claims and call sites are checked again at their next access |
+//! | keys generation | shared memory | `key_set_changed` only | every backend's key sets and cached verifications (signatures and claims) |
 //! | shared cache epoch | shared memory | `key_set_changed` and a reload | the shared verification cache's entries |
+//!
+//! So a revocation (or standby replay) costs each backend one revocation check per token it
+//! meets again (the filter, at most a few B-tree probes), never a re-import of its key sets or a
+//! verification: its cached verifications stay, each re-checked for revocation under the new
+//! shared generation (`session`). A key-set change voids what depends on keys.
 //!
 //! The per-row path compares the local generation (a process-local atomic) and the shared
 //! generation (one atomic load of shared memory through a process-local pointer); nothing else.
@@ -27,6 +33,8 @@ static LOCAL_GENERATION: AtomicU64 = AtomicU64::new(1);
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static SHARED_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt shared generation") };
 // SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
+static KEYS_GENERATION: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt keys generation") };
+// SAFETY: a name unique to pg_jwt; initialized once by `init` under preloading.
 static SHARED_CACHE_EPOCH: PgAtomic<AtomicU64> = unsafe { PgAtomic::new(c"pg_jwt shared cache epoch") };
 /// Where `SHARED_GENERATION` is mapped, once `shared_generation` ran in this process (null
 /// before).
@@ -39,6 +47,7 @@ static SHARED_EXISTS: AtomicBool = AtomicBool::new(false);
 /// Reserves the shared generation. Call from `_PG_init`, only when preloaded.
 pub fn init() {
     pg_shmem_init!(SHARED_GENERATION);
+    pg_shmem_init!(KEYS_GENERATION);
     pg_shmem_init!(SHARED_CACHE_EPOCH);
     SHARED_EXISTS.store(true, Ordering::Relaxed);
 }
@@ -125,9 +134,22 @@ pub fn bump_shared_cache_epoch() {
     SHARED_CACHE_EPOCH.get().fetch_add(1, Ordering::AcqRel);
 }
 
+/// The keys generation: changes only when a key set in force changes (`key_set_changed`); 0
+/// when the library is not preloaded. Read on the slow path only.
+#[inline]
+pub fn keys_generation() -> u64 {
+    if SHARED_EXISTS.load(Ordering::Relaxed) {
+        KEYS_GENERATION.get().load(Ordering::Acquire)
+    } else {
+        0
+    }
+}
+
 /// The key set in force changed (new content, dropped as stale, another source): every cached
-/// verification and every entry of the shared verification cache is void.
+/// verification and every entry of the shared verification cache is void. The keys generation
+/// first, so that a backend that sees the new shared generation sees it too.
 pub fn key_set_changed() {
+    KEYS_GENERATION.get().fetch_add(1, Ordering::AcqRel);
     bump_shared_generation();
     bump_shared_cache_epoch();
 }
@@ -151,10 +173,5 @@ impl Generations {
             config: config_generation(),
             shared: shared_generation(),
         }
-    }
-
-    /// Whether the configuration or the shared generation differ (the token may be the same).
-    pub fn config_differs(&self, other: &Generations) -> bool {
-        self.config != other.config || self.shared != other.shared
     }
 }

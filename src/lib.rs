@@ -72,8 +72,6 @@ pub extern "C-unwind" fn _PG_init() {
         providers::slots::init();
         shmem::init(&SHMEM_REGIONS);
         jwks::fetcher::register();
-        #[cfg(feature = "pg18")]
-        signin::init();
     }
 }
 

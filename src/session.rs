@@ -6,7 +6,9 @@
 //! clock read and the claim lookup: when neither the token nor the configuration changed since
 //! the last access, the previous result is reused without touching the token's bytes.
 //! When the token changes, the bounded cache (keyed by the exact token bytes) avoids verifying
-//! a token twice; when the key set or a validation setting changes, the cache is emptied.
+//! a token twice; when the key set or a validation setting changes, the cache is emptied; when
+//! only the revocation list changes (or a standby replays), each cached token is checked for
+//! revocation again at its next use, and nothing else (`generations`).
 //!
 //! Everything here is derived from settings (`pg_jwt.token` and the configuration), which
 //! PostgreSQL copies into parallel workers, and from shared memory and the revocation table,
@@ -132,11 +134,18 @@ struct Current {
     claims: Option<Rc<Claims>>,
 }
 
+/// A verified token in this backend's cache, with the shared generation at which it was last
+/// found not revoked: a change of the revocation list (or standby replay) only re-checks that.
+struct Cached {
+    claims: Rc<Claims>,
+    checked: u64,
+}
+
 struct State {
-    /// The generations the configuration (and key set) were loaded at.
-    loaded_at: Generations,
+    /// The configuration and keys generations the configuration and key sets were loaded at.
+    loaded_at: (u64, u64),
     config: Option<Config>,
-    cache: LruCache<Box<[u8]>, Rc<Claims>>,
+    cache: LruCache<Box<[u8]>, Cached>,
     current: Option<Current>,
     verifications: u64,
     /// Verifications whose signature was found good in the shared cache.
@@ -145,7 +154,7 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
-        loaded_at: Generations::default(),
+        loaded_at: (0, 0),
         config: None,
         cache: LruCache::new(NonZeroUsize::MIN),
         current: None,
@@ -285,12 +294,14 @@ fn choose(config: &Config, token: &[u8]) -> Result<Chosen, SessionError> {
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        if s.loaded_at.config_differs(&now) || s.config.is_none() {
-            // New key set or settings: every cached verification is void (checklist D19).
+        let loaded = (now.config, crate::generations::keys_generation());
+        if s.loaded_at != loaded || s.config.is_none() {
+            // New key set or settings: every cached verification is void (checklist D19). A
+            // change of the revocation list alone keeps them (each is re-checked below).
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
             s.cache = LruCache::new(size);
             s.config = Some(Config::load());
-            s.loaded_at = now;
+            s.loaded_at = loaded;
         }
         s.current = None;
         // SAFETY: the token is only read within this call, which assigns no setting; what is
@@ -306,7 +317,26 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let max = s.config.as_ref().map_or(0, |c| c.policy.max_token_bytes);
         token::check_size(token, max).map_err(SessionError::Token)?;
         if let Some(hit) = s.cache.get(token) {
-            let claims = Rc::clone(hit);
+            let claims = Rc::clone(&hit.claims);
+            if hit.checked != now.shared {
+                // The revocation list changed (or a standby replayed) since this token was last
+                // found not revoked: check that again, nothing else (keys and settings are as
+                // they were: the keys and configuration generations did not move).
+                let session_claim = gucs::session_claim();
+                let identity = identity_of(&claims.json, &claims.provider, &session_claim);
+                let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
+                if lookup.revoked {
+                    s.cache.pop(token);
+                    return Err(SessionError::Revoked);
+                }
+                if !lookup.fresh {
+                    // Good for this statement only (see below).
+                    return Ok(Some(claims));
+                }
+                if let Some(hit) = s.cache.get_mut(token) {
+                    hit.checked = now.shared;
+                }
+            }
             s.current = Some(Current {
                 generations: now,
                 claims: Some(claims.clone()),
@@ -325,16 +355,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let verified = verified.token;
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
         let session_claim = gucs::session_claim();
-        let identity = revocation::Identity {
-            jti: server_text(verified.claims.get("jti")),
-            sub: server_text(verified.claims.get("sub")),
-            sid: server_text(verified.claims.get(&session_claim)),
-            iat: match verified.claims.get("iat") {
-                Some(Json::Number(n)) => n.parse::<f64>().ok(),
-                _ => None,
-            },
-            provider: &provider,
-        };
+        let identity = identity_of(&verified.claims, &provider, &session_claim);
         let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
         if lookup.revoked {
             return Err(SessionError::Revoked);
@@ -354,7 +375,13 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             return Ok(Some(claims));
         }
         crate::stats::log::verified(&claims.provider, &claims.json);
-        s.cache.put(token.into(), Rc::clone(&claims));
+        s.cache.put(
+            token.into(),
+            Cached {
+                claims: Rc::clone(&claims),
+                checked: now.shared,
+            },
+        );
         s.current = Some(Current {
             generations: now,
             claims: Some(claims.clone()),
@@ -510,9 +537,9 @@ fn choose_for_signin(config: &Config, issuer: &str) -> Result<Chosen, SessionErr
     if config.issuer.as_deref() == Some(issuer) {
         return Ok(Chosen::Default);
     }
-    Err(SessionError::Token(TokenError::UnknownIssuer(pg_jwt_core::error::printable(
-        issuer,
-    ))))
+    Err(SessionError::Token(TokenError::UnknownIssuer(
+        pg_jwt_core::error::printable(issuer),
+    )))
 }
 
 /// A refused token: counted and logged (`stats`), then the error to raise.
@@ -529,6 +556,20 @@ fn refused(e: SessionError) -> ErrorReport {
         crate::stats::log::refused(&provider, outcome, unsafe { gucs::token_bytes() });
     }
     e.report()
+}
+
+/// What the revocation check looks up for verified claims.
+fn identity_of<'a>(claims: &'a Json, provider: &'a str, session_claim: &str) -> revocation::Identity<'a> {
+    revocation::Identity {
+        jti: server_text(claims.get("jti")),
+        sub: server_text(claims.get("sub")),
+        sid: server_text(claims.get(session_claim)),
+        iat: match claims.get("iat") {
+            Some(Json::Number(n)) => n.parse::<f64>().ok(),
+            _ => None,
+        },
+        provider,
+    }
 }
 
 /// A string claim in the database encoding; `None` when absent, not a string, or not

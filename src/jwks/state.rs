@@ -249,12 +249,12 @@ pub fn refetched_for_unknown_key() -> bool {
     if wait <= 0 || gucs::jwks_uri().is_none() {
         return false;
     }
-    let keys = crate::generations::shared_generation();
+    let keys = crate::generations::keys_generation();
     let Some(ticket) = request_refetch(REQUEST_UNKNOWN_KID, clock::now_unix(), gucs::jwks_min_refresh()) else {
         return false;
     };
     wait_for_answer(ticket, wait);
-    crate::generations::shared_generation() != keys
+    crate::generations::keys_generation() != keys
 }
 
 /// Waits until the worker has answered request `ticket`, at most `wait_ms`; interruptible

@@ -40,9 +40,9 @@ struct Imported {
     print: [u8; 32],
     slot_print: Option<[u8; 32]>,
     set: Rc<KeySet>,
-    /// (configuration generation, shared generation) when it was last found current: while
-    /// both stay, neither the list nor any fetched set changed (`key_set_changed` bumps the
-    /// shared one), so the import is used without reading shared memory.
+    /// (configuration generation, keys generation) when it was last found current: while both
+    /// stay, neither the list nor any fetched set changed (`key_set_changed` bumps the keys
+    /// generation), so the import is used without reading shared memory.
     checked_at: (u64, u64),
 }
 
@@ -117,7 +117,7 @@ fn fetched(p: &Provider, uri: &str, issuer: &str, known: Option<[u8; 32]>) -> Fe
 /// in both is refused) and a fingerprint of what it was imported from, which keys the shared
 /// verification cache (with the provider's name).
 pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
-    let now = (generations::config_generation(), generations::shared_generation());
+    let now = (generations::config_generation(), generations::keys_generation());
     let current = KEYS.with(|k| {
         k.borrow()
             .get(&p.name)
@@ -198,7 +198,7 @@ pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
 
 /// After an unknown `kid` in a token of listed provider `p`: asks the key fetcher to refetch
 /// its set (rate limited across backends) and waits up to `pg_jwt.jwks_fetch_wait`. True when
-/// the shared generation moved meanwhile (a new set: worth a retry).
+/// the keys generation moved meanwhile (a new set: worth a retry).
 pub fn refetched_for_unknown_key(p: &Provider) -> bool {
     let wait = crate::gucs::jwks_fetch_wait_ms();
     let Some((uri, issuer)) = source(p) else { return false };
@@ -208,11 +208,11 @@ pub fn refetched_for_unknown_key(p: &Provider) -> bool {
     let Some(Some(slot)) = slots::read(|r| r.find(&p.name, &uri, &issuer)) else {
         return false;
     };
-    let before = generations::shared_generation();
+    let before = generations::keys_generation();
     let now = crate::clock::now_unix();
     let Some(started) = slots::request(slot, slots::REQUEST_UNKNOWN_KID, now, crate::gucs::jwks_min_refresh()) else {
         return false;
     };
     slots::wait(slot, started, wait);
-    generations::shared_generation() != before
+    generations::keys_generation() != before
 }

@@ -14,7 +14,7 @@
 //!   (`pg_jwt.role_claim`), listed in `pg_jwt.allowed_roles`.
 //! - After sign-in the token is the session's token (`login_token`, which `gucs::token_bytes`
 //!   returns before `pg_jwt.token`, which the session may no longer set: 42501). Before every
-//!   statement (`ExecutorStart` and `ProcessUtility` hooks) the session's claims are checked
+//!   statement (the planner, `ExecutorStart` and `ProcessUtility` hooks, installed in that backend only) the session's claims are checked
 //!   again: expiry, revocation (checked here for the first time: sign-in has no table to read),
 //!   and, with delegation, that the role has no superuser, `BYPASSRLS` or server-file privileges
 //!   through membership. A failure ends the session (FATAL, 28000). An idle session is ended
@@ -26,7 +26,7 @@ use pg_jwt_core::Json;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// The session's token once signed in with one (a copy, kept for the session's life).
 static LOGIN_TOKEN: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
@@ -116,7 +116,11 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
     if !gucs::preloaded() {
         return refuse("pg_jwt is not in shared_preload_libraries");
     }
-    let token = if token.is_null() { &[][..] } else { CStr::from_ptr(token).to_bytes() };
+    let token = if token.is_null() {
+        &[][..]
+    } else {
+        CStr::from_ptr(token).to_bytes()
+    };
     let Some(issuer) = text(issuer).filter(|i| !i.is_empty()) else {
         return refuse("the pg_hba.conf line has no issuer");
     };
@@ -139,7 +143,10 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         ));
     }
     // The identity PostgreSQL maps (SYSTEM_USER).
-    let identity_claim = verified.identity_claim.clone().unwrap_or_else(gucs::oauth_identity_claim);
+    let identity_claim = verified
+        .identity_claim
+        .clone()
+        .unwrap_or_else(gucs::oauth_identity_claim);
     let identity = crate::roles::claim_at(claims, &identity_claim).and_then(Json::as_str);
     let Some(identity) = identity.filter(|i| !i.is_empty()) else {
         return refuse(&format!(
@@ -164,6 +171,7 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         }
     }
     remember(token, delegated);
+    install_hooks();
     // pg_jwt.token holds it too, for the session's parallel workers (which receive the leader's
     // settings, not its memory); the check hook refuses any other value from now on.
     if let Ok(value) = CString::new(token) {
@@ -244,6 +252,8 @@ extern "C-unwind" {
 /// `USER_TIMEOUT` in PostgreSQL 18's `enum TimeoutId`.
 const USER_TIMEOUT: c_int = 13;
 static TIMER: AtomicUsize = AtomicUsize::new(0);
+/// The end of the token's validity window the timer is for (f64 bits; 0: none).
+static IDLE_END: AtomicU64 = AtomicU64::new(0);
 
 /// The idle timer's handler (a signal handler): ends the backend as `pg_terminate_backend`
 /// does, by the same flags `die()` sets (async-signal-safe: plain stores and a latch).
@@ -263,6 +273,7 @@ fn arm_idle_end(until: f64) {
     if !until.is_finite() {
         return;
     }
+    IDLE_END.store(until.to_bits(), Ordering::Release);
     let mut id = TIMER.load(Ordering::Relaxed) as c_int;
     if id == 0 {
         // SAFETY: a backend with timeouts initialized (sign-in or a statement); the handler is
@@ -279,23 +290,75 @@ fn arm_idle_end(until: f64) {
     unsafe { enable_timeout_at(id, at) };
 }
 
+static HOOKED: AtomicBool = AtomicBool::new(false);
+static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
+/// `enforce`, under pgrx's guard (its errors, FATAL included, become PostgreSQL's).
 #[pg_guard]
-// SAFETY (for callers): installed as ExecutorStart_hook.
-unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: c_int) {
+extern "C-unwind" fn enforce_guarded() {
     enforce();
-    // SAFETY: the previous hook (or the standard function) with PostgreSQL's arguments.
+}
+
+// The hooks themselves are not guarded: an error of the statement (PostgreSQL's longjmp) passes
+// through their frames, which own nothing to drop, unchanged; only `enforce_guarded` runs Rust.
+// The standard functions are declared here, not taken from pgrx's bindings, whose wrappers
+// would turn such an error into a Rust panic in an unguarded frame.
+extern "C-unwind" {
+    #[link_name = "standard_planner"]
+    fn raw_standard_planner(
+        parse: *mut pg_sys::Query,
+        query: *const c_char,
+        cursor_options: c_int,
+        params: pg_sys::ParamListInfo,
+    ) -> *mut pg_sys::PlannedStmt;
+    #[link_name = "standard_ExecutorStart"]
+    fn raw_standard_executor_start(query: *mut pg_sys::QueryDesc, eflags: c_int);
+    #[link_name = "standard_ProcessUtility"]
+    fn raw_standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query: *const c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+}
+
+// SAFETY (for callers): installed as planner_hook. Planning may evaluate the claim accessors of
+// a policy (selectivity estimates fold stable functions): the check comes first.
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query: *const c_char,
+    cursor_options: c_int,
+    params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    enforce_guarded();
+    // SAFETY: as in executor_start.
     unsafe {
-        match PREV_EXECUTOR_START {
-            Some(prev) => prev(query, eflags),
-            None => pg_sys::standard_ExecutorStart(query, eflags),
+        match PREV_PLANNER {
+            Some(prev) => prev(parse, query, cursor_options, params),
+            None => raw_standard_planner(parse, query, cursor_options, params),
         }
     }
 }
 
-#[pg_guard]
+// SAFETY (for callers): installed as ExecutorStart_hook.
+unsafe extern "C-unwind" fn executor_start(query: *mut pg_sys::QueryDesc, eflags: c_int) {
+    enforce_guarded();
+    // SAFETY: the previous hook (or the standard function) with PostgreSQL's arguments; this
+    // frame owns nothing with a destructor, so an error's longjmp may pass it.
+    unsafe {
+        match PREV_EXECUTOR_START {
+            Some(prev) => prev(query, eflags),
+            None => raw_standard_executor_start(query, eflags),
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 // SAFETY (for callers): installed as ProcessUtility_hook.
 unsafe extern "C-unwind" fn process_utility(
@@ -308,21 +371,40 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    enforce();
-    // SAFETY: the previous hook (or the standard function) with PostgreSQL's arguments.
+    enforce_guarded();
+    // SAFETY: as in executor_start.
     unsafe {
         match PREV_PROCESS_UTILITY {
             Some(prev) => prev(pstmt, query, read_only_tree, context, params, env, dest, qc),
-            None => pg_sys::standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc),
+            None => raw_standard_process_utility(pstmt, query, read_only_tree, context, params, env, dest, qc),
         }
     }
 }
 
-/// Installs the statement hooks. Call from `_PG_init`, only when preloaded.
-pub fn init() {
-    // SAFETY: _PG_init runs once per process before any statement; the previous hooks are kept
-    // and called.
+/// Error recovery disables every timeout (`disable_all_timeouts`) before it aborts the
+/// transaction: the abort re-arms the idle timer, so an idle session whose last statement failed
+/// still ends at its token's expiry.
+#[pg_guard]
+// SAFETY (for callers): registered with RegisterXactCallback; PostgreSQL calls it in this backend.
+unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT && IDLE_END.load(Ordering::Acquire) != 0 {
+        arm_idle_end(f64::from_bits(IDLE_END.load(Ordering::Acquire)));
+    }
+}
+
+/// Installs the statement hooks in this backend, once it signed in with a token (sessions that
+/// did not never run them).
+fn install_hooks() {
+    if HOOKED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // SAFETY: a callback of this backend, registered once.
+    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut()) };
+    // SAFETY: in this backend, during its sign-in, before any statement; the previous hooks are
+    // kept and called.
     unsafe {
+        PREV_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
         PREV_EXECUTOR_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;

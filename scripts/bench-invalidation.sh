@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# make bench-invalidation: what a revocation costs everyone else (issue 24, target 3). pgbench,
+# 4 clients (PGJWT_BENCH_CLIENTS): one indexed SELECT under a jwt_claim_uuid policy per
+# transaction, the token of one of 20,000 users drawn at random (ES256, every signature in the
+# shared cache), in 7 interleaved rounds of 5 s: without revocations, and while another session
+# revokes one (unrelated) token per second. A revocation bumps the shared generation: each
+# backend then re-checks a cached token for revocation at its next use, and nothing else (its
+# key sets and verifications stay; src/generations.rs). The median of the per-round ratios.
+# Writes its section into BENCHMARKS.md (between the invalidation markers; make bench keeps it).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+bash scripts/install.sh
+PGPORT=${PGJWT_BENCH_PORT:-54343}
+start_cluster "shared_preload_libraries = 'pg_jwt'
+log_min_messages = warning"
+work=$(mktemp -d /tmp/pgjwt-inv.XXXXXX)
+chmod 755 "$work"
+REVOKER=""
+trap '[ -z "$REVOKER" ] || kill "$REVOKER" 2>/dev/null; stop_cluster; rm -rf "$work"' EXIT
+started=$(date +%s)
+clients=${PGJWT_BENCH_CLIENTS:-4}
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE EXTENSION pg_jwt;
+CREATE ROLE bench_inv LOGIN;
+CREATE TABLE inv_keys AS SELECT jwt_generate_jwk('ES256', 'es') AS k;
+SELECT jsonb_build_object('keys', jsonb_agg(jwt_public_jwks(k) -> 'keys' -> 0))::text AS pub FROM inv_keys \gset
+ALTER SYSTEM SET pg_jwt.jwks = :'pub';
+SELECT pg_reload_conf() \gset
+CREATE TABLE inv_tokens AS SELECT g, jwt_sign(jsonb_build_object('sub', 'user-' || g, 'jti', 'jti-' || g,
+    'tenant_id', '00000000-0000-4000-8000-00000000000' || (g % 10), 'exp', extract(epoch FROM now())::bigint + 3600), k) AS t
+  FROM inv_keys, generate_series(1, 20000) g;
+ALTER TABLE inv_tokens ADD PRIMARY KEY (g);
+GRANT SELECT ON inv_tokens TO bench_inv;
+CREATE TABLE inv_docs (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+INSERT INTO inv_docs SELECT g, ('00000000-0000-4000-8000-00000000000' || (g % 10))::uuid, 'doc ' || g FROM generate_series(1, 100000) g;
+ALTER TABLE inv_docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON inv_docs USING (tenant_id = jwt_claim_uuid('tenant_id'));
+GRANT SELECT ON inv_docs TO bench_inv;
+-- The list is not empty (the common case once revocations are in use).
+SELECT jwt_revoke_token('revoked-before-' || g) FROM generate_series(1, 100) g \gset
+SQL
+printf '%s\n' '\set rid random(1, 100000)' '\set tid random(1, 20000)' 'BEGIN;' \
+    "SELECT set_config('pg_jwt.token', t, true) FROM inv_tokens WHERE g = :tid;" \
+    'SELECT body FROM inv_docs WHERE id = :rid;' 'END;' >"$work/users.sql"
+tps() {
+    "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" -U bench_inv postgres 2>/dev/null |
+        sed -nE 's/^tps = ([0-9.]+).*/\1/p'
+}
+revoker() { # one revocation per second until killed
+    local i=0
+    while true; do
+        i=$((i + 1))
+        psql -X -q -c "SELECT jwt_revoke_token('revoked-during-$$-$i')" >/dev/null 2>&1 || true
+        sleep 1
+    done
+}
+median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+tps >/dev/null # warm-up: every user's signature reaches the shared cache
+: >"$work/ratios"
+: >"$work/quiet"
+for round in 1 2 3 4 5 6 7; do
+    say "round $round"
+    q=$(tps)
+    revoker &
+    REVOKER=$!
+    r=$(tps)
+    kill "$REVOKER" 2>/dev/null || true
+    wait "$REVOKER" 2>/dev/null || true
+    REVOKER=""
+    echo "$q" >>"$work/quiet"
+    awk -v q="$q" -v r="$r" 'BEGIN { print r / q }' >>"$work/ratios"
+done
+ratio=$(median <"$work/ratios")
+revocations=$(psql -X -At -c "SELECT count(*) FROM jwt_revocations WHERE value LIKE 'revoked-during-%'")
+section=$(
+    cat <<EOF
+<!-- invalidation:start -->
+## What a revocation costs everyone else
+
+\`make bench-invalidation\` ($(date -u +%Y-%m-%d), PostgreSQL $PG_MAJOR, this machine, $(($(date +%s) - started)) s): pgbench,
+$clients clients, 20,000 users (ES256) drawn at random, one indexed SELECT under a
+\`jwt_claim_uuid\` policy per transaction, 100 revocations in the list; 7 interleaved rounds of
+5 s without revocations and with one (unrelated) revocation per second ($revocations in all).
+
+- Ratio with revocations to without: **$(printf '%.3f' "$ratio")x** (median; every round: $(sort -n "$work/ratios" | awk '{ printf "%.3f ", $1 }')), without: $(median <"$work/quiet" | cut -d. -f1) TPS (median).
+- Target: one revocation per second costs at most 3% TPS (ratio at least 0.97x): $(awk -v r="$ratio" 'BEGIN { print (r >= 0.97 ? "met" : "MISSED") }').
+<!-- invalidation:end -->
+EOF
+)
+echo "$section"
+out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
+if grep -q '<!-- invalidation:start -->' "$out" 2>/dev/null; then
+    python3 - "$out" "$section" <<'PY'
+import re, sys
+path, section = sys.argv[1], sys.argv[2]
+text = open(path).read()
+text = re.sub(r"<!-- invalidation:start -->.*?<!-- invalidation:end -->", lambda m: section, text, flags=re.S)
+open(path, "w").write(text)
+PY
+else
+    printf '\n%s\n' "$section" >>"$out"
+fi
