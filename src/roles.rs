@@ -58,18 +58,35 @@ fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorRepor
     }
 }
 
-/// Why `role` may never be a token's role (its own superuser or `BYPASSRLS` attribute, or such
-/// privileges through membership, `CREATEROLE`, the server-file roles); `None`: it may be.
-/// Inside a transaction.
-pub(crate) fn forbidden_role(role: pg_sys::Oid) -> Result<Option<&'static str>, ErrorReport> {
+/// Why a role may never be a token's role.
+pub(crate) enum Forbidden {
+    /// Its own superuser or `BYPASSRLS` attribute.
+    Attribute,
+    /// Such privileges through membership, `CREATEROLE`, or the server-file roles' privileges.
+    Membership,
+}
+
+impl Forbidden {
+    #[cfg_attr(not(feature = "pg18"), allow(dead_code))]
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            Forbidden::Attribute => "a superuser or BYPASSRLS role is never a token's role",
+            Forbidden::Membership => {
+                "the token's role has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE"
+            }
+        }
+    }
+}
+
+/// Whether `role` may never be a token's role (`jwt_set_role`, a delegated sign-in); `None`:
+/// it may be. Inside a transaction.
+pub(crate) fn forbidden_role(role: pg_sys::Oid) -> Result<Option<Forbidden>, ErrorReport> {
     // SAFETY: catalog lookups of a role by OID, inside a transaction.
     if unsafe { pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) } {
-        return Ok(Some("a superuser or BYPASSRLS role is never a token's role"));
+        return Ok(Some(Forbidden::Attribute));
     }
     if inherits_superuser_or_bypassrls(role)? {
-        return Ok(Some(
-            "the token's role has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE",
-        ));
+        return Ok(Some(Forbidden::Membership));
     }
     Ok(None)
 }
@@ -93,14 +110,17 @@ v1_function! {
         if role == pg_sys::InvalidOid {
             return Err(errors::forbidden("the role the token names does not exist"));
         }
-        if pg_sys::superuser_arg(role) || pg_sys::has_bypassrls_privilege(role) {
-            return Err(errors::forbidden("a superuser or BYPASSRLS role is never switched to"));
-        }
-        if inherits_superuser_or_bypassrls(role)? {
-            return Err(errors::forbidden(
-                "the role the token names has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE, and is never switched to",
-            )
-            .set_hint("Revoke that membership, or remove the role from pg_jwt.allowed_roles."));
+        match forbidden_role(role)? {
+            Some(Forbidden::Attribute) => {
+                return Err(errors::forbidden("a superuser or BYPASSRLS role is never switched to"))
+            }
+            Some(Forbidden::Membership) => {
+                return Err(errors::forbidden(
+                    "the role the token names has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE, and is never switched to",
+                )
+                .set_hint("Revoke that membership, or remove the role from pg_jwt.allowed_roles."))
+            }
+            None => {}
         }
         if !pg_sys::is_member_of_role(pg_sys::GetSessionUserId(), role) {
             return Err(errors::forbidden("the session user is not a member of the role the token names"));

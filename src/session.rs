@@ -398,6 +398,7 @@ pub struct Verified {
     /// Its signature was found in the shared verification cache.
     pub known: bool,
     /// The provider's `identity_claim` (sign-in), if it has one.
+    #[cfg_attr(not(feature = "pg18"), allow(dead_code))]
     pub identity_claim: Option<String>,
 }
 

@@ -214,7 +214,7 @@ fn enforce() {
         let user = unsafe { pg_sys::GetSessionUserId() };
         match crate::roles::forbidden_role(user) {
             Ok(None) => ROLE_CHECKED.store(true, Ordering::Release),
-            Ok(Some(why)) => end_session(why),
+            Ok(Some(why)) => end_session(why.reason()),
             Err(_) => end_session("the role's privileges could not be checked"),
         }
     }
