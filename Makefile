@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers bench-invalidation setup install fmt package deb fuzz soak
+.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers bench-invalidation bench-signin setup install fmt package deb fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -14,6 +14,7 @@ bench: setup
 	scripts/bench-stats.sh
 	scripts/bench-providers.sh
 	scripts/bench-invalidation.sh
+	PG=18 scripts/bench-signin.sh
 
 bench-revocation: setup
 	scripts/bench-revocation.sh
@@ -34,6 +35,10 @@ bench-providers: setup
 # make bench-invalidation: 20,000 users at random with and without one revocation per second.
 bench-invalidation: setup
 	scripts/bench-invalidation.sh
+
+# make bench-signin: PostgreSQL 18 sign-in with a token against trust (connections per second).
+bench-signin: setup
+	PG=18 scripts/bench-signin.sh
 
 # make fuzz: every fuzz target of the core for 60 s (FUZZ_SECONDS=600 make fuzz for longer).
 fuzz: setup

@@ -37,6 +37,7 @@ soak_section=$(sed -n '/<!-- soak:start -->/,/<!-- soak:end -->/p' "$OUT" 2>/dev
 stats_section=$(sed -n '/<!-- stats:start -->/,/<!-- stats:end -->/p' "$OUT" 2>/dev/null || true)
 providers_section=$(sed -n '/<!-- providers:start -->/,/<!-- providers:end -->/p' "$OUT" 2>/dev/null || true)
 invalidation_section=$(sed -n '/<!-- invalidation:start -->/,/<!-- invalidation:end -->/p' "$OUT" 2>/dev/null || true)
+signin_section=$(sed -n '/<!-- signin:start -->/,/<!-- signin:end -->/p' "$OUT" 2>/dev/null || true)
 {
     echo "# pg_jwt benchmarks"
     echo
@@ -63,6 +64,7 @@ invalidation_section=$(sed -n '/<!-- invalidation:start -->/,/<!-- invalidation:
     if [ -n "$stats_section" ]; then echo; printf '%s\n' "$stats_section"; fi
     if [ -n "$providers_section" ]; then echo; printf '%s\n' "$providers_section"; fi
     if [ -n "$invalidation_section" ]; then echo; printf '%s\n' "$invalidation_section"; fi
+    if [ -n "$signin_section" ]; then echo; printf '%s\n' "$signin_section"; fi
 } > "$OUT"
 say "wrote $OUT"
 cat "$OUT"

@@ -12,12 +12,16 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# nodejs and npm: the Node.js client recipe (make test).
-packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv prometheus-postgres-exporter curl nodejs npm)
+packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pgbouncer openssl sudo pkg-config python3 python3-pip python3-venv prometheus-postgres-exporter curl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm (the Node.js client recipe of make test): from Debian when the commands are
+# missing (a Node.js installed otherwise, with its own npm, is used as it is).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -qq

@@ -7,7 +7,12 @@
  * "SLEEP <seconds>" sleeps; a lost connection prints GONE <message>. A failed connection prints
  * CONNFAIL <message> and exits 1. The token is never printed.
  * Usage: client <conninfo> <token> [statement...]
+ *
+ * Benchmark mode (scripts/bench-signin.sh): client --connect <conninfo> <tokens-file|-> <n>
+ * connects n times (each: connect, SELECT 1, close), with the file's tokens in turn (one per
+ * line; "-": no token, for trust), and prints the seconds it took.
  */
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +43,64 @@ one_line(const char *s)
 	putchar('\n');
 }
 
+static int
+connect_loop(const char *conninfo, const char *tokens_path, int n)
+{
+	char	  **tokens = NULL;
+	int			ntokens = 0;
+	struct timespec t0,
+				t1;
+
+	if (strcmp(tokens_path, "-") != 0)
+	{
+		FILE	   *f = fopen(tokens_path, "r");
+		char		line[16384];
+
+		if (!f)
+			return 2;
+		while (fgets(line, sizeof line, f))
+		{
+			line[strcspn(line, "\n")] = 0;
+			tokens = realloc(tokens, sizeof(char *) * (ntokens + 1));
+			tokens[ntokens++] = strdup(line);
+		}
+		fclose(f);
+		if (ntokens == 0)
+			return 2;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < n; i++)
+	{
+		PGconn	   *conn;
+		PGresult   *res;
+
+		the_token = ntokens ? tokens[i % ntokens] : "";
+		conn = PQconnectdb(conninfo);
+		if (PQstatus(conn) != CONNECTION_OK)
+		{
+			printf("CONNFAIL ");
+			one_line(PQerrorMessage(conn));
+			return 1;
+		}
+		res = PQexec(conn, "SELECT 1");
+		PQclear(res);
+		PQfinish(conn);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("%.6f\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	PGconn	   *conn;
+
+	if (argc == 5 && strcmp(argv[1], "--connect") == 0)
+	{
+		PQsetAuthDataHook(hook);
+		return connect_loop(argv[2], argv[3], atoi(argv[4]));
+	}
 
 	if (argc < 3)
 	{
