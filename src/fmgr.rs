@@ -103,6 +103,101 @@ pub unsafe fn jsonb_from_text(text: &str) -> Result<pg_sys::Datum, ErrorReport> 
         .ok_or_else(|| crate::errors::internal("jsonb_in returned NULL"))
 }
 
+/// A jsonb datum in the current memory context built straight from a parsed JSON object or
+/// array (`pushJsonbValue`), without printing it as text and parsing it again with `jsonb_in`:
+/// strings converted to the database encoding (22P05 if they cannot be), numbers through
+/// `numeric_in` from their exact text (as `jsonb_in` reads them). A scalar goes through
+/// `jsonb_from_text`.
+///
+/// # Safety
+/// Call inside a transaction; the result lives in the current memory context.
+pub unsafe fn jsonb_from_json(value: &pg_jwt_core::Json) -> Result<pg_sys::Datum, ErrorReport> {
+    use pg_jwt_core::Json;
+    if !matches!(value, Json::Object(_) | Json::Array(_)) {
+        return jsonb_from_text(&value.to_json_string());
+    }
+    let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+    let root = push_jsonb(&mut state, value, pg_sys::JsonbIteratorToken::WJB_VALUE)?;
+    Ok(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(root)))
+}
+
+/// A scalar as a `JsonbValue` (strings and numbers palloc'd in the current memory context).
+///
+/// # Safety
+/// As `jsonb_from_json`.
+unsafe fn jsonb_scalar(v: &pg_jwt_core::Json) -> Result<pg_sys::JsonbValue, ErrorReport> {
+    use pg_jwt_core::Json;
+    use pg_sys::jbvType::{jbvBool, jbvNull, jbvNumeric, jbvString};
+    let mut out: pg_sys::JsonbValue = std::mem::zeroed();
+    match v {
+        Json::Null => out.type_ = jbvNull,
+        Json::Bool(b) => {
+            out.type_ = jbvBool;
+            out.val.boolean = *b;
+        }
+        Json::Number(n) => {
+            let c = CString::new(n.as_bytes()).map_err(|_| crate::errors::internal("a number holds a NUL byte"))?;
+            let d = pgrx::fcinfo::direct_function_call_as_datum(
+                pg_sys::numeric_in,
+                &[
+                    Some(pg_sys::Datum::from(c.as_ptr())),
+                    Some(pg_sys::Datum::from(pg_sys::InvalidOid)),
+                    Some(pg_sys::Datum::from(-1i32)),
+                ],
+            )
+            .ok_or_else(|| crate::errors::internal("numeric_in returned NULL"))?;
+            out.type_ = jbvNumeric;
+            out.val.numeric = d.cast_mut_ptr();
+        }
+        Json::String(text) => {
+            let bytes = crate::encoding::to_server(text)?;
+            let len = i32::try_from(bytes.len()).map_err(|_| crate::errors::internal("a string too long"))?;
+            out.type_ = jbvString;
+            out.val.string.len = len;
+            // SAFETY: bytes is valid for len bytes; pnstrdup copies them into the current context.
+            out.val.string.val = pg_sys::pnstrdup(bytes.as_ptr().cast(), bytes.len());
+        }
+        Json::Array(_) | Json::Object(_) => return Err(crate::errors::internal("not a scalar")),
+    }
+    Ok(out)
+}
+
+/// Pushes `v` (under `token` when it is a scalar: an object member's value or an array
+/// element) and returns what `pushJsonbValue` returned (the finished container at the end).
+///
+/// # Safety
+/// As `jsonb_from_json`; `state` is the parse state being built.
+unsafe fn push_jsonb(
+    state: &mut *mut pg_sys::JsonbParseState,
+    v: &pg_jwt_core::Json,
+    token: pg_sys::JsonbIteratorToken::Type,
+) -> Result<*mut pg_sys::JsonbValue, ErrorReport> {
+    use pg_jwt_core::Json;
+    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+    match v {
+        Json::Object(members) => {
+            pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());
+            for (name, value) in members {
+                let mut key = jsonb_scalar(&Json::String(name.clone()))?;
+                pg_sys::pushJsonbValue(state, WJB_KEY, &mut key);
+                push_jsonb(state, value, WJB_VALUE)?;
+            }
+            Ok(pg_sys::pushJsonbValue(state, WJB_END_OBJECT, std::ptr::null_mut()))
+        }
+        Json::Array(items) => {
+            pg_sys::pushJsonbValue(state, WJB_BEGIN_ARRAY, std::ptr::null_mut());
+            for item in items {
+                push_jsonb(state, item, WJB_ELEM)?;
+            }
+            Ok(pg_sys::pushJsonbValue(state, WJB_END_ARRAY, std::ptr::null_mut()))
+        }
+        scalar => {
+            let mut jv = jsonb_scalar(scalar)?;
+            Ok(pg_sys::pushJsonbValue(state, token, &mut jv))
+        }
+    }
+}
+
 /// A text datum in the current memory context from UTF-8 text, converted to the database
 /// encoding (22P05 if it cannot be represented).
 ///

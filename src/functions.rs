@@ -50,7 +50,7 @@ v1_function! {
     /// `jwt_verify(token, jwks, audience, issuer, leeway_seconds)`: the verified claims of
     /// `token` against `jwks` (a JWKS or a single JWK). NULL token or key set gives NULL. STABLE
     /// (it reads the clock), PARALLEL SAFE. It reads the key set's raw jsonb bytes for the cache
-    /// and builds the result with `jsonb_in` from the exact claims text.
+    /// and builds the result straight from the parsed claims (`fmgr::jsonb_from_json`).
     fn pg_jwt_verify / pg_finfo_pg_jwt_verify(fcinfo) {
         if fmgr::arg_is_null(fcinfo, 0) || fmgr::arg_is_null(fcinfo, 1) {
             return Ok(pgrx::fcinfo::pg_return_null(fcinfo));
@@ -73,7 +73,7 @@ v1_function! {
         };
         let verified = token::verify(token, keys, &HeaderPolicy::default(), &validation)
             .map_err(|e| errors::token_rejected(&e))?;
-        fmgr::jsonb_from_text(&verified.claims.to_json_string())
+        fmgr::jsonb_from_json(&verified.claims)
     }
 }
 

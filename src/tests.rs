@@ -72,6 +72,30 @@ mod tests {
         format!(r#"{{"sub":"alice","exp":{exp}{extra}}}"#)
     }
 
+    /// `jwt_verify` builds its jsonb straight from the parsed claims: the same value as
+    /// `jsonb_in` makes of the claims text, for nested objects, arrays, unicode, escapes, large
+    /// and exact numbers, booleans and null.
+    #[pg_test]
+    fn pg_jwt_verify_builds_the_same_jsonb_as_jsonb_in() {
+        let claims = r#"{"sub":"\u00e9l\u00e8ve \"quoted\" \\ \ud83d\ude00","exp":9999999999,"n":12345678901234567890123,"f":-1.5e-7,"t":true,"z":null,"a":[1,"two",{"three":[3.0]}],"o":{"b":{"c":"d"},"a":1}}"#;
+        let key = Spi::get_one::<JsonB>("SELECT jwt_generate_jwk('HS256', 'k')").unwrap().unwrap().0.to_string();
+        let same = Spi::get_one::<bool>(&format!(
+            "SELECT jwt_verify(jwt_sign({c}::jsonb, {k}::jsonb), {k}::jsonb) = {c}::jsonb",
+            c = quote(claims),
+            k = quote(&key)
+        ))
+        .unwrap();
+        assert_eq!(same, Some(true));
+        // The text forms too (key order, number text).
+        let same_text = Spi::get_one::<bool>(&format!(
+            "SELECT jwt_verify(jwt_sign({c}::jsonb, {k}::jsonb), {k}::jsonb)::text = ({c}::jsonb)::text",
+            c = quote(claims),
+            k = quote(&key)
+        ))
+        .unwrap();
+        assert_eq!(same_text, Some(true));
+    }
+
     #[pg_test]
     fn sign_then_verify_every_algorithm() {
         for alg in [

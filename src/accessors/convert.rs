@@ -64,7 +64,7 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
         return Ok(None);
     };
     Ok(match kind {
-        Kind::Claims => Some(crate::fmgr::jsonb_from_text(&at.to_json_string())?),
+        Kind::Claims => Some(crate::fmgr::jsonb_from_json(at)?),
         Kind::Text => Some(crate::fmgr::text_datum(&as_text(at))?),
         Kind::Uuid => to_uuid(at)?.into_datum(),
         Kind::Bigint => to_bigint(at)?.into_datum(),
