@@ -3,7 +3,7 @@
 # 4 clients (PGJWT_BENCH_CLIENTS): one indexed SELECT under a jwt_claim_uuid policy per
 # transaction, the token of one of 20,000 users drawn at random (ES256, every signature in the
 # shared cache), in 7 interleaved rounds of 5 s: without revocations, and while another session
-# revokes one (unrelated) token per second. A revocation bumps the shared generation: each
+# revokes one (unrelated) token per second (one session that sleeps in between). A revocation bumps the shared generation: each
 # backend then re-checks a cached token for revocation at its next use, and nothing else (its
 # key sets and verifications stay; src/generations.rs). The median of the per-round ratios.
 # Writes its section into BENCHMARKS.md (between the invalidation markers; make bench keeps it).
@@ -37,7 +37,7 @@ ALTER TABLE inv_docs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY p ON inv_docs USING (tenant_id = jwt_claim_uuid('tenant_id'));
 GRANT SELECT ON inv_docs TO bench_inv;
 -- The list is not empty (the common case once revocations are in use).
-SELECT jwt_revoke_token('revoked-before-' || g) FROM generate_series(1, 100) g \gset
+DO $$ BEGIN PERFORM jwt_revoke_token('revoked-before-' || g) FROM generate_series(1, 100) g; END $$;
 SQL
 printf '%s\n' '\set rid random(1, 100000)' '\set tid random(1, 20000)' 'BEGIN;' \
     "SELECT set_config('pg_jwt.token', t, true) FROM inv_tokens WHERE g = :tid;" \
@@ -46,13 +46,10 @@ tps() {
     "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" -U bench_inv postgres 2>/dev/null |
         sed -nE 's/^tps = ([0-9.]+).*/\1/p'
 }
-revoker() { # one revocation per second until killed
-    local i=0
-    while true; do
-        i=$((i + 1))
-        psql -X -q -c "SELECT jwt_revoke_token('revoked-during-$$-$i')" >/dev/null 2>&1 || true
-        sleep 1
-    done
+revoker() { # round: one revocation per second from one session (it sleeps in between)
+    for i in 1 2 3 4 5 6 7; do
+        echo "SELECT jwt_revoke_token('revoked-during-$1-$i'); SELECT pg_sleep(1);"
+    done | psql -X -q >/dev/null 2>&1 || true
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 tps >/dev/null # warm-up: every user's signature reaches the shared cache
@@ -61,7 +58,7 @@ tps >/dev/null # warm-up: every user's signature reaches the shared cache
 for round in 1 2 3 4 5 6 7; do
     say "round $round"
     q=$(tps)
-    revoker &
+    revoker "$round" &
     REVOKER=$!
     r=$(tps)
     kill "$REVOKER" 2>/dev/null || true

@@ -173,7 +173,9 @@ unsafe fn push_jsonb(
     token: pg_sys::JsonbIteratorToken::Type,
 ) -> Result<*mut pg_sys::JsonbValue, ErrorReport> {
     use pg_jwt_core::Json;
-    use pg_sys::JsonbIteratorToken::{WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE};
+    use pg_sys::JsonbIteratorToken::{
+        WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE,
+    };
     match v {
         Json::Object(members) => {
             pg_sys::pushJsonbValue(state, WJB_BEGIN_OBJECT, std::ptr::null_mut());

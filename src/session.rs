@@ -507,10 +507,41 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
 /// is counted and logged as any other; the error is its reason, for the sign-in's log line.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))]
 pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String> {
+    // Read before the configuration is loaded: a change meanwhile makes the session load again.
+    let loaded = (
+        crate::generations::config_generation(),
+        crate::generations::keys_generation(),
+    );
     let config = Config::load();
     let result = token::check_size(token, config.policy.max_token_bytes)
         .map_err(SessionError::Token)
         .and_then(|()| verify_token(&config, token, Some(issuer)));
+    if let Ok(v) = &result {
+        // The session starts with this configuration and this verification in its cache, so its
+        // first statement does not verify the token again; it does check revocation (no table
+        // could be read at sign-in): `checked` matches no shared generation.
+        let claims = Rc::new(Claims {
+            json: v.token.claims.clone(),
+            times: v.token.times,
+            provider: Rc::clone(&v.provider),
+            leeway: v.leeway,
+        });
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
+            s.cache = LruCache::new(size);
+            s.cache.put(
+                token.into(),
+                Cached {
+                    claims,
+                    checked: u64::MAX,
+                },
+            );
+            s.config = Some(config);
+            s.loaded_at = loaded;
+            s.current = None;
+        });
+    }
     result.map_err(|e| {
         let outcome = match &e {
             SessionError::Token(t) => Some(crate::stats::reason_of(t)),

@@ -78,7 +78,11 @@ mod tests {
     #[pg_test]
     fn pg_jwt_verify_builds_the_same_jsonb_as_jsonb_in() {
         let claims = r#"{"sub":"\u00e9l\u00e8ve \"quoted\" \\ \ud83d\ude00","exp":9999999999,"n":12345678901234567890123,"f":-1.5e-7,"t":true,"z":null,"a":[1,"two",{"three":[3.0]}],"o":{"b":{"c":"d"},"a":1}}"#;
-        let key = Spi::get_one::<JsonB>("SELECT jwt_generate_jwk('HS256', 'k')").unwrap().unwrap().0.to_string();
+        let key = Spi::get_one::<JsonB>("SELECT jwt_generate_jwk('HS256', 'k')")
+            .unwrap()
+            .unwrap()
+            .0
+            .to_string();
         let same = Spi::get_one::<bool>(&format!(
             "SELECT jwt_verify(jwt_sign({c}::jsonb, {k}::jsonb), {k}::jsonb) = {c}::jsonb",
             c = quote(claims),

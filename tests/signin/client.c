@@ -82,8 +82,11 @@ connect_loop(const char *conninfo, const char *tokens_path, int n)
 			one_line(PQerrorMessage(conn));
 			return 1;
 		}
-		res = PQexec(conn, "SELECT 1");
-		PQclear(res);
+		if (!getenv("PGJWT_CLIENT_NO_STATEMENT"))
+		{
+			res = PQexec(conn, "SELECT 1");
+			PQclear(res);
+		}
 		PQfinish(conn);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
