@@ -154,8 +154,11 @@ unsafe fn jsonb_scalar(v: &pg_jwt_core::Json) -> Result<pg_sys::JsonbValue, Erro
             let len = i32::try_from(bytes.len()).map_err(|_| crate::errors::internal("a string too long"))?;
             out.type_ = jbvString;
             out.val.string.len = len;
-            // SAFETY: bytes is valid for len bytes; pnstrdup copies them into the current context.
-            out.val.string.val = pg_sys::pnstrdup(bytes.as_ptr().cast(), bytes.len());
+            // SAFETY: bytes is valid for len bytes; the copy (all of them, whatever they hold) is
+            // palloc'd in the current context.
+            let copy = pg_sys::palloc(bytes.len().max(1)).cast::<u8>();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+            out.val.string.val = copy.cast();
         }
         Json::Array(_) | Json::Object(_) => return Err(crate::errors::internal("not a scalar")),
     }

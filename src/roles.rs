@@ -35,19 +35,22 @@ pub(crate) fn claim_at<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
     Some(v)
 }
 
-/// Whether `role` has the privileges of any superuser or `BYPASSRLS` role through membership
-/// (PostgreSQL's `has_privs_of_role`: inherited grants, `INHERIT` options of PostgreSQL 16 and
-/// later, chains of any length), which `superuser_arg` and `has_bypassrls_privilege` (the
-/// role's own attributes) do not see. `pg_roles` is readable by every role; every name is
+/// Whether `role` is a member, directly or through any chain, inherited or not, of a
+/// superuser, `BYPASSRLS` or `REPLICATION` role or a server-file role (`pg_has_role(...,
+/// 'MEMBER')`), which `superuser_arg` and `has_bypassrls_privilege` (the role's own
+/// attributes) do not see. `pg_roles` is readable by every role; every name is
 /// qualified, so nothing on the caller's search path takes part.
 fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorReport> {
     // Also refused: a role that can make itself more (CREATEROLE: on PostgreSQL 15 it can grant
     // itself membership in a table's owner), and one with the privileges of the predefined
-    // roles that reach the server's files or programs (and from there the superuser).
+    // roles that reach the server's files or programs (and from there the superuser), or
+    // REPLICATION (a base backup reads every row). Any membership counts ('MEMBER'), inherited or
+    // not: a role that may SET ROLE to a superuser is refused too (a delegated sign-in's session
+    // user could).
     let query = format!(
-        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls \
+        "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls OR r.rolreplication \
            OR r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['pg_execute_server_program', 'pg_write_server_files', 'pg_read_server_files']::pg_catalog.name[])) \
-         AND pg_catalog.pg_has_role({oid}::pg_catalog.oid, r.oid, 'USAGE')) \
+         AND pg_catalog.pg_has_role({oid}::pg_catalog.oid, r.oid, 'MEMBER')) \
          OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid AND r.rolcreaterole)",
         oid = role.to_u32()
     );

@@ -131,6 +131,9 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
     let claims = &verified.token.claims;
     // Each scope of the pg_hba.conf line must be granted.
     let granted = granted_scopes(claims);
+    if !scope.is_null() && text(scope).is_none() {
+        return refuse("the pg_hba.conf line's scope is not UTF-8");
+    }
     if let Some(missing) = text(scope)
         .unwrap_or_default()
         .split_ascii_whitespace()
@@ -169,6 +172,22 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         if !gucs::allowed_roles().iter().any(|r| r == requested) {
             return refuse("the requested role is not in pg_jwt.allowed_roles");
         }
+        // Its own attributes now (pg_authid is a shared catalog, read through the syscache as
+        // password authentication reads it), before anything the session could run; its
+        // memberships before its first statement (`enforce`).
+        if let Ok(name) = CString::new(requested) {
+            let oid = pg_sys::get_role_oid(name.as_ptr(), true);
+            if oid == pg_sys::InvalidOid {
+                return refuse("the requested role does not exist");
+            }
+            if pg_sys::superuser_arg(oid)
+                || pg_sys::has_bypassrls_privilege(oid)
+                || pg_sys::has_rolreplication(oid)
+                || pg_sys::has_createrole_privilege(oid)
+            {
+                return refuse("the requested role is a superuser, or has BYPASSRLS, REPLICATION or CREATEROLE");
+            }
+        }
     }
     remember(token, delegated);
     install_hooks();
@@ -179,7 +198,10 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
             c"pg_jwt.token".as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
+            // The client's priority (as a connection option): the token is also the value
+            // RESET, RESET ALL and DISCARD ALL return to; a later SET goes through the check
+            // hook (42501), and per-database or per-role settings of lower priority are ignored.
+            pg_sys::GucSource::PGC_S_CLIENT,
             pg_sys::GucAction::GUC_ACTION_SET,
             true,
             pgrx::PgLogLevel::WARNING as i32,
@@ -371,7 +393,17 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    enforce_guarded();
+    // Transaction control and SET take no snapshot and read nothing pg_jwt guards; checking there
+    // would take the transaction's snapshot before `BEGIN ISOLATION LEVEL ...` or
+    // `SET TRANSACTION ...` may set it. The next statement checks.
+    // SAFETY: pstmt is PostgreSQL's planned utility statement for this call.
+    let tag = unsafe { pstmt.as_ref().and_then(|p| p.utilityStmt.as_ref()).map(|n| n.type_) };
+    if !matches!(
+        tag,
+        Some(pg_sys::NodeTag::T_TransactionStmt | pg_sys::NodeTag::T_VariableSetStmt)
+    ) {
+        enforce_guarded();
+    }
     // SAFETY: as in executor_start.
     unsafe {
         match PREV_PROCESS_UTILITY {
