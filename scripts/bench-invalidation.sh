@@ -85,15 +85,4 @@ $clients clients, 20,000 users (ES256) drawn at random, one indexed SELECT under
 EOF
 )
 echo "$section"
-out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
-if grep -q '<!-- invalidation:start -->' "$out" 2>/dev/null; then
-    python3 - "$out" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = re.sub(r"<!-- invalidation:start -->.*?<!-- invalidation:end -->", lambda m: section, text, flags=re.S)
-open(path, "w").write(text)
-PY
-else
-    printf '\n%s\n' "$section" >>"$out"
-fi
+write_bench_section invalidation "$section"

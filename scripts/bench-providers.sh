@@ -31,14 +31,7 @@ started=$(date +%s)
 say "a stand-in provider with 1,000 key sets on https://127.0.0.1"
 IDP_PORT=${PGJWT_BENCH_IDP_PORT:-58444}
 mkdir -p "$work/www"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=pg_jwt bench CA" \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
-    -extfile "$work/san.cnf" -out "$work/server.pem" 2>/dev/null
-chmod 644 "$work/ca.pem"
+mint_loopback_tls "$work" "pg_jwt bench CA"
 
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION pg_jwt;
@@ -179,15 +172,4 @@ $fetch_all s (at most 8 fetches at once).
 EOF
 )
 echo "$section"
-out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
-if grep -q '<!-- providers:start -->' "$out" 2>/dev/null; then
-    python3 - "$out" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = re.sub(r"<!-- providers:start -->.*?<!-- providers:end -->", lambda m: section, text, flags=re.S)
-open(path, "w").write(text)
-PY
-else
-    printf '\n%s\n' "$section" >>"$out"
-fi
+write_bench_section providers "$section"

@@ -103,15 +103,4 @@ an SPI query and opened, in a backend whose caches are cold). That check is the 
 EOF
 )
 echo "$section"
-out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
-if grep -q '<!-- signin:start -->' "$out" 2>/dev/null; then
-    python3 - "$out" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = re.sub(r"<!-- signin:start -->.*?<!-- signin:end -->", lambda m: section, text, flags=re.S)
-open(path, "w").write(text)
-PY
-else
-    printf '\n%s\n' "$section" >>"$out"
-fi
+write_bench_section signin "$section"

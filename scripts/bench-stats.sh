@@ -103,15 +103,4 @@ Produced by \`make bench-stats\` (scripts/bench-stats.sh) on $(date -u '+%Y-%m-%
 MD
 )
 echo "$section"
-out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
-if grep -q '<!-- stats:start -->' "$out" 2>/dev/null; then
-    python3 - "$out" "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2]
-text = open(path).read()
-text = re.sub(r"<!-- stats:start -->.*?<!-- stats:end -->", lambda m: section, text, flags=re.S)
-open(path, "w").write(text)
-PY
-else
-    printf '\n%s\n' "$section" >>"$out"
-fi
+write_bench_section stats "$section"

@@ -20,15 +20,8 @@ finish() {
 trap finish EXIT
 
 say "starting the stand-in identity provider on https://127.0.0.1:$IDP_PORT"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=pg_jwt demo CA" \
-    -keyout "$IDP/ca.key" -out "$IDP/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$IDP/server.key" -out "$IDP/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' > "$IDP/san.cnf"
-openssl x509 -req -in "$IDP/server.csr" -CA "$IDP/ca.pem" -CAkey "$IDP/ca.key" -CAcreateserial -days 1 \
-    -extfile "$IDP/san.cnf" -out "$IDP/server.pem" 2>/dev/null
 chmod 755 "$IDP"
-chmod 644 "$IDP/ca.pem"
+mint_loopback_tls "$IDP" "pg_jwt demo CA"
 echo '{"keys":[]}' > "$IDP/www/.well-known/jwks.json"
 python3 scripts/demo-idp.py "$IDP/www" "$IDP_PORT" "$IDP/server.pem" "$IDP/server.key" &
 IDP_PID=$!

@@ -95,3 +95,35 @@ stop_pgbouncer() {
         sleep 0.2
     fi
 }
+
+# A throwaway CA and a certificate for 127.0.0.1 signed by it (EC P-256, one day), for the
+# stand-in identity providers on loopback: $1/ca.pem (readable by the server's OS user),
+# $1/server.pem and $1/server.key. $2: the CA's name.
+mint_loopback_tls() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=$2" \
+        -keyout "$1/ca.key" -out "$1/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$1/server.key" -out "$1/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$1/san.cnf"
+    openssl x509 -req -in "$1/server.csr" -CA "$1/ca.pem" -CAkey "$1/ca.key" -CAcreateserial -days 1 \
+        -extfile "$1/san.cnf" -out "$1/server.pem" 2>/dev/null
+    chmod 644 "$1/ca.pem"
+}
+
+# Writes a benchmark's section ($2, between its markers <!-- $1:start --> and <!-- $1:end -->)
+# into BENCHMARKS.md (or $PGJWT_BENCH_OUT): replaced where it is, else appended.
+write_bench_section() {
+    local out=${PGJWT_BENCH_OUT:-$ROOT/BENCHMARKS.md}
+    if grep -q "<!-- $1:start -->" "$out" 2>/dev/null; then
+        python3 - "$out" "$1" "$2" <<'PY'
+import re, sys
+path, name, section = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(path).read()
+pattern = r"<!-- %s:start -->.*?<!-- %s:end -->" % (name, name)
+text = re.sub(pattern, lambda m: section, text, flags=re.S)
+open(path, "w").write(text)
+PY
+    else
+        printf '\n%s\n' "$2" >>"$out"
+    fi
+}

@@ -23,14 +23,7 @@ cc -Wall -o "$work/client" tests/signin/client.c -I"$("$PG_CONFIG" --includedir)
 IDP_PORT=${PGJWT_SIGNIN_IDP_PORT:-58445}
 ISSUER="https://127.0.0.1:$IDP_PORT"
 mkdir -p "$work/www"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj "/CN=pg_jwt sign-in test CA" \
-    -keyout "$work/ca.key" -out "$work/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-    -keyout "$work/server.key" -out "$work/server.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1\n' >"$work/san.cnf"
-openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key" -CAcreateserial -days 1 \
-    -extfile "$work/san.cnf" -out "$work/server.pem" 2>/dev/null
-chmod 644 "$work/ca.pem"
+mint_loopback_tls "$work" "pg_jwt sign-in test CA"
 
 PGPORT=${PGJWT_SIGNIN_PORT:-54342}
 start_cluster "shared_preload_libraries = 'pg_jwt'

@@ -108,17 +108,7 @@ fn verify_signature_with(
     policy: &HeaderPolicy,
     check: Signature,
 ) -> Result<SignedToken, TokenError> {
-    check_size(token, policy.max_token_bytes)?;
-    let (header_b64, payload_b64, signature_b64) = split(token)?;
-    if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
-        return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
-    }
-    let header_bytes =
-        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
-    let header = Json::parse(&header_bytes).map_err(|e| match e {
-        JsonError::DuplicateMember => TokenError::Malformed("duplicate member in the header"),
-        _ => TokenError::Malformed("the header is not valid JSON"),
-    })?;
+    let (header_b64, payload_b64, signature_b64, header) = checked_header(token, policy)?;
     let (alg, kid) = check_header(&header, policy)?;
     let key = select_key(keys, alg, kid)?;
     let signature =
@@ -137,6 +127,27 @@ fn verify_signature_with(
         return Err(TokenError::InvalidSignature);
     }
     Ok(SignedToken { alg, header, payload })
+}
+
+/// Steps 1–4: the size cap, three segments, the header's size, strict base64url and JSON.
+/// Returns the three segments and the parsed header (its policy is `check_header`'s).
+#[allow(clippy::type_complexity)]
+fn checked_header<'t>(
+    token: &'t [u8],
+    policy: &HeaderPolicy,
+) -> Result<(&'t [u8], &'t [u8], &'t [u8], Json), TokenError> {
+    check_size(token, policy.max_token_bytes)?;
+    let (header_b64, payload_b64, signature_b64) = split(token)?;
+    if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
+        return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
+    }
+    let header_bytes =
+        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
+    let header = Json::parse(&header_bytes).map_err(|e| match e {
+        JsonError::DuplicateMember => TokenError::Malformed("duplicate member in the header"),
+        _ => TokenError::Malformed("the header is not valid JSON"),
+    })?;
+    Ok((header_b64, payload_b64, signature_b64, header))
 }
 
 /// Splits into exactly three segments. Five segments is JWE, which is not supported.
@@ -299,17 +310,7 @@ pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
 /// so a token refused for its form is refused for the same reason as without providers.
 /// `Ok(None)`: the claims carry no string `iss`.
 pub fn peek_issuer(token: &[u8], policy: &HeaderPolicy) -> Result<Option<String>, TokenError> {
-    check_size(token, policy.max_token_bytes)?;
-    let (header_b64, payload_b64, _) = split(token)?;
-    if header_b64.len() > MAX_HEADER_BYTES.div_ceil(3) * 4 {
-        return Err(TokenError::TooLarge("the header is larger than 2048 bytes"));
-    }
-    let header_bytes =
-        b64::decode(header_b64).map_err(|_| TokenError::Malformed("the header is not strict base64url"))?;
-    let header = Json::parse(&header_bytes).map_err(|e| match e {
-        JsonError::DuplicateMember => TokenError::Malformed("duplicate member in the header"),
-        _ => TokenError::Malformed("the header is not valid JSON"),
-    })?;
+    let (_, payload_b64, _, header) = checked_header(token, policy)?;
     check_header(&header, policy)?;
     let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     let claims = parse_claims(&payload)?;

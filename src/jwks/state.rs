@@ -78,6 +78,15 @@ pub fn set_bytes(dst: &mut [u8], len: &mut u32, src: &[u8]) {
     *len = n as u32;
 }
 
+/// `set_bytes` for text, cut to the buffer on a character boundary.
+pub fn set_text(dst: &mut [u8], len: &mut u32, text: &str) {
+    let mut end = text.len().min(dst.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    set_bytes(dst, len, text.get(..end).unwrap_or_default().as_bytes());
+}
+
 pub fn get_str(src: &[u8], len: u32) -> String {
     String::from_utf8_lossy(src.get(..len as usize).unwrap_or_default()).into_owned()
 }
@@ -113,15 +122,7 @@ impl FetchState {
     }
     /// Records an error, cut to the buffer on a character boundary.
     pub fn set_error(&mut self, error: &str) {
-        let mut end = error.len().min(MAX_ERROR);
-        while !error.is_char_boundary(end) {
-            end -= 1;
-        }
-        set_bytes(
-            &mut self.error,
-            &mut self.error_len,
-            error.get(..end).unwrap_or_default().as_bytes(),
-        );
+        set_text(&mut self.error, &mut self.error_len, error);
     }
     /// Installs a key set (at most `MAX_JWKS` bytes: the fetcher's size cap is the same).
     pub fn set_jwks(&mut self, jwks: &[u8]) {

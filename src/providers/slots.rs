@@ -11,7 +11,7 @@
 //! fetcher writes heads and buffers (exclusive lock); backends read them under the shared lock,
 //! only when a provider's keys are first needed or its fingerprint changed.
 
-use crate::jwks::state::{get_str, set_bytes};
+use crate::jwks::state::{get_str, set_bytes, set_text};
 use crate::shmem::Region;
 use pgrx::prelude::*;
 use pgrx::{pg_shmem_init, PGRXSharedMemory, PgAtomic, PgLwLock};
@@ -101,15 +101,7 @@ impl Head {
         set_bytes(&mut self.from, &mut self.from_len, from.as_bytes());
     }
     pub fn set_error(&mut self, error: &str) {
-        let mut end = error.len().min(MAX_ERROR);
-        while !error.is_char_boundary(end) {
-            end -= 1;
-        }
-        set_bytes(
-            &mut self.error,
-            &mut self.error_len,
-            error.get(..end).unwrap_or_default().as_bytes(),
-        );
+        set_text(&mut self.error, &mut self.error_len, error);
     }
 }
 

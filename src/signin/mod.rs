@@ -105,6 +105,9 @@ fn granted_scopes(claims: &Json) -> Vec<&str> {
 /// and `authn_id` a valid pointer.
 #[no_mangle]
 #[pg_guard]
+// SAFETY (for callers): only validator.c calls it, from PostgreSQL's validate callback, with the
+// callback's own arguments (NUL-terminated strings or NULL) and the address of its local
+// `authn_id`; every pointer is checked for NULL before it is read.
 pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
     token: *const c_char,
     role: *const c_char,
