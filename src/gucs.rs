@@ -128,12 +128,35 @@ unsafe fn raw_str<'a>(setting: &StringSetting) -> Option<&'a [u8]> {
 // SAFETY (for callers): see # Safety above: use the bytes before the setting can change.
 pub unsafe fn token_bytes<'a>() -> Option<&'a [u8]> {
     // A session signed in with a token (PostgreSQL 18) has that token, whatever pg_jwt.token.
-    #[cfg(feature = "pg18")]
-    if let Some(login) = crate::signin::login_token() {
+    if let Some(login) = login_token() {
         return Some(login);
     }
     // SAFETY: read on the backend's only thread; the caller upholds the lifetime rule above.
     unsafe { raw_str(&TOKEN) }.filter(|t| !t.is_empty())
+}
+
+/// The token the session signed in with (PostgreSQL 18, `signin`), kept for the session's life.
+static LOGIN_TOKEN: std::sync::atomic::AtomicPtr<u8> = std::sync::atomic::AtomicPtr::new(null_mut());
+static LOGIN_LEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The token the session signed in with, if it signed in with one.
+#[inline]
+pub fn login_token() -> Option<&'static [u8]> {
+    let p = LOGIN_TOKEN.load(Ordering::Acquire);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: set once by `set_login_token` to a leaked allocation of LOGIN_LEN bytes (stored
+    // before the pointer), never freed.
+    Some(unsafe { std::slice::from_raw_parts(p, LOGIN_LEN.load(Ordering::Acquire)) })
+}
+
+/// At sign-in: `token` is the session's token for its whole life (`signin`).
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))]
+pub fn set_login_token(token: &[u8]) {
+    let copy: &'static mut [u8] = Box::leak(token.to_vec().into_boxed_slice());
+    LOGIN_LEN.store(copy.len(), Ordering::Release);
+    LOGIN_TOKEN.store(copy.as_mut_ptr(), Ordering::Release);
 }
 
 /// `pg_jwt.oauth_identity_claim`: the claim (or JSON Pointer) whose value is the identity of a
@@ -396,13 +419,11 @@ unsafe extern "C-unwind" fn check_token(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    #[cfg(feature = "pg18")]
-    if crate::signin::login_token().is_some_and(|login| check_hook_value(newval) != login) {
+    if login_token().is_some_and(|login| check_hook_value(newval) != login) {
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as c_int);
         set_check_message("pg_jwt: this session signed in with a token; its claims cannot be replaced (pg_jwt.token)");
         return false;
     }
-    let _ = newval;
     true
 }
 

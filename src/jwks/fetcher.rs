@@ -218,7 +218,7 @@ fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) 
             ca_file: ca_file.as_deref(),
         })
     };
-    let spawned = spawn_blocked(work);
+    let spawned = http::spawn_blocked(work);
     match spawned {
         Ok(handle) => turn.in_flight = Some(InFlight { handle, ticket }),
         Err(e) => collect(
@@ -226,25 +226,6 @@ fn start_fetch(turn: &mut Turn, uri: &str, issuer: Option<String>, ticket: u64) 
             &turn.uri.clone(),
             Err(format!("could not start the fetch: {}", e.kind())),
         ),
-    }
-}
-
-/// Runs `work` on a thread of its own with every signal blocked there (PostgreSQL's handlers
-/// must run on the worker's own thread).
-pub fn spawn_blocked<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> std::io::Result<std::thread::JoinHandle<T>> {
-    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only read and write the
-    // sets given. The thread inherits the blocked mask; the worker's own mask is restored at
-    // once, so its handlers (SIGTERM, SIGHUP, latch wakeups) keep running on its thread only.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-        let spawned = std::thread::Builder::new().name("pg_jwt fetch".into()).spawn(work);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        spawned
     }
 }
 

@@ -293,3 +293,22 @@ mod tests {
         }
     }
 }
+
+/// Runs `work` on a thread of its own with every signal blocked there (PostgreSQL's handlers
+/// must run on the worker's own thread).
+pub fn spawn_blocked<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only read and write the
+    // sets given. The thread inherits the blocked mask; the worker's own mask is restored at
+    // once, so its handlers (SIGTERM, SIGHUP, latch wakeups) keep running on its thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name("pg_jwt fetch".into()).spawn(work);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
+    }
+}

@@ -331,7 +331,7 @@ fn start(f: &mut Fetching, name: &str) {
     if let Some(s) = slots::signals(slot) {
         s.started.fetch_add(1, Ordering::AcqRel);
     }
-    match crate::jwks::fetcher::spawn_blocked(work) {
+    match http::spawn_blocked(work) {
         Ok(handle) => t.in_flight = Some(handle),
         Err(e) => apply(f, name, Err(format!("could not start the fetch: {}", e.kind()))),
     }

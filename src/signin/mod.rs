@@ -26,30 +26,14 @@ use pg_jwt_core::Json;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// The session's token once signed in with one (a copy, kept for the session's life).
-static LOGIN_TOKEN: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
-static LOGIN_LEN: AtomicUsize = AtomicUsize::new(0);
 /// Signed in with `delegate_ident_mapping=1`: the role is checked before the first statement.
 static DELEGATED: AtomicBool = AtomicBool::new(false);
 static ROLE_CHECKED: AtomicBool = AtomicBool::new(false);
 
-/// The token the session signed in with, if it signed in with one.
-#[inline]
-pub fn login_token() -> Option<&'static [u8]> {
-    let p = LOGIN_TOKEN.load(Ordering::Acquire);
-    if p.is_null() {
-        return None;
-    }
-    // SAFETY: set once by `remember` to a leaked allocation of LOGIN_LEN bytes, never freed.
-    Some(unsafe { std::slice::from_raw_parts(p, LOGIN_LEN.load(Ordering::Acquire)) })
-}
-
 fn remember(token: &[u8], delegated: bool) {
-    let copy: &'static mut [u8] = Box::leak(token.to_vec().into_boxed_slice());
-    LOGIN_LEN.store(copy.len(), Ordering::Release);
-    LOGIN_TOKEN.store(copy.as_mut_ptr(), Ordering::Release);
+    gucs::set_login_token(token);
     DELEGATED.store(delegated, Ordering::Release);
 }
 
@@ -220,7 +204,7 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
 /// revocation are checked by the session path), and a delegated role is still allowed; else
 /// the session ends.
 fn enforce() {
-    if login_token().is_none() || session::busy() || ENFORCING.swap(true, Ordering::AcqRel) {
+    if gucs::login_token().is_none() || session::busy() || ENFORCING.swap(true, Ordering::AcqRel) {
         // Not signed in with a token; or a query pg_jwt itself runs (the revocation lookup, the
         // role check) while it verifies or enforces: the outer check covers it.
         return;
