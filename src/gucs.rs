@@ -764,7 +764,7 @@ pub fn init() {
 fn define_shared_cache_size() {
     GucRegistry::define_int_guc(
         c"pg_jwt.shared_cache_size",
-        c"Good signatures kept in shared memory for every backend (entries; 0: none). Needs a restart.",
+        c"Verified tokens kept in shared memory for every backend (entries; 0: none). Needs a restart.",
         c"",
         &SHARED_CACHE_SIZE,
         0,

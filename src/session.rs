@@ -150,6 +150,8 @@ struct State {
     verifications: u64,
     /// Verifications whose signature was found good in the shared cache.
     shared_hits: u64,
+    /// Of those, the ones verified from the record (the header not decoded again).
+    shared_record_hits: u64,
 }
 
 thread_local! {
@@ -160,6 +162,7 @@ thread_local! {
         current: None,
         verifications: 0,
         shared_hits: 0,
+        shared_record_hits: 0,
     });
 }
 
@@ -350,9 +353,11 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         if verified.known {
             s.shared_hits += 1;
         }
+        if verified.from_record {
+            s.shared_record_hits += 1;
+        }
         let provider = verified.provider;
         let leeway = verified.leeway;
-        let verified = verified.token;
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
         let session_claim = gucs::session_claim();
         let identity = identity_of(&verified.claims, &provider, &session_claim);
@@ -392,11 +397,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
 
 /// A token whose signature and claims its provider's rules accept (revocation not checked).
 pub struct Verified {
-    pub token: pg_jwt_core::VerifiedToken,
+    pub claims: Json,
+    pub times: TimeClaims,
     pub provider: Rc<str>,
     pub leeway: i64,
     /// Its signature was found in the shared verification cache.
     pub known: bool,
+    /// With its algorithm: the header was not decoded again (`token::verify_recorded`).
+    pub from_record: bool,
     /// The provider's `identity_claim` (sign-in), if it has one.
     #[cfg_attr(not(feature = "pg18"), allow(dead_code))]
     pub identity_claim: Option<String>,
@@ -468,35 +476,59 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
             )
         }
     };
-    // A good signature on record in shared memory (any backend verified these exact bytes
-    // under this exact key set of this provider) is not checked again; everything else is.
+    // A verification on record in shared memory (any backend verified these exact bytes under
+    // this exact key set of this provider): only what may differ since is checked (the size cap,
+    // the algorithm allowlist, the claims against this backend's settings and the clock:
+    // `token::verify_recorded`); with a `typ` rule, which needs the header, the signature only
+    // is vouched for. Nothing on record: everything.
+    token::check_size(token, policy.max_token_bytes).map_err(SessionError::Token)?;
     let cache_key = token::signature_cache_key(&fingerprint, token);
-    let known = shared_cache::contains(&cache_key, now_s);
-    let signature = if known { Signature::KnownGood } else { Signature::Check };
-    let verified = match token::verify_with(token, keys, policy, &validation, signature) {
-        Err(TokenError::NoMatchingKey(m)) => {
-            if let Chosen::Listed(list, i, _) = &chosen {
-                UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some((Rc::clone(list), *i)));
-            }
-            return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
+    let found = shared_cache::lookup(&cache_key, now_s);
+    let from_record = match found {
+        Some(Some(alg)) => token::verify_recorded(token, alg, policy, &validation),
+        _ => None,
+    };
+    let (claims, times, new_alg) = match from_record {
+        Some(result) => {
+            let (claims, times) = result.map_err(SessionError::Token)?;
+            (claims, times, None)
         }
-        other => other.map_err(SessionError::Token)?,
+        None => {
+            let signature = if found.is_some() {
+                Signature::KnownGood
+            } else {
+                Signature::Check
+            };
+            let verified = match token::verify_with(token, keys, policy, &validation, signature) {
+                Err(TokenError::NoMatchingKey(m)) => {
+                    if let Chosen::Listed(list, i, _) = &chosen {
+                        UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = Some((Rc::clone(list), *i)));
+                    }
+                    return Err(SessionError::Token(TokenError::NoMatchingKey(m)));
+                }
+                other => other.map_err(SessionError::Token)?,
+            };
+            (verified.claims, verified.times, Some(verified.alg))
+        }
     };
     if let Some(p) = chosen.listed() {
         // The template's claim, max_lifetime, claims constraints.
-        p.check(&verified.claims).map_err(SessionError::Token)?;
+        p.check(&claims).map_err(SessionError::Token)?;
     }
-    if !known {
-        let until = verified.times.window(leeway).until;
+    let known = found.is_some();
+    if let (Some(alg), None) = (new_alg, found) {
+        let until = times.window(leeway).until;
         // `as` saturates: no exp (an infinite window) is i64::MAX.
-        shared_cache::insert(&cache_key, until as i64, now_s);
+        shared_cache::insert(&cache_key, until as i64, now_s, alg);
     }
     let identity_claim = chosen.listed().and_then(|p| p.identity_claim.clone());
     Ok(Verified {
-        token: verified,
+        claims,
+        times,
         provider,
         leeway,
         known,
+        from_record: known && new_alg.is_none(),
         identity_claim,
     })
 }
@@ -521,8 +553,8 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         // first statement does not verify the token again; it does check revocation (no table
         // could be read at sign-in): `checked` matches no shared generation.
         let claims = Rc::new(Claims {
-            json: v.token.claims.clone(),
-            times: v.token.times,
+            json: v.claims.clone(),
+            times: v.times,
             provider: Rc::clone(&v.provider),
             leeway: v.leeway,
         });
@@ -614,27 +646,34 @@ fn server_text(v: Option<&Json>) -> Option<std::borrow::Cow<'_, [u8]>> {
 /// (verifications done, tokens cached, configured capacity) in this backend. The capacity is
 /// the setting's (applied to the cache at the next access after a change), so it is right
 /// before the first verification too.
-pub fn cache_stats() -> (u64, usize, usize, u64) {
+pub fn cache_stats() -> (u64, usize, usize, u64, u64) {
     STATE.with(|s| {
         let s = s.borrow();
-        (s.verifications, s.cache.len(), gucs::cache_size(), s.shared_hits)
+        (
+            s.verifications,
+            s.cache.len(),
+            gucs::cache_size(),
+            s.shared_hits,
+            s.shared_record_hits,
+        )
     })
 }
 
 v1_function! {
     /// `jwt_cache_stats()`: this backend's verification cache as `{"verifications": n,
-    /// "cached_tokens": n, "capacity": n, "shared_signature_hits": n, "revocation_lookups": n,
+    /// "cached_tokens": n, "capacity": n, "shared_signature_hits": n, "shared_record_hits": n,
+    /// "revocation_lookups": n,
     /// "revocation_filtered": n, "revocation_probes": n, "shared": {...}}`, where "shared" is the
     /// server's shared verification cache (capacity, entries, hits, misses, inserts, evictions)
     /// and "cluster" the revocation figures of every backend since the server started.
     /// VOLATILE, PARALLEL SAFE.
     fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
-        let (verifications, cached, capacity, shared_hits) = cache_stats();
+        let (verifications, cached, capacity, shared_hits, shared_record_hits) = cache_stats();
         let (lookups, filtered, probes) = crate::revocation::stats();
         let sh = shared_cache::stats(clock::now_unix());
         let (c_lookups, c_filtered, c_probes) = crate::stats::revocation_figures();
         crate::fmgr::jsonb_from_text(&format!(
-            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}, "cluster": {{"revocation_lookups": {c_lookups}, "revocation_filtered": {c_filtered}, "revocation_probes": {c_probes}}}}}"#,
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "shared_record_hits": {shared_record_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}, "cluster": {{"revocation_lookups": {c_lookups}, "revocation_filtered": {c_filtered}, "revocation_probes": {c_probes}}}}}"#,
             sh.capacity, sh.entries, sh.hits, sh.misses, sh.inserts, sh.evictions
         ))
     }

@@ -14,7 +14,7 @@
 //! | `pg_jwt shared generation`, `pg_jwt shared cache epoch` | pgrx `PgAtomic<u64>`s | `generations` | 8 bytes each |
 //! | `pg_jwt fetch request ticket`, `... answered ticket`, `... request`, `pg_jwt last fetch request`, `pg_jwt worker proc` | pgrx `PgAtomic`s | `jwks::state` | 8 bytes each |
 //! | `pg_jwt revocation filter` | `Region` | `revocation::filter` | 4 slots of 2 MiB bits plus a 48-byte header each: about 8 MiB |
-//! | `pg_jwt shared verification cache` | `Region` | `shared_cache` | 320 bytes of counters plus one 344-byte bucket per 7 entries of `pg_jwt.shared_cache_size` (65,536: about 3.1 MiB) |
+//! | `pg_jwt shared verification cache` | `Region` | `shared_cache` | 320 bytes of counters plus one 400-byte bucket per 7 entries of `pg_jwt.shared_cache_size` (65,536: about 3.6 MiB) |
 //! | `pg_jwt statistics` | `Region` | `stats` | a few hundred bytes of counters |
 //! | `pg_jwt provider key sets`, `pg_jwt provider requests` | pgrx `PgLwLock`, `PgAtomic` | `providers::slots` | 8 bytes each (the lock of the slots; "a backend asked") |
 //! | `pg_jwt provider key set slots` | `Region` | `providers::slots` | per slot of `pg_jwt.max_providers`: 32 bytes of signals, a 3.7 KiB head, a `pg_jwt.provider_jwks_max_bytes` buffer (16 × 64 KiB: about 1.1 MiB) |

@@ -62,6 +62,16 @@ impl Algorithm {
         }
     }
 
+    /// The algorithm's place in [`Algorithm::ALL`] (a compact code for caches).
+    pub fn index(self) -> usize {
+        Algorithm::ALL.iter().position(|a| *a == self).unwrap_or(0)
+    }
+
+    /// The algorithm at `i` in [`Algorithm::ALL`]; `None` out of range.
+    pub fn from_index(i: usize) -> Option<Algorithm> {
+        Algorithm::ALL.get(i).copied()
+    }
+
     /// Classifies an `alg` value. Matching is exact (JOSE names are case-sensitive), except
     /// that every spelling of `none` is recognised as `none`.
     pub fn classify(name: &str) -> AlgName {
@@ -110,5 +120,13 @@ mod tests {
         assert_eq!(Algorithm::classify("hs256"), AlgName::Unknown);
         assert_eq!(Algorithm::classify("ES512"), AlgName::Unsupported);
         assert_eq!(Algorithm::classify("RSA-OAEP"), AlgName::Unknown);
+    }
+
+    #[test]
+    fn indexes_round_trip() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::from_index(a.index()), Some(a));
+        }
+        assert_eq!(Algorithm::from_index(Algorithm::ALL.len()), None);
     }
 }

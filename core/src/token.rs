@@ -37,6 +37,9 @@ pub struct SignedToken {
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
     pub header: Json,
+    /// The header's algorithm (allowed by the policy, the key's own): what a cache of verified
+    /// tokens records (see [`verify_recorded`]).
+    pub alg: Algorithm,
     pub claims: Json,
     /// `exp` and `nbf` as numbers, so that later accesses can re-check time cheaply.
     pub times: claims::TimeClaims,
@@ -77,9 +80,57 @@ pub fn verify_with(
     let times = claims::validate(&claims, validation)?;
     Ok(VerifiedToken {
         header: signed.header,
+        alg: signed.alg,
         claims,
         times,
     })
+}
+
+/// A token's claims, when a cache of verified tokens holds a record of these exact bytes under
+/// this exact key set (the cache's key is [`signature_cache_key`], a cryptographic hash of
+/// both) with the algorithm of their header. Steps 1-9 are functions of the token bytes, the key
+/// set and the header policy only, so their outcome is the record's, except what the policy may
+/// have changed since: the algorithm allowlist, checked again here. The payload is decoded from
+/// the token itself (the same strict base64url), then steps 10-11 (the payload as claims, the
+/// claims against `validation`: time, issuer, audience, required claims) run in full, against
+/// the caller's settings of now. What is skipped: the header's decoding, parsing and policy,
+/// the key choice, and the signature's decoding, length and check.
+///
+/// `None`: the policy has a rule the record cannot answer (a `typ` allowlist needs the
+/// header): verify the token itself.
+pub fn verify_recorded(
+    token: &[u8],
+    alg: Algorithm,
+    policy: &HeaderPolicy,
+    validation: &Validation<'_>,
+) -> Option<Result<(Json, claims::TimeClaims), TokenError>> {
+    if policy.allowed_typ.is_some() {
+        return None;
+    }
+    Some(recorded_claims(token, alg, policy, validation))
+}
+
+fn recorded_claims(
+    token: &[u8],
+    alg: Algorithm,
+    policy: &HeaderPolicy,
+    validation: &Validation<'_>,
+) -> Result<(Json, claims::TimeClaims), TokenError> {
+    check_size(token, policy.max_token_bytes)?;
+    if policy
+        .allowed_algs
+        .as_ref()
+        .is_some_and(|allowed| !allowed.contains(&alg))
+    {
+        return Err(TokenError::AlgorithmNotAllowed(
+            "the algorithm is not in the allowed list",
+        ));
+    }
+    let (_, payload_b64, _) = split(token)?;
+    let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
+    let claims = parse_claims(&payload)?;
+    let times = claims::validate(&claims, validation)?;
+    Ok((claims, times))
 }
 
 /// Step 1, before any decoding (and before a caller hashes the token for a cache): the size

@@ -77,3 +77,65 @@ fn a_vouched_signature_skips_only_the_signature_check() {
     let too_big = format!("{t}{}", "A".repeat(20_000));
     assert!(matches!(known_good(&too_big, &keys), Err(TokenError::TooLarge(_))));
 }
+
+#[test]
+fn a_record_gives_the_full_verification_s_claims_and_rechecks_alg_and_claims() {
+    use pg_jwt_core::Algorithm;
+    let (p, keys) = hs256();
+    let t = token(&fresh_claims(), &p);
+    let full = verify(&t, &keys).unwrap();
+    assert_eq!(full.alg, Algorithm::HS256);
+    let required = vec!["exp".to_owned()];
+    let v = Validation::new(now(), &required);
+    let policy = HeaderPolicy::default();
+    let recorded =
+        |t: &str, policy: &HeaderPolicy, v: &Validation<'_>| token::verify_recorded(t.as_bytes(), full.alg, policy, v);
+    let (claims, times) = recorded(&t, &policy, &v).unwrap().unwrap();
+    assert_eq!(claims, full.claims);
+    assert_eq!(times, full.times);
+    // The algorithm allowlist of now, not of the recording.
+    let only_es = HeaderPolicy {
+        allowed_algs: Some(vec![Algorithm::ES256]),
+        ..HeaderPolicy::default()
+    };
+    assert!(matches!(
+        recorded(&t, &only_es, &v),
+        Some(Err(TokenError::AlgorithmNotAllowed(_)))
+    ));
+    // A typ rule needs the header: the record cannot answer it.
+    let typ = HeaderPolicy {
+        allowed_typ: Some(vec!["at+jwt".into()]),
+        ..HeaderPolicy::default()
+    };
+    assert!(recorded(&t, &typ, &v).is_none());
+    // The size cap of now.
+    let small = HeaderPolicy {
+        max_token_bytes: 16,
+        ..HeaderPolicy::default()
+    };
+    assert!(matches!(recorded(&t, &small, &v), Some(Err(TokenError::TooLarge(_)))));
+    // Time and the claim rules of now.
+    let later = Validation::new(now() + 7200, &required);
+    assert!(matches!(
+        recorded(&t, &policy, &later),
+        Some(Err(TokenError::Expired { .. }))
+    ));
+    let aud = Validation {
+        audience: Some("another"),
+        ..Validation::new(now(), &required)
+    };
+    assert!(matches!(recorded(&t, &policy, &aud), Some(Err(_))));
+    // Whatever the bytes (a cache never records these), the payload is refused as in a full
+    // verification, never panics.
+    for bad in [
+        "",
+        "a.b",
+        "a..c",
+        "e30.W10.x",
+        "e30.eyJhIjoxLCJhIjoyfQ.x",
+        "e30.e30=.x",
+        "a.b.c.d.e",
+    ] {
+        assert!(matches!(recorded(bad, &policy, &v), Some(Err(_))), "{bad}");
+    }
+}

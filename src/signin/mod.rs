@@ -115,7 +115,7 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         Ok(v) => v,
         Err(reason) => return refuse(&reason),
     };
-    let claims = &verified.token.claims;
+    let claims = &verified.claims;
     // Each scope of the pg_hba.conf line must be granted.
     let granted = granted_scopes(claims);
     if !scope.is_null() && text(scope).is_none() {
@@ -195,7 +195,7 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
             false,
         );
     }
-    let until = verified.token.times.window(verified.leeway).until;
+    let until = verified.times.window(verified.leeway).until;
     arm_idle_end(until);
     true
 }

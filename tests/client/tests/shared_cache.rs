@@ -310,3 +310,31 @@ fn c6_the_size_bound_holds_with_a_million_distinct_tokens() {
         1_000_000
     );
 }
+
+#[test]
+fn c7_the_next_backend_verifies_from_the_record_against_its_own_settings() {
+    setup();
+    let (t, _) = two_databases();
+    // First backend: verified in full, recorded with its algorithm.
+    let mut a1 = connect_as("app", "shared_a");
+    assert_eq!(sub(&mut a1, &t), "shared-user");
+    // Next backend: from the record (the header is not decoded again).
+    let mut a2 = connect_as("app", "shared_a");
+    assert_eq!(sub(&mut a2, &t), "shared-user");
+    let s2 = stats(&mut a2);
+    assert_eq!(n(&s2, &["shared_signature_hits"]), 1, "{s2}");
+    assert_eq!(n(&s2, &["shared_record_hits"]), 1, "{s2}");
+    // A record is checked against the backend's own settings: an audience refuses the token
+    // (it has no aud). (The size cap and the algorithm allowlist: core/tests/signature_cache.rs.)
+    let mut other = connect_as("postgres", "shared_a");
+    other.batch_execute("SET pg_jwt.audience = 'someone-else'").unwrap();
+    let hits = n(&stats(&mut other), &["shared", "hits"]);
+    assert_eq!(sub(&mut other, &t), "28000");
+    let s3 = stats(&mut other);
+    assert_eq!(
+        n(&s3, &["shared", "hits"]),
+        hits + 1,
+        "found on record, then refused: {s3}"
+    );
+    assert_eq!(n(&s3, &["verifications"]), 0, "{s3}");
+}
