@@ -12,10 +12,10 @@
 //!   any verification. It skips the header's decoding, parsing and policy, the key choice and
 //!   the signature. An entry is stored once signature and claims are good, before the
 //!   revocation check (every hit checks revocation again).
-//! - Why record the algorithm, not only "the signature is good": the next backend skipped only
-//!   the signature check before, and decoded and checked the header again; a 2-core machine
-//!   measured 2.6 µs per ES256 token of a bare set-and-read loop then, 2.3 µs with the record
-//!   (`make bench`, section 4e, splits the rest).
+//! - Why record the algorithm, not only "the signature is good": with the signature alone on
+//!   record, the next backend decoded, parsed and checked the header, chose the key and decoded
+//!   the signature again (`make bench`, section 4e, times both paths over the same tokens:
+//!   `Signature::KnownGood` against the record's).
 //! - An entry is void once `not_after` (the token's `exp` plus the inserting backend's leeway)
 //!   has passed, and whenever the shared cache epoch (`generations`) moved: the key fetcher bumps
 //!   it at every reload (SIGHUP) and whenever the fetched key set changes. A changed key set also
