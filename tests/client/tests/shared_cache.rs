@@ -246,8 +246,9 @@ fn c5_key_rotation_under_eight_connections_no_old_token_after_the_reload() {
     std::thread::sleep(Duration::from_millis(800));
     reload_to(&mut su, &new_key);
     // pg_reload_conf() signals asynchronously: every backend has read the new file once the
-    // postmaster forwarded the signal; a short grace before the cutoff.
-    std::thread::sleep(Duration::from_millis(300));
+    // postmaster forwarded the signal; a grace before the cutoff (300 ms was once too short on
+    // a loaded 2-core machine under PostgreSQL 18: no backend had read the file by then).
+    std::thread::sleep(Duration::from_millis(1500));
     *cutoff.lock().unwrap() = Some(Instant::now());
     std::thread::sleep(Duration::from_millis(800));
     stop.store(true, Ordering::Relaxed);
