@@ -117,15 +117,7 @@ fn recorded_claims(
     validation: &Validation<'_>,
 ) -> Result<(Json, claims::TimeClaims), TokenError> {
     check_size(token, policy.max_token_bytes)?;
-    if policy
-        .allowed_algs
-        .as_ref()
-        .is_some_and(|allowed| !allowed.contains(&alg))
-    {
-        return Err(TokenError::AlgorithmNotAllowed(
-            "the algorithm is not in the allowed list",
-        ));
-    }
+    check_allowed(alg, policy)?;
     let (_, payload_b64, _) = split(token)?;
     let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     let claims = parse_claims(&payload)?;
@@ -245,15 +237,7 @@ fn check_header<'h>(header: &'h Json, policy: &HeaderPolicy) -> Result<(Algorith
         AlgName::Unsupported => return Err(TokenError::Unsupported("the algorithm is not supported")),
         AlgName::Unknown => return Err(TokenError::AlgorithmNotAllowed("unknown algorithm")),
     };
-    if policy
-        .allowed_algs
-        .as_ref()
-        .is_some_and(|allowed| !allowed.contains(&alg))
-    {
-        return Err(TokenError::AlgorithmNotAllowed(
-            "the algorithm is not in the allowed list",
-        ));
-    }
+    check_allowed(alg, policy)?;
     for (name, value) in members {
         match name.as_str() {
             "crit" => {
@@ -296,6 +280,16 @@ fn check_header<'h>(header: &'h Json, policy: &HeaderPolicy) -> Result<(Algorith
     };
     // jku, x5u, x5c, jwk and x5t are deliberately never read: keys come only from the key set.
     Ok((alg, kid))
+}
+
+/// The policy's algorithm allowlist (checklist B3), if it has one.
+fn check_allowed(alg: Algorithm, policy: &HeaderPolicy) -> Result<(), TokenError> {
+    match &policy.allowed_algs {
+        Some(allowed) if !allowed.contains(&alg) => Err(TokenError::AlgorithmNotAllowed(
+            "the algorithm is not in the allowed list",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Compares media types case-insensitively, ignoring an `application/` prefix (RFC 7515 §4.1.9).

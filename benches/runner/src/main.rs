@@ -858,7 +858,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
                 if *rls { "ENABLE" } else { "DISABLE" }
             ))
             .unwrap();
-            tps[i].push(pgbench_prepared(e, "bench_app", &files[i], 4, secs));
+            tps[i].push(pgbench_with(e, "bench_app", &files[i], 4, secs, &["-M", "prepared"]));
         }
     }
     su.batch_execute(&format!(
@@ -1192,39 +1192,6 @@ fn core_parts(su: &mut Client, asym: &str) -> (f64, f64, f64, f64) {
     (key, record, known, full)
 }
 
-/// `pgbench` with prepared statements (`-M prepared`).
-fn pgbench_prepared(e: &Env, role: &str, script: &std::path::Path, clients: u32, seconds: u32) -> f64 {
-    let out = Command::new(&e.pgbench)
-        .args([
-            "-n",
-            "-M",
-            "prepared",
-            "-c",
-            &clients.to_string(),
-            "-j",
-            &clients.min(2).to_string(),
-            "-T",
-            &seconds.to_string(),
-            "-f",
-        ])
-        .arg(script)
-        .args(["-h", &e.host, "-p", &e.port.to_string(), "-U", role, "bench"])
-        .output()
-        .expect("run pgbench");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "pgbench failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-        .lines()
-        .find(|l| l.starts_with("tps = "))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no tps in pgbench output: {stdout}"))
-}
-
 /// The core's full verification (`pg_jwt_core::token::verify`, as `jwt_verify` calls it) of the
 /// first `m` HS256 tokens against the key set `jwks`: nanoseconds per token, the median of `runs`.
 fn core_verification(su: &mut Client, jwks: &str, m: usize, runs: usize) -> f64 {
@@ -1281,9 +1248,15 @@ fn restart(e: &Env, data: &str) {
 }
 
 fn pgbench(e: &Env, role: &str, script: &std::path::Path, clients: u32, seconds: u32) -> f64 {
+    pgbench_with(e, role, script, clients, seconds, &[])
+}
+
+/// `pgbench` with `extra` options (`-M prepared`): the TPS it reports.
+fn pgbench_with(e: &Env, role: &str, script: &std::path::Path, clients: u32, seconds: u32, extra: &[&str]) -> f64 {
     let out = Command::new(&e.pgbench)
+        .args(["-n"])
+        .args(extra)
         .args([
-            "-n",
             "-c",
             &clients.to_string(),
             "-j",
