@@ -50,7 +50,7 @@ SQL
 }
 verify_pass >/dev/null # every signature into the shared cache
 per_verification=$(for _ in 1 2 3 4 5; do verify_pass; done | median)
-accepted=$(psql -X -At -c "SELECT count FROM jwt_stats() WHERE outcome = 'accepted'")
+accepted=$(psql -X -At -c "SELECT coalesce(sum(count), 0) FROM jwt_stats() WHERE outcome = 'accepted'")
 psql -X -q -c "ALTER ROLE bench_st RESET pg_jwt.cache_size"
 printf '%s\n' '\set rid random(1, 100000)' '\set tid random(1, 20000)' 'BEGIN;' \
     "SELECT set_config('pg_jwt.token', t, true) FROM st_tokens WHERE g = :tid;" \
@@ -75,7 +75,7 @@ stop_loop() { # pid of the psql running it
 tps >/dev/null # warm-up
 : >"$work/ratios"
 : >"$work/quiet"
-before=$(psql -X -At -c "SELECT count FROM jwt_stats() WHERE reason = 'malformed token'")
+before=$(psql -X -At -c "SELECT coalesce(sum(count), 0) FROM jwt_stats() WHERE reason = 'malformed token'")
 for _ in 1 2 3 4 5 6 7; do
     pid=$(busy)
     sleep 0.5
@@ -88,7 +88,7 @@ for _ in 1 2 3 4 5 6 7; do
     echo "$q" >>"$work/quiet"
     awk -v q="$q" -v f="$f" 'BEGIN { print f / q }' >>"$work/ratios"
 done
-refused=$(( $(psql -X -At -c "SELECT count FROM jwt_stats() WHERE reason = 'malformed token'") - before ))
+refused=$(( $(psql -X -At -c "SELECT coalesce(sum(count), 0) FROM jwt_stats() WHERE reason = 'malformed token'") - before ))
 lines=$(grep -c "pg_jwt: refused token:" "$PGTMP/server.log" || true)
 elapsed=$(( $(date +%s) - started ))
 section=$(cat <<MD

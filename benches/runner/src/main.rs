@@ -880,7 +880,8 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             if i == 1 {
                 "1.00x".to_owned()
             } else {
-                ratios(i).show("x", 3)
+                let r = ratios(i);
+                format!("{:.3}x ({:.3}–{:.3})", r.median, r.min, r.max)
             }
         );
     }
