@@ -480,8 +480,8 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     // this exact key set of this provider): only what may differ since is checked (the size cap,
     // the algorithm allowlist, the claims against this backend's settings and the clock:
     // `token::verify_recorded`); with a `typ` rule, which needs the header, the signature only
-    // is vouched for. Nothing on record: everything.
-    token::check_size(token, policy.max_token_bytes).map_err(SessionError::Token)?;
+    // is vouched for. Nothing on record: everything. (Both callers checked the size cap before
+    // anything hashes the token.)
     let cache_key = token::signature_cache_key(&fingerprint, token);
     let found = shared_cache::lookup(&cache_key, now_s);
     let from_record = match found {
