@@ -98,6 +98,39 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(same_text, Some(true));
+        // Integers that fit 64 bits take int64_to_numeric, the others numeric_in: the same bytes
+        // as jsonb_in at every edge (sizes too: the scale of each number is the same).
+        let numbers = r#"{"sub":"a","exp":9999999999,"z":0,"nz":-0,"m":-1,"max":9223372036854775807,"min":-9223372036854775808,"over":9223372036854775808,"under":-9223372036854775809,"tens":10000000000000000,"e":1e2,"E":1E2,"f":100.0,"small":1e-400,"deep":[[-7,[0,[12]]]]}"#;
+        let same_bytes = Spi::get_one::<bool>(&format!(
+            "WITH v AS (SELECT jwt_verify(jwt_sign({c}::jsonb, {k}::jsonb), {k}::jsonb) AS built, {c}::jsonb AS parsed)
+             SELECT built = parsed AND built::text = parsed::text AND pg_column_size(built) = pg_column_size(parsed)
+               AND jsonb_send(built) = jsonb_send(parsed) FROM v",
+            c = quote(numbers),
+            k = quote(&key)
+        ))
+        .unwrap();
+        assert_eq!(same_bytes, Some(true));
+    }
+
+    /// A number numeric cannot hold: `jwt_verify` raises what `jsonb_in` raises (22003), from
+    /// inside the one guard of its jsonb build. (jwt_sign takes jsonb, which cannot hold it: the
+    /// token is signed here.)
+    #[pg_test(error = "value overflows numeric format")]
+    fn pg_jwt_verify_number_out_of_numeric_range() {
+        let key = Spi::get_one::<JsonB>("SELECT jwt_generate_jwk('HS256', 'k')")
+            .unwrap()
+            .unwrap()
+            .0
+            .to_string();
+        let signing = pg_jwt_core::SigningKey::parse(key.as_bytes()).unwrap();
+        let b64 = |b: &[u8]| pg_jwt_core::b64::encode(b);
+        let message = format!(
+            "{}.{}",
+            b64(br#"{"alg":"HS256","kid":"k"}"#),
+            b64(br#"{"sub":"a","exp":9999999999,"n":1e1000000}"#)
+        );
+        let token = format!("{message}.{}", b64(&signing.sign(message.as_bytes()).unwrap()));
+        let _ = Spi::run(&format!("SELECT jwt_verify({}, {})", quote(&token), quote(&key)));
     }
 
     #[pg_test]
