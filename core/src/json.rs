@@ -399,11 +399,18 @@ fn has_duplicate_names(members: &[(Str, Json)]) -> bool {
         return false;
     }
     if members.len() <= 24 {
-        // Small objects (every real header and claim set): pairwise, without allocating.
-        return members
+        // Small objects (every real header and claim set): pairwise, without allocating; the
+        // names as byte slices first (a slice compares its length before its bytes, where a
+        // `CompactString` decodes its representation at every comparison).
+        let mut names: [&[u8]; 24] = [&[]; 24];
+        for (slot, (k, _)) in names.iter_mut().zip(members) {
+            *slot = k.as_bytes();
+        }
+        let names = names.get(..members.len()).unwrap_or_default();
+        return names
             .iter()
             .enumerate()
-            .any(|(i, (a, _))| members.iter().skip(i + 1).any(|(b, _)| a == b));
+            .any(|(i, a)| names.iter().skip(i + 1).any(|b| a == b));
     }
     let mut names: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
     names.sort_unstable();

@@ -195,19 +195,16 @@ fn checked_header<'t>(
 
 /// Splits into exactly three segments. Five segments is JWE, which is not supported.
 fn split(token: &[u8]) -> Result<(&[u8], &[u8], &[u8]), TokenError> {
-    let dot = |from: usize| {
-        token
-            .get(from..)
-            .and_then(|t| t.iter().position(|b| *b == b'.'))
-            .map(|i| from + i)
+    // memchr: a token is hundreds of bytes, and this runs on every verification, the record's too.
+    let mut dots = memchr::memchr_iter(b'.', token);
+    let parts = match (dots.next(), dots.next(), dots.next()) {
+        (Some(d1), Some(d2), None) => token
+            .get(..d1)
+            .zip(token.get(d1 + 1..d2))
+            .zip(token.get(d2 + 1..))
+            .map(|((h, p), s)| (h, p, s)),
+        _ => None,
     };
-    let parts = dot(0).and_then(|d1| {
-        let d2 = dot(d1 + 1)?;
-        if dot(d2 + 1).is_some() {
-            return None;
-        }
-        Some((token.get(..d1)?, token.get(d1 + 1..d2)?, token.get(d2 + 1..)?))
-    });
     match parts {
         Some(p) => Ok(p),
         None => {
