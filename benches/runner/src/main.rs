@@ -793,15 +793,20 @@ fn many_users(e: &Env, dir: &std::path::Path, script: &dyn Fn(&str, &str, &str) 
 
 /// Target 1: the per-transaction workload of issue 24, at 4 clients with prepared statements:
 /// `count(*)` over a 100-row id range under the policy, against a baseline (RLS off, an unrelated
-/// setting set to the same token text) and a control (RLS on, a literal policy, no token).
+/// setting set to the same token text) and a control (RLS on, a literal policy, no token). Each
+/// case is compared with a control that draws its token text from the same users: fetching one
+/// of 20,000 token rows at random costs the transaction more than fetching the same row every
+/// time, and that is the workload's, not pg_jwt's.
 fn per_transaction(e: &Env, dir: &std::path::Path) {
     let secs = e.pgbench_seconds;
     println!("\n## 4c. Per transaction at the floor (target 1: pgbench, 4 clients, prepared, {secs} s per run, 3 interleaved rounds)\n");
     println!("Each transaction: `BEGIN; SELECT set_config('pg_jwt.token', <token>, true)`; `SELECT count(*)` over a");
     println!("100-row id range of the 1,000,000-row table under `tenant_id = jwt_claim_uuid('tenant_id')`; `END`.");
     println!("Baseline: RLS off, an unrelated setting set to the same token text. Control: RLS on with the literal");
-    println!("policy `tenant_id = '<uuid>'` and no token (what RLS itself costs). Every user's token was verified");
-    println!("once by another backend before (the shared cache is warm: the steady state of a pool).\n");
+    println!("policy `tenant_id = '<uuid>'` and no token (what RLS itself costs). Each case is compared with the");
+    println!("control that sets the unrelated setting to the tokens of the same users (drawn the same way: fetching");
+    println!("one of 20,000 token rows at random costs more than one of 100, whoever reads it). Every user's token");
+    println!("was verified once by another backend before (the shared cache is warm: the steady state of a pool).\n");
     let mut su = connect(e, "postgres");
     warm_shared_cache(e, "ES256");
     let script = |guc: &str, pick: &str| {
@@ -811,27 +816,23 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     };
     let jwt_policy = "tenant_id = jwt_claim_uuid('tenant_id')".to_owned();
     let literal = format!("tenant_id = '{TENANT}'");
+    // (name, setting, users drawn, RLS, policy, the control it is compared with)
     let cases = [
         (
-            "baseline: RLS off, no token",
+            "baseline: RLS off, no token (20,000 users' token texts)",
             "bench.token",
-            "\\set tid 1",
+            "\\set tid random(1, 20000)",
             false,
             &jwt_policy,
+            1,
         ),
         (
-            "control: literal policy, no token",
+            "control: literal policy, no token (20,000 users' token texts)",
             "bench.token",
-            "\\set tid 1",
+            "\\set tid random(1, 20000)",
             true,
             &literal,
-        ),
-        (
-            "100 users repeated",
-            "pg_jwt.token",
-            "\\set tid random(1, 100)",
-            true,
-            &jwt_policy,
+            1,
         ),
         (
             "20,000 ES256 users at random",
@@ -839,12 +840,29 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             "\\set tid random(1, 20000)",
             true,
             &jwt_policy,
+            1,
+        ),
+        (
+            "control: literal policy, no token (100 users' token texts)",
+            "bench.token",
+            "\\set tid random(1, 100)",
+            true,
+            &literal,
+            3,
+        ),
+        (
+            "100 users repeated",
+            "pg_jwt.token",
+            "\\set tid random(1, 100)",
+            true,
+            &jwt_policy,
+            3,
         ),
     ];
     let files: Vec<std::path::PathBuf> = cases
         .iter()
         .enumerate()
-        .map(|(i, (_, guc, pick, _, _))| {
+        .map(|(i, (_, guc, pick, ..))| {
             let f = dir.join(format!("floor{i}.sql"));
             std::fs::write(&f, script(guc, pick)).unwrap();
             f
@@ -852,7 +870,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
         .collect();
     let mut tps = vec![Vec::new(); cases.len()];
     for _ in 0..3 {
-        for (i, (_, _, _, rls, policy)) in cases.iter().enumerate() {
+        for (i, (_, _, _, rls, policy, _)) in cases.iter().enumerate() {
             su.batch_execute(&format!(
                 "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({policy}); ALTER TABLE rls_1m {} ROW LEVEL SECURITY",
                 if *rls { "ENABLE" } else { "DISABLE" }
@@ -865,8 +883,12 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
         "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({jwt_policy}); ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY"
     ))
     .unwrap();
-    // Per-round ratios to the control (the rounds are interleaved, so each pair shares its drift).
-    let ratios = |i: usize| -> Stats { Stats::of((0..3).map(|r| tps[i][r] / tps[1][r]).collect()) };
+    // Per-round ratios to the case's control (the rounds are interleaved, so each pair shares its
+    // drift).
+    let ratios = |i: usize| -> Stats {
+        let c = cases[i].5;
+        Stats::of((0..3).map(|r| tps[i][r] / tps[c][r]).collect())
+    };
     println!(
         "| case | TPS (median, min–max) | ratio to baseline (medians) | ratio to control (median of rounds, min–max) |"
     );
@@ -877,7 +899,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             "| {name} | {} | {:.2}x | {} |",
             medians[i].show("", 0),
             medians[i].median / medians[0].median,
-            if i == 1 {
+            if i == cases[i].5 {
                 "1.00x".to_owned()
             } else {
                 let r = ratios(i);
@@ -885,7 +907,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             }
         );
     }
-    let (r100, r20k) = (ratios(2).median, ratios(3).median);
+    let (r20k, r100) = (ratios(2).median, ratios(4).median);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
         "\nTarget 1 (each ratio is the median over the rounds of TPS / the same round's control): 20,000 users ≥ 0.97x the control: {r20k:.3}x, {}; 100 users repeated ≥ 0.99x: {r100:.3}x, {}.",
