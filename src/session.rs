@@ -141,11 +141,42 @@ struct Cached {
     checked: u64,
 }
 
+/// The hash of a token in this backend's cache: its length and its last 64 bytes (the end of
+/// the payload and the signature), where hashing all of it cost two passes over hundreds of
+/// bytes per new token (a miss's lookup and the insert). Equality still compares every byte, so
+/// this only chooses the bucket. Only verified tokens are in the cache, and tokens that share
+/// their last 64 bytes need signatures that share them, which no one but the issuer can make:
+/// no crafted input lengthens a probe.
+#[derive(Clone, Copy, Default)]
+struct TailHash;
+
+struct TailHasher(std::hash::DefaultHasher);
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(std::hash::DefaultHasher::new())
+    }
+}
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
+        self.0.write(tail);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0.write_usize(n);
+    }
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
+
 struct State {
     /// The configuration and keys generations the configuration and key sets were loaded at.
     loaded_at: (u64, u64),
     config: Option<Config>,
-    cache: LruCache<Box<[u8]>, Cached>,
+    cache: LruCache<Box<[u8]>, Cached, TailHash>,
     current: Option<Current>,
     verifications: u64,
     /// Verifications whose signature was found good in the shared cache.
@@ -158,7 +189,7 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
         loaded_at: (0, 0),
         config: None,
-        cache: LruCache::new(NonZeroUsize::MIN),
+        cache: LruCache::with_hasher(NonZeroUsize::MIN, TailHash),
         current: None,
         verifications: 0,
         shared_hits: 0,
@@ -302,7 +333,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             // New key set or settings: every cached verification is void (checklist D19). A
             // change of the revocation list alone keeps them (each is re-checked below).
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::new(size);
+            s.cache = LruCache::with_hasher(size, TailHash);
             s.config = Some(Config::load());
             s.loaded_at = loaded;
         }
@@ -561,7 +592,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::new(size);
+            s.cache = LruCache::with_hasher(size, TailHash);
             s.cache.put(
                 token.into(),
                 Cached {
