@@ -141,34 +141,46 @@ struct Cached {
     checked: u64,
 }
 
-/// The hash of a token in this backend's cache: its length and its last 64 bytes (the end of
-/// the payload and the signature), where hashing all of it cost two passes over hundreds of
-/// bytes per new token (a miss's lookup and the insert). Equality still compares every byte, so
-/// this only chooses the bucket. Only verified tokens are in the cache, and tokens that share
-/// their last 64 bytes need signatures that share them, which no one but the issuer can make:
-/// no crafted input lengthens a probe.
+/// The hash of a token in this backend's cache: its length and its last 16 bytes (signature
+/// bytes, effectively random for every token an issuer signs), mixed by one multiplication.
+/// Hashing all of it cost two passes over hundreds of bytes per new token (a miss's lookup and
+/// the insert), and an eviction read the evicted token's bytes again. Equality still compares
+/// every byte, so this only chooses the bucket. Only verified tokens are in the cache, and tokens
+/// that share their last 16 bytes need signatures that share them, which no one but the issuer
+/// can make: no crafted input lengthens a probe.
 #[derive(Clone, Copy, Default)]
 struct TailHash;
 
-struct TailHasher(std::hash::DefaultHasher);
+#[derive(Default)]
+struct TailHasher(u64);
 
 impl std::hash::BuildHasher for TailHash {
     type Hasher = TailHasher;
     fn build_hasher(&self) -> TailHasher {
-        TailHasher(std::hash::DefaultHasher::new())
+        TailHasher::default()
     }
 }
 
 impl std::hash::Hasher for TailHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let tail = bytes.get(bytes.len().saturating_sub(64)..).unwrap_or(bytes);
-        self.0.write(tail);
+        let mut tail = [0u8; 16];
+        let from = bytes.len().saturating_sub(16);
+        let src = bytes.get(from..).unwrap_or_default();
+        if let Some(dst) = tail.get_mut(..src.len()) {
+            dst.copy_from_slice(src);
+        }
+        let (a, b) = tail.split_at(8);
+        let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+        let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+        // A folded 128-bit multiply (as foldhash mixes), over the running state.
+        let m = u128::from(a ^ self.0 ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
     }
     fn write_usize(&mut self, n: usize) {
-        self.0.write_usize(n);
+        self.0 = self.0.rotate_left(29) ^ n as u64;
     }
     fn finish(&self) -> u64 {
-        self.0.finish()
+        self.0
     }
 }
 
@@ -718,3 +730,28 @@ COMMENT ON FUNCTION jwt_cache_stats() IS 'This backend''s verification cache: ve
 "#,
     name = "jwt_cache_stats"
 );
+
+#[cfg(test)]
+mod tail_hash_tests {
+    use super::TailHash;
+    use std::hash::BuildHasher;
+
+    /// A boxed key and the slice it is looked up by hash alike (the cache's lookups borrow the
+    /// setting's bytes), short keys included; distinct tails spread over the buckets.
+    #[test]
+    fn keys_and_their_slices_hash_alike_and_tails_spread() {
+        let h = TailHash;
+        for len in [0usize, 1, 15, 16, 17, 600] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let boxed: Box<[u8]> = key.clone().into();
+            assert_eq!(h.hash_one(&boxed), h.hash_one(key.as_slice()), "{len}");
+        }
+        let mut buckets = std::collections::HashSet::new();
+        for i in 0..1000u32 {
+            let mut token = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.".to_vec();
+            token.extend_from_slice(format!("signature{i:08}tail").as_bytes());
+            buckets.insert(h.hash_one(token.as_slice()) & 1023);
+        }
+        assert!(buckets.len() > 550, "{} of 1024 buckets", buckets.len());
+    }
+}
