@@ -6,6 +6,10 @@
 # revokes one (unrelated) token per second (one session that sleeps in between). A revocation bumps the shared generation: each
 # backend then re-checks a cached token for revocation at its next use, and nothing else (its
 # key sets and verifications stay; src/generations.rs). The median of the per-round ratios.
+# Then the standby half: a hot standby (pg_basebackup -R) serves the same read workload in 7
+# interleaved rounds without replay and while the primary runs a write load (single-row inserts
+# into a table of their own at PGJWT_BENCH_WRITE_RATE per second, 500 by default), which the
+# standby replays (a standby's replay progress bumps the same generation as a revocation).
 # Writes its section into BENCHMARKS.md (between the invalidation markers; make bench keeps it).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -16,7 +20,14 @@ log_min_messages = warning"
 work=$(mktemp -d /tmp/pgjwt-inv.XXXXXX)
 chmod 755 "$work"
 REVOKER=""
-trap '[ -z "$REVOKER" ] || kill "$REVOKER" 2>/dev/null; stop_cluster; rm -rf "$work"' EXIT
+STANDBY=""
+stop_standby() {
+    if [ -n "$STANDBY" ] && [ -d "$STANDBY/data" ]; then
+        as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$STANDBY"
+    fi
+}
+trap '[ -z "$REVOKER" ] || kill "$REVOKER" 2>/dev/null; stop_standby; stop_cluster; rm -rf "$work"' EXIT
 started=$(date +%s)
 clients=${PGJWT_BENCH_CLIENTS:-4}
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
@@ -42,8 +53,9 @@ SQL
 printf '%s\n' '\set rid random(1, 100000)' '\set tid random(1, 20000)' 'BEGIN;' \
     "SELECT set_config('pg_jwt.token', t, true) FROM inv_tokens WHERE g = :tid;" \
     'SELECT body FROM inv_docs WHERE id = :rid;' 'END;' >"$work/users.sql"
-tps() {
-    "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" -U bench_inv postgres 2>/dev/null |
+tps() { # [host port]: the read workload, against the primary unless told
+    "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" \
+        -h "${1:-$PGHOST}" -p "${2:-$PGPORT}" -U bench_inv postgres 2>/dev/null |
         sed -nE 's/^tps = ([0-9.]+).*/\1/p'
 }
 revoker() { # round: one revocation per second from one session (it sleeps in between)
@@ -69,6 +81,45 @@ for round in 1 2 3 4 5 6 7; do
 done
 ratio=$(median <"$work/ratios")
 revocations=$(psql -X -At -c "SELECT count(*) FROM jwt_revocations WHERE value LIKE 'revoked-during-%'")
+
+say "the standby half: a hot standby with and without replay of a write load"
+write_rate=${PGJWT_BENCH_WRITE_RATE:-500}
+psql -X -q -v ON_ERROR_STOP=1 -c "CREATE TABLE inv_writes (id bigserial PRIMARY KEY, body text)"
+printf '%s\n' "INSERT INTO inv_writes (body) VALUES (repeat('w', 200));" >"$work/writes.sql"
+STANDBY=$(mktemp -d /tmp/pgjwt-inv-standby.XXXXXX)
+chmod 755 "$STANDBY"
+chown postgres: "$STANDBY" 2>/dev/null || $SUDO chown postgres: "$STANDBY"
+STANDBY_PORT=$((PGPORT + 1))
+as_postgres "$PG_BIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$STANDBY/data" -R -X stream -c fast >"$STANDBY/basebackup.log" 2>&1
+{
+    echo "port = $STANDBY_PORT"
+    echo "unix_socket_directories = '$STANDBY'"
+    echo "listen_addresses = ''"
+    echo "hot_standby_feedback = on"
+} | as_postgres tee -a "$STANDBY/data/postgresql.conf" >/dev/null
+as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -l "$STANDBY/server.log" -w start >/dev/null
+[ "$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c 'SELECT pg_is_in_recovery()')" = t ] || { echo "the standby is not in recovery" >&2; exit 1; }
+writes() { # one round of the primary's write load, rate-limited
+    "$PG_BIN/pgbench" -n -c 1 -R "$write_rate" -T 5 -f "$work/writes.sql" postgres >/dev/null 2>&1 || true
+}
+tps "$STANDBY" "$STANDBY_PORT" >/dev/null # warm-up on the standby (its own shared cache)
+: >"$work/standby_ratios"
+: >"$work/standby_quiet"
+lsn_before=$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c "SELECT pg_last_wal_replay_lsn()")
+for round in 1 2 3 4 5 6 7; do
+    say "standby round $round"
+    q=$(tps "$STANDBY" "$STANDBY_PORT")
+    writes &
+    WRITER=$!
+    r=$(tps "$STANDBY" "$STANDBY_PORT")
+    wait "$WRITER" 2>/dev/null || true
+    echo "$q" >>"$work/standby_quiet"
+    awk -v q="$q" -v r="$r" 'BEGIN { print r / q }' >>"$work/standby_ratios"
+done
+replayed=$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c "SELECT pg_size_pretty(pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '$lsn_before'))")
+written=$(psql -X -At -c "SELECT count(*) FROM inv_writes")
+standby_ratio=$(median <"$work/standby_ratios")
+stop_standby
 section=$(
     cat <<EOF
 <!-- invalidation:start -->
@@ -81,6 +132,14 @@ $clients clients, 20,000 users (ES256) drawn at random, one indexed SELECT under
 
 - Ratio with revocations to without: **$(printf '%.3f' "$ratio")x** (median; every round: $(sort -n "$work/ratios" | awk '{ printf "%.3f ", $1 }')), without: $(median <"$work/quiet" | cut -d. -f1) TPS (median).
 - Target: one revocation per second costs at most 3% TPS (ratio at least 0.97x): $(awk -v r="$ratio" 'BEGIN { print (r >= 0.97 ? "met" : "MISSED") }').
+
+The standby half: a hot standby of the same cluster (\`pg_basebackup -R\`, streaming) serves the same read
+workload in 7 interleaved rounds of 5 s: without replay, and while the primary inserts rows into a
+table of their own at $write_rate per second, which the standby replays ($written rows, $replayed of WAL
+replayed during the rounds).
+
+- Ratio with replay to without: **$(printf '%.3f' "$standby_ratio")x** (median; every round: $(sort -n "$work/standby_ratios" | awk '{ printf "%.3f ", $1 }')), without: $(median <"$work/standby_quiet" | cut -d. -f1) TPS (median).
+- Target: a standby under replay serves the read workload at least 0.9x of the same standby without replay: $(awk -v r="$standby_ratio" 'BEGIN { print (r >= 0.9 ? "met" : "MISSED") }').
 <!-- invalidation:end -->
 EOF
 )
