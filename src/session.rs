@@ -142,22 +142,28 @@ struct Cached {
 }
 
 /// The hash of a token in this backend's cache: its length and its last 16 bytes (signature
-/// bytes, effectively random for every token an issuer signs), mixed by one multiplication.
-/// Hashing all of it cost two passes over hundreds of bytes per new token (a miss's lookup and
-/// the insert), and an eviction read the evicted token's bytes again. Equality still compares
-/// every byte, so this only chooses the bucket. Only verified tokens are in the cache, and tokens
-/// that share their last 16 bytes need signatures that share them, which no one but the issuer
-/// can make: no crafted input lengthens a probe.
-#[derive(Clone, Copy, Default)]
-struct TailHash;
+/// bytes, effectively random for every token an issuer signs), mixed by one multiplication with
+/// a seed drawn at random for each cache. Hashing all of it cost two passes over hundreds of
+/// bytes per new token (a miss's lookup and the insert), and an eviction read the evicted
+/// token's bytes again. Equality still compares every byte, so this only chooses the bucket.
+/// Only verified tokens are in the cache; the seed keeps someone who can obtain many signed
+/// tokens from choosing the ones that share a bucket (the hash cannot be computed without it).
+#[derive(Clone, Copy)]
+struct TailHash(u64);
 
-#[derive(Default)]
+impl TailHash {
+    fn new() -> TailHash {
+        // std's RandomState: random keys per process (from the OS), so a seed per cache.
+        TailHash(std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7461_696c_u64))
+    }
+}
+
 struct TailHasher(u64);
 
 impl std::hash::BuildHasher for TailHash {
     type Hasher = TailHasher;
     fn build_hasher(&self) -> TailHasher {
-        TailHasher::default()
+        TailHasher(self.0)
     }
 }
 
@@ -201,7 +207,7 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
         loaded_at: (0, 0),
         config: None,
-        cache: LruCache::with_hasher(NonZeroUsize::MIN, TailHash),
+        cache: LruCache::with_hasher(NonZeroUsize::MIN, TailHash::new()),
         current: None,
         verifications: 0,
         shared_hits: 0,
@@ -345,7 +351,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             // New key set or settings: every cached verification is void (checklist D19). A
             // change of the revocation list alone keeps them (each is re-checked below).
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::with_hasher(size, TailHash);
+            s.cache = LruCache::with_hasher(size, TailHash::new());
             s.config = Some(Config::load());
             s.loaded_at = loaded;
         }
@@ -604,7 +610,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::with_hasher(size, TailHash);
+            s.cache = LruCache::with_hasher(size, TailHash::new());
             s.cache.put(
                 token.into(),
                 Cached {
@@ -737,10 +743,11 @@ mod tail_hash_tests {
     use std::hash::BuildHasher;
 
     /// A boxed key and the slice it is looked up by hash alike (the cache's lookups borrow the
-    /// setting's bytes), short keys included; distinct tails spread over the buckets.
+    /// setting's bytes), short keys included; distinct tails spread over the buckets; the seed
+    /// differs from cache to cache.
     #[test]
     fn keys_and_their_slices_hash_alike_and_tails_spread() {
-        let h = TailHash;
+        let h = TailHash::new();
         for len in [0usize, 1, 15, 16, 17, 600] {
             let key: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
             let boxed: Box<[u8]> = key.clone().into();
@@ -753,5 +760,8 @@ mod tail_hash_tests {
             buckets.insert(h.hash_one(token.as_slice()) & 1023);
         }
         assert!(buckets.len() > 550, "{} of 1024 buckets", buckets.len());
+        // Each cache has its own seed: the same token hashes differently in another cache.
+        let token = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLWJ5dGVz".as_slice();
+        assert_ne!(TailHash::new().hash_one(token), TailHash::new().hash_one(token));
     }
 }
