@@ -210,6 +210,9 @@ fn number(n: &str) -> Scalar<'_> {
 /// Their C declarations are the same in PostgreSQL 15 to 18.
 mod raw {
     use pgrx::pg_sys;
+    // SAFETY: these are the server's own symbols with the signatures of its headers (the same as
+    // pgrx's bindings for PostgreSQL 15 to 18); they are called only from `build_flat`, inside
+    // `pg_guard_ffi_boundary`, which turns an error's longjmp into a Rust panic.
     unsafe extern "C-unwind" {
         pub fn palloc(size: pg_sys::Size) -> *mut std::ffi::c_void;
         pub fn pushJsonbValue(

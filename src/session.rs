@@ -154,7 +154,10 @@ struct TailHash(u64);
 impl TailHash {
     fn new() -> TailHash {
         // std's RandomState: random keys per process (from the OS), so a seed per cache.
-        TailHash(std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), 0x7461_696c_u64))
+        TailHash(std::hash::BuildHasher::hash_one(
+            &std::hash::RandomState::new(),
+            0x7461_696c_u64,
+        ))
     }
 }
 

@@ -233,12 +233,7 @@ fn main() {
         cores.push(c);
         ratios.push((v - f) * 1000.0 / c);
     }
-    let (own, scan, core_ns, target5) = (
-        Stats::of(owns),
-        Stats::of(scans),
-        Stats::of(cores),
-        Stats::of(ratios),
-    );
+    let (own, scan, core_ns, target5) = (Stats::of(owns), Stats::of(scans), Stats::of(cores), Stats::of(ratios));
     println!(
         "| the same query calling `length(token)` instead (the scan and call floor), HS256 | {m} | {} |",
         scan.show("µs", 2)
