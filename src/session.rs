@@ -52,6 +52,9 @@ struct Config {
     required: Vec<String>,
     leeway: i64,
     policy: HeaderPolicy,
+    /// `pg_jwt.session_claim` (a validation setting: a change reloads this), read here once
+    /// rather than copied out of the setting at every verification.
+    session_claim: String,
 }
 
 /// The key set in force: `pg_jwt.jwks`, the set fetched from `pg_jwt.jwks_uri`, or both merged
@@ -122,6 +125,7 @@ impl Config {
                 max_token_bytes: gucs::max_token_bytes(),
                 ..HeaderPolicy::default()
             },
+            session_claim: gucs::session_claim(),
         }
     }
 }
@@ -141,11 +145,10 @@ struct Cached {
     checked: u64,
 }
 
-/// The hash of a token in this backend's cache: its length and its last 16 bytes (signature
-/// bytes, effectively random for every token an issuer signs), mixed by one multiplication with
-/// a seed drawn at random for each cache. Hashing all of it cost two passes over hundreds of
-/// bytes per new token (a miss's lookup and the insert), and an eviction read the evicted
-/// token's bytes again. Equality still compares every byte, so this only chooses the bucket.
+/// The hash of a token in this backend's cache: `token::tail_hash` (its length and its last 16
+/// bytes, signature bytes), with a seed drawn at random for each cache. Hashing all of it cost
+/// two passes over hundreds of bytes per new token (a miss's lookup and the insert), and an
+/// eviction read the evicted token's bytes again. Equality still compares every byte, so this only chooses the bucket.
 /// Only verified tokens are in the cache; the seed keeps someone who can obtain many signed
 /// tokens from choosing the ones that share a bucket (the hash cannot be computed without it).
 #[derive(Clone, Copy)]
@@ -172,18 +175,7 @@ impl std::hash::BuildHasher for TailHash {
 
 impl std::hash::Hasher for TailHasher {
     fn write(&mut self, bytes: &[u8]) {
-        let mut tail = [0u8; 16];
-        let from = bytes.len().saturating_sub(16);
-        let src = bytes.get(from..).unwrap_or_default();
-        if let Some(dst) = tail.get_mut(..src.len()) {
-            dst.copy_from_slice(src);
-        }
-        let (a, b) = tail.split_at(8);
-        let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
-        let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
-        // A folded 128-bit multiply (as foldhash mixes), over the running state.
-        let m = u128::from(a ^ self.0 ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
+        self.0 = token::tail_hash(self.0, bytes);
     }
     fn write_usize(&mut self, n: usize) {
         self.0 = self.0.rotate_left(29) ^ n as u64;
@@ -349,6 +341,8 @@ fn choose(config: &Config, token: &[u8]) -> Result<Chosen, SessionError> {
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
+        // Through a plain reference, the fields borrow apart (the settings while counting).
+        let s = &mut *s;
         let loaded = (now.config, crate::generations::keys_generation());
         if s.loaded_at != loaded || s.config.is_none() {
             // New key set or settings: every cached verification is void (checklist D19). A
@@ -377,8 +371,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 // The revocation list changed (or a standby replayed) since this token was last
                 // found not revoked: check that again, nothing else (keys and settings are as
                 // they were: the keys and configuration generations did not move).
-                let session_claim = gucs::session_claim();
-                let identity = identity_of(&claims.json, &claims.provider, &session_claim);
+                let session_claim = s.config.as_ref().map_or("sid", |c| c.session_claim.as_str());
+                let identity = identity_of(&claims.json, &claims.provider, session_claim);
                 let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
                 if lookup.revoked {
                     s.cache.pop(token);
@@ -411,8 +405,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let provider = verified.provider;
         let leeway = verified.leeway;
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
-        let session_claim = gucs::session_claim();
-        let identity = identity_of(&verified.claims, &provider, &session_claim);
+        let identity = identity_of(&verified.claims, &provider, &config.session_claim);
         let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
         if lookup.revoked {
             return Err(SessionError::Revoked);
@@ -534,8 +527,9 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     // `token::verify_recorded`); with a `typ` rule, which needs the header, the signature only
     // is vouched for. Nothing on record: everything. (Both callers checked the size cap before
     // anything hashes the token.)
+    shared_cache::prefetch(token);
     let cache_key = token::signature_cache_key(&fingerprint, token);
-    let found = shared_cache::lookup(&cache_key, now_s);
+    let found = shared_cache::lookup(token, &cache_key, now_s);
     let from_record = match found {
         Some(Some(alg)) => token::verify_recorded(token, alg, policy, &validation),
         _ => None,
@@ -571,7 +565,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     if let (Some(alg), None) = (new_alg, found) {
         let until = times.window(leeway).until;
         // `as` saturates: no exp (an infinite window) is i64::MAX.
-        shared_cache::insert(&cache_key, until as i64, now_s, alg);
+        shared_cache::insert(token, &cache_key, until as i64, now_s, alg);
     }
     let identity_claim = chosen.listed().and_then(|p| p.identity_claim.clone());
     Ok(Verified {

@@ -404,6 +404,25 @@ pub fn signature_cache_key(key_set_fingerprint: &[u8; 32], token: &[u8]) -> [u8;
     out
 }
 
+/// A cheap hash of a token for choosing a cache bucket: its length and its last 16 bytes
+/// (signature bytes, effectively random for every token an issuer signs), mixed with `seed` by
+/// one folded 128-bit multiplication (as foldhash mixes). Not a cache key: equality is always
+/// decided on the exact bytes or [`signature_cache_key`]. Callers draw `seed` at random, so
+/// that someone who can obtain many signed tokens cannot choose ones that share a bucket.
+pub fn tail_hash(seed: u64, token: &[u8]) -> u64 {
+    let mut tail = [0u8; 16];
+    let src = token.get(token.len().saturating_sub(16)..).unwrap_or_default();
+    if let Some(dst) = tail.get_mut(..src.len()) {
+        dst.copy_from_slice(src);
+    }
+    let (a, b) = tail.split_at(8);
+    let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let state = seed.rotate_left(29) ^ token.len() as u64;
+    let m = u128::from(a ^ state ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
 /// A fingerprint of the texts a key set was imported from (each length-prefixed, in order):
 /// the same texts give the same key set.
 pub fn key_set_fingerprint(sources: &[Option<&[u8]>]) -> [u8; 32] {

@@ -139,3 +139,22 @@ fn a_record_gives_the_full_verification_s_claims_and_rechecks_alg_and_claims() {
         assert!(matches!(recorded(bad, &policy, &v), Some(Err(_))), "{bad}");
     }
 }
+
+/// The shared cache chooses a token's bucket by `tail_hash` (so it can fetch the bucket before
+/// the SHA-256 is done): it depends on the seed, the length and the last 16 bytes only, and
+/// never panics on short input. Equality stays the SHA-256 key above.
+#[test]
+fn the_bucket_hash_depends_on_seed_length_and_tail_only() {
+    let token = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLWJ5dGVz";
+    assert_ne!(token::tail_hash(1, token), token::tail_hash(2, token));
+    let mut head_changed = *token;
+    head_changed[0] = b'X';
+    assert_eq!(token::tail_hash(7, token), token::tail_hash(7, &head_changed));
+    let mut tail_changed = *token;
+    tail_changed[token.len() - 1] = b'X';
+    assert_ne!(token::tail_hash(7, token), token::tail_hash(7, &tail_changed));
+    assert_ne!(token::tail_hash(7, &token[1..]), token::tail_hash(7, token));
+    for len in 0..20 {
+        let _ = token::tail_hash(7, &token[..len]);
+    }
+}
