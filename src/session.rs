@@ -675,7 +675,7 @@ fn identity_of<'a>(claims: &'a Json, provider: &'a str, session_claim: &str) -> 
         sub: server_text(claims.get("sub")),
         sid: server_text(claims.get(session_claim)),
         iat: match claims.get("iat") {
-            Some(Json::Number(n)) => n.parse::<f64>().ok(),
+            Some(Json::Number(n)) => pg_jwt_core::claims::number_value(n),
             _ => None,
         },
         provider,

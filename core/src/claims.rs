@@ -109,13 +109,26 @@ impl TimeClaims {
     }
 }
 
+/// The value of a JSON number's text (as the parser kept it) as the nearest `f64`: plain
+/// integers of up to 15 digits (every real NumericDate) are converted exactly without the float
+/// parser; anything else goes through it. Same result either way (a 15-digit integer is exact
+/// in an `f64`).
+pub fn number_value(text: &str) -> Option<f64> {
+    let digits = text.as_bytes();
+    if !digits.is_empty() && digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        let v = digits.iter().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        return Some(v as f64);
+    }
+    text.parse::<f64>().ok()
+}
+
 /// A NumericDate: a JSON number, finite, from 0 to [`MAX_NUMERIC_DATE`]. Anything else, a
 /// numeric string included, is an invalid type, never "absent" (checklist E9, E10).
 fn numeric_date(claims: &Json, name: &'static str) -> Result<Option<f64>, TokenError> {
     match claims.get(name) {
         None => Ok(None),
-        Some(Json::Number(text)) => match text.parse::<f64>() {
-            Ok(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
+        Some(Json::Number(text)) => match number_value(text) {
+            Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
             _ => Err(TokenError::InvalidClaimType(name)),
         },
         Some(_) => Err(TokenError::InvalidClaimType(name)),
@@ -206,4 +219,33 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
         _ => {}
     }
     Ok(times)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_value;
+
+    #[test]
+    fn number_value_agrees_with_the_float_parser() {
+        for text in [
+            "0",
+            "1",
+            "9",
+            "1765000000",
+            "253402300799",
+            "999999999999999",
+            "1000000000000000",
+            "9007199254740993",
+            "12345678901234567890",
+            "-1",
+            "-0",
+            "1.5",
+            "1e3",
+            "1E-3",
+            "0.0",
+            "1765000000.999",
+        ] {
+            assert_eq!(number_value(text), text.parse::<f64>().ok(), "{text}");
+        }
+    }
 }

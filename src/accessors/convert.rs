@@ -65,7 +65,11 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
     };
     Ok(match kind {
         Kind::Claims => Some(crate::fmgr::jsonb_from_json(at)?),
-        Kind::Text => Some(crate::fmgr::text_datum(&as_text(at))?),
+        // A string straight from the claims (no copy into a String first).
+        Kind::Text => Some(match at {
+            Json::String(s) => crate::fmgr::text_datum(s)?,
+            other => crate::fmgr::text_datum(&other.to_json_string())?,
+        }),
         Kind::Uuid => to_uuid(at)?.into_datum(),
         Kind::Bigint => to_bigint(at)?.into_datum(),
         Kind::Array => Some(text_array_datum(&to_array(at)?.unwrap_or_default())?),
