@@ -99,7 +99,7 @@ v1_function! {
     fn jwt_set_role_wrapper / pg_finfo_jwt_set_role_wrapper(_fcinfo) {
         let claims = session::current_claims()?
             .ok_or_else(|| errors::forbidden("no session token: no role to set"))?;
-        let name = claim_at(&claims.json, &gucs::role_claim())
+        let name = claim_at(claims.json()?, &gucs::role_claim())
             .and_then(Json::as_str)
             .ok_or_else(|| errors::forbidden("the token's role claim (pg_jwt.role_claim) is missing or not a string"))?
             .to_owned();

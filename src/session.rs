@@ -20,7 +20,7 @@ use crate::fmgr::v1_function;
 use crate::jwks::state;
 use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
-use pg_jwt_core::claims::TimeClaims;
+use pg_jwt_core::claims::{Body, Claim, ClaimSet, TimeClaims};
 use pg_jwt_core::provider::Provider;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
 use pg_jwt_core::Providers;
@@ -34,12 +34,24 @@ use std::rc::Rc;
 /// The verified claims of one token, prepared for fast lookups.
 #[derive(Debug)]
 pub struct Claims {
-    pub json: Json,
+    /// A tree (a full verification), or the top-level members of a token verified from the
+    /// shared cache's record, whose tree is built at the first use that needs it.
+    pub body: Body,
     pub times: TimeClaims,
     /// The provider that verified the token (`default`: the single-provider settings).
     pub provider: Rc<str>,
     /// Its leeway, for the re-checks of expiry at every access.
     pub leeway: i64,
+}
+
+impl Claims {
+    /// The claims as a tree, for what reads more than a top-level string or number
+    /// (`jwt_claims()`, a path, `jwt_set_role()`'s pointer). Built once per token; from the same
+    /// bytes the strict parser accepted when the token was verified, so it cannot fail, and if
+    /// it did the token is refused (28000).
+    pub fn json(&self) -> Result<&Json, ErrorReport> {
+        self.body.tree().map_err(|e| SessionError::Token(e).report())
+    }
 }
 
 /// The validation settings in force, captured when the configuration generation changes.
@@ -372,7 +384,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 // found not revoked: check that again, nothing else (keys and settings are as
                 // they were: the keys and configuration generations did not move).
                 let session_claim = s.config.as_ref().map_or("sid", |c| c.session_claim.as_str());
-                let identity = identity_of(&claims.json, &claims.provider, session_claim);
+                let identity = identity_of(&claims.body, &claims.provider, session_claim);
                 let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
                 if lookup.revoked {
                     s.cache.pop(token);
@@ -411,7 +423,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             return Err(SessionError::Revoked);
         }
         let claims = Rc::new(Claims {
-            json: verified.claims,
+            body: verified.claims,
             times: verified.times,
             provider,
             leeway,
@@ -424,7 +436,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             // beyond it.
             return Ok(Some(claims));
         }
-        crate::stats::log::verified(&claims.provider, &claims.json);
+        crate::stats::log::verified(&claims.provider, &claims.body);
         s.cache.put(
             token.into(),
             Cached {
@@ -442,7 +454,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
 
 /// A token whose signature and claims its provider's rules accept (revocation not checked).
 pub struct Verified {
-    pub claims: Json,
+    pub claims: Body,
     pub times: TimeClaims,
     pub provider: Rc<str>,
     pub leeway: i64,
@@ -554,12 +566,13 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
                 }
                 other => other.map_err(SessionError::Token)?,
             };
-            (verified.claims, verified.times, Some(verified.alg))
+            (Body::Tree(verified.claims), verified.times, Some(verified.alg))
         }
     };
     if let Some(p) = chosen.listed() {
         // The template's claim, max_lifetime, claims constraints.
-        p.check(&claims).map_err(SessionError::Token)?;
+        p.check(claims.tree().map_err(SessionError::Token)?)
+            .map_err(SessionError::Token)?;
     }
     let known = found.is_some();
     if let (Some(alg), None) = (new_alg, found) {
@@ -599,7 +612,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         // first statement does not verify the token again; it does check revocation (no table
         // could be read at sign-in): `checked` matches no shared generation.
         let claims = Rc::new(Claims {
-            json: v.claims.clone(),
+            body: v.claims.clone(),
             times: v.times,
             provider: Rc::clone(&v.provider),
             leeway: v.leeway,
@@ -669,13 +682,13 @@ fn refused(e: SessionError) -> ErrorReport {
 }
 
 /// What the revocation check looks up for verified claims.
-fn identity_of<'a>(claims: &'a Json, provider: &'a str, session_claim: &str) -> revocation::Identity<'a> {
+fn identity_of<'a>(claims: &'a Body, provider: &'a str, session_claim: &str) -> revocation::Identity<'a> {
     revocation::Identity {
-        jti: server_text(claims.get("jti")),
-        sub: server_text(claims.get("sub")),
-        sid: server_text(claims.get(session_claim)),
-        iat: match claims.get("iat") {
-            Some(Json::Number(n)) => pg_jwt_core::claims::number_value(n),
+        jti: server_text(claims.claim("jti")),
+        sub: server_text(claims.claim("sub")),
+        sid: server_text(claims.claim(session_claim)),
+        iat: match claims.claim("iat") {
+            Some(Claim::Number(n)) => pg_jwt_core::claims::number_value(n),
             _ => None,
         },
         provider,
@@ -684,9 +697,11 @@ fn identity_of<'a>(claims: &'a Json, provider: &'a str, session_claim: &str) -> 
 
 /// A string claim in the database encoding; `None` when absent, not a string, or not
 /// representable there.
-fn server_text(v: Option<&Json>) -> Option<std::borrow::Cow<'_, [u8]>> {
-    v.and_then(Json::as_str)
-        .and_then(|s| crate::encoding::to_server(s).ok())
+fn server_text(v: Option<Claim<'_>>) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match v? {
+        Claim::String(s) => crate::encoding::to_server(s).ok(),
+        _ => None,
+    }
 }
 
 /// (verifications done, tokens cached, configured capacity) in this backend. The capacity is

@@ -1,7 +1,9 @@
 //! Registered claim validation (RFC 7519 §4.1): types first, then values (checklist E7–E20).
 
 use crate::error::TokenError;
-use crate::json::Json;
+use crate::json::{Json, Member, Members};
+use std::borrow::Cow;
+use std::cell::OnceCell;
 
 /// Largest NumericDate accepted: 9999-12-31 23:59:59 UTC.
 pub const MAX_NUMERIC_DATE: f64 = 253_402_300_799.0;
@@ -122,12 +124,149 @@ pub fn number_value(text: &str) -> Option<f64> {
     text.parse::<f64>().ok()
 }
 
+/// A top-level claim as validation and the revocation check read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim<'a> {
+    String(&'a str),
+    /// A number's text as written.
+    Number(&'a str),
+    /// An array whose items are all strings.
+    Strings(Vec<Cow<'a, str>>),
+    /// Anything else: true, false, null, an object, an array with an item that is not a string.
+    Other,
+}
+
+/// Claims whose top-level members can be read by name: a parsed tree ([`Json`]), the members
+/// of a payload found without building it ([`Members`]), or either ([`Body`]). Validation and
+/// the revocation check read claims through this, so they read both alike.
+pub trait ClaimSet {
+    /// The top-level claim `name`; `None` when absent.
+    fn claim(&self, name: &str) -> Option<Claim<'_>>;
+    /// Whether the top-level claim `name` is present (JSON null included).
+    fn has(&self, name: &str) -> bool;
+}
+
+fn strings_of(items: &[Json]) -> Claim<'_> {
+    let strings: Option<Vec<Cow<'_, str>>> = items.iter().map(|i| i.as_str().map(Cow::Borrowed)).collect();
+    strings.map_or(Claim::Other, Claim::Strings)
+}
+
+impl ClaimSet for Json {
+    fn claim(&self, name: &str) -> Option<Claim<'_>> {
+        Some(match self.get(name)? {
+            Json::String(s) => Claim::String(s),
+            Json::Number(n) => Claim::Number(n),
+            Json::Array(items) => strings_of(items),
+            _ => Claim::Other,
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+impl ClaimSet for Members {
+    fn claim(&self, name: &str) -> Option<Claim<'_>> {
+        Some(match self.get(name)? {
+            Member::Str(s) => Claim::String(s),
+            Member::Number(n) => Claim::Number(n),
+            // An array (for `aud`) is parsed here, by the parser that checked it; what is not
+            // an array of strings is `Other`, which no type check accepts.
+            Member::Json(text) => match Json::parse(text.as_bytes()) {
+                Ok(Json::Array(items)) => match strings_of(&items) {
+                    Claim::Strings(s) => Claim::Strings(s.into_iter().map(|c| Cow::Owned(c.into_owned())).collect()),
+                    _ => Claim::Other,
+                },
+                _ => Claim::Other,
+            },
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// A verified token's claims: the tree a full verification parsed, or the top-level members of
+/// a payload verified from the shared cache's record ([`token::verify_recorded`]), whose tree
+/// is built at the first use that needs the whole value (`jwt_claims()`, a nested path, a
+/// provider's claim rules).
+///
+/// [`token::verify_recorded`]: crate::token::verify_recorded
+#[derive(Debug, Clone)]
+pub enum Body {
+    Tree(Json),
+    Members(Members, OnceCell<Json>),
+}
+
+/// A top-level member as an accessor reads it without the tree.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar<'a> {
+    Absent,
+    Str(&'a str),
+    /// A number's text as written.
+    Number(&'a str),
+    /// Anything else: read it from [`Body::tree`].
+    Other,
+}
+
+impl Body {
+    /// The claims as a tree (built once, at the first call, for members).
+    pub fn tree(&self) -> Result<&Json, TokenError> {
+        match self {
+            Body::Tree(json) => Ok(json),
+            Body::Members(members, cell) => {
+                if let Some(json) = cell.get() {
+                    return Ok(json);
+                }
+                let json = members.tree().map_err(crate::token::claims_error)?;
+                Ok(cell.get_or_init(|| json))
+            }
+        }
+    }
+
+    /// Member `name` when it is a string or a number (what the scalar accessors read).
+    pub fn scalar(&self, name: &str) -> Scalar<'_> {
+        match self {
+            Body::Tree(json) => match json.get(name) {
+                None => Scalar::Absent,
+                Some(Json::String(s)) => Scalar::Str(s),
+                Some(Json::Number(n)) => Scalar::Number(n),
+                Some(_) => Scalar::Other,
+            },
+            Body::Members(members, _) => match members.get(name) {
+                None => Scalar::Absent,
+                Some(Member::Str(s)) => Scalar::Str(s),
+                Some(Member::Number(n)) => Scalar::Number(n),
+                Some(Member::Json(_)) => Scalar::Other,
+            },
+        }
+    }
+}
+
+impl ClaimSet for Body {
+    fn claim(&self, name: &str) -> Option<Claim<'_>> {
+        match self {
+            Body::Tree(json) => json.claim(name),
+            Body::Members(members, _) => members.claim(name),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        match self {
+            Body::Tree(json) => json.has(name),
+            Body::Members(members, _) => members.has(name),
+        }
+    }
+}
+
 /// A NumericDate: a JSON number, finite, from 0 to [`MAX_NUMERIC_DATE`]. Anything else, a
 /// numeric string included, is an invalid type, never "absent" (checklist E9, E10).
-fn numeric_date(claims: &Json, name: &'static str) -> Result<Option<f64>, TokenError> {
-    match claims.get(name) {
+fn numeric_date<C: ClaimSet + ?Sized>(claims: &C, name: &'static str) -> Result<Option<f64>, TokenError> {
+    match claims.claim(name) {
         None => Ok(None),
-        Some(Json::Number(text)) => match number_value(text) {
+        Some(Claim::Number(text)) => match number_value(text) {
             Some(v) if v.is_finite() && (0.0..=MAX_NUMERIC_DATE).contains(&v) => Ok(Some(v)),
             _ => Err(TokenError::InvalidClaimType(name)),
         },
@@ -135,16 +274,16 @@ fn numeric_date(claims: &Json, name: &'static str) -> Result<Option<f64>, TokenE
     }
 }
 
-fn optional_string<'c>(claims: &'c Json, name: &'static str) -> Result<Option<&'c str>, TokenError> {
-    match claims.get(name) {
+fn optional_string<'c, C: ClaimSet + ?Sized>(claims: &'c C, name: &'static str) -> Result<Option<&'c str>, TokenError> {
+    match claims.claim(name) {
         None => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s)),
+        Some(Claim::String(s)) => Ok(Some(s)),
         Some(_) => Err(TokenError::InvalidClaimType(name)),
     }
 }
 
 /// Validates the registered claims of a claims object; returns the time claims.
-pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenError> {
+pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<TimeClaims, TokenError> {
     // Types first: every registered claim that is present must have its type.
     let exp = numeric_date(claims, "exp")?;
     let nbf = numeric_date(claims, "nbf")?;
@@ -152,20 +291,15 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
     let iss = optional_string(claims, "iss")?;
     optional_string(claims, "sub")?;
     optional_string(claims, "jti")?;
-    let aud: Option<Vec<&str>> = match claims.get("aud") {
+    let aud: Option<Vec<Cow<'_, str>>> = match claims.claim("aud") {
         None => None,
-        Some(Json::String(s)) => Some(vec![s.as_str()]),
-        Some(Json::Array(items)) if !items.is_empty() => Some(
-            items
-                .iter()
-                .map(|i| i.as_str().ok_or(TokenError::InvalidClaimType("aud")))
-                .collect::<Result<_, _>>()?,
-        ),
+        Some(Claim::String(s)) => Some(vec![Cow::Borrowed(s)]),
+        Some(Claim::Strings(items)) if !items.is_empty() => Some(items),
         Some(_) => return Err(TokenError::InvalidClaimType("aud")),
     };
 
     for name in v.required {
-        if claims.get(name).is_none() {
+        if !claims.has(name) {
             return Err(TokenError::MissingClaim(name.clone()));
         }
     }
@@ -198,7 +332,13 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
     if !v.audiences.is_empty() {
         return match aud {
             None => Err(TokenError::MissingClaim("aud".to_owned())),
-            Some(list) if list.iter().any(|a| v.audiences.iter().any(|e| e == a)) => Ok(times),
+            Some(list)
+                if list
+                    .iter()
+                    .any(|a| v.audiences.iter().any(|e| e.as_str() == a.as_ref())) =>
+            {
+                Ok(times)
+            }
             Some(_) => Err(TokenError::AudienceMismatch(
                 "the token's aud names none of its provider's audiences",
             )),
@@ -206,7 +346,7 @@ pub fn validate(claims: &Json, v: &Validation<'_>) -> Result<TimeClaims, TokenEr
     }
     match (v.audience, aud) {
         (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),
-        (Some(expected), Some(list)) if !list.contains(&expected) => {
+        (Some(expected), Some(list)) if !list.iter().any(|a| a.as_ref() == expected) => {
             return Err(TokenError::AudienceMismatch(
                 "the token's aud does not name the configured audience",
             ))

@@ -5,7 +5,7 @@ use crate::alg::{AlgName, Algorithm};
 use crate::b64;
 use crate::claims::{self, Validation};
 use crate::error::{KeyError, TokenError};
-use crate::json::{Json, JsonError};
+use crate::json::{Json, JsonError, Members};
 use crate::jwk::{KeySet, SigningKey, VerifyKey, MAX_KID_BYTES};
 
 /// Default cap on the whole token, in bytes.
@@ -103,7 +103,7 @@ pub fn verify_recorded(
     alg: Algorithm,
     policy: &HeaderPolicy,
     validation: &Validation<'_>,
-) -> Option<Result<(Json, claims::TimeClaims), TokenError>> {
+) -> Option<Result<(claims::Body, claims::TimeClaims), TokenError>> {
     if policy.allowed_typ.is_some() {
         return None;
     }
@@ -115,12 +115,13 @@ fn recorded_claims(
     alg: Algorithm,
     policy: &HeaderPolicy,
     validation: &Validation<'_>,
-) -> Result<(Json, claims::TimeClaims), TokenError> {
+) -> Result<(claims::Body, claims::TimeClaims), TokenError> {
     check_size(token, policy.max_token_bytes)?;
     check_allowed(alg, policy)?;
     let (_, payload_b64, _) = split(token)?;
     let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
-    let claims = parse_claims(&payload)?;
+    // Checked as strictly as a full verification's `parse_claims`, without building the tree.
+    let claims = claims_body(payload)?;
     let times = claims::validate(&claims, validation)?;
     Ok((claims, times))
 }
@@ -333,17 +334,32 @@ fn select_key<'k>(keys: &'k KeySet, alg: Algorithm, kid: Option<&str>) -> Result
 
 /// Step 10: the payload must be a JSON object (no duplicates, no NUL, bounded depth).
 pub fn parse_claims(payload: &[u8]) -> Result<Json, TokenError> {
-    let claims = Json::parse(payload).map_err(|e| match e {
+    let claims = Json::parse(payload).map_err(claims_error)?;
+    if !matches!(claims, Json::Object(_)) {
+        return Err(TokenError::Malformed("the claims are not a JSON object"));
+    }
+    Ok(claims)
+}
+
+/// Why a payload is refused as claims.
+pub fn claims_error(e: JsonError) -> TokenError {
+    match e {
         JsonError::TooDeep => TokenError::TooLarge("the claims are nested too deeply"),
         JsonError::DuplicateMember => TokenError::Malformed("duplicate claim name"),
         JsonError::NulCharacter => TokenError::Malformed("a claim contains a NUL character"),
         JsonError::InvalidUtf8 | JsonError::LoneSurrogate => TokenError::Malformed("the claims are not valid UTF-8"),
         JsonError::Syntax => TokenError::Malformed("the claims are not valid JSON"),
-    })?;
-    if !matches!(claims, Json::Object(_)) {
-        return Err(TokenError::Malformed("the claims are not a JSON object"));
     }
-    Ok(claims)
+}
+
+/// The claims of a decoded payload as a [`claims::Body`]: its top-level members, found by the
+/// strict parser without building the values; or, where members cannot be read that way (a
+/// member name with escapes) or the payload is refused, exactly what [`parse_claims`] gives.
+pub fn claims_body(payload: Vec<u8>) -> Result<claims::Body, TokenError> {
+    match Members::parse(payload).map_err(claims_error)? {
+        Ok(members) => Ok(claims::Body::Members(members, Default::default())),
+        Err(payload) => parse_claims(&payload).map(claims::Body::Tree),
+    }
 }
 
 /// The token's `iss`, read before its signature is checked, to choose the one provider whose

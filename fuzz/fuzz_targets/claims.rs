@@ -1,6 +1,7 @@
 //! Claim validation is total (never panics) and does not depend on the order of members; the
-//! claims from a shared cache record (`token::verify_recorded`) are those of a full parse and
-//! validation of the same payload.
+//! claims from a shared cache record (`token::verify_recorded`, which reads the payload's
+//! top-level members without building the tree) are those of a full parse and validation of the
+//! same payload, and so is their tree.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pg_jwt_core::claims::validate;
@@ -19,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
         &pg_jwt_core::HeaderPolicy::default(),
         &v,
     )
-    .map(|r| r.map(|(c, t)| (c, t.exp, t.nbf)).map_err(|e| e.to_string()));
+    .map(|r| {
+        r.and_then(|(c, t)| c.tree().cloned().map(|c| (c, t.exp, t.nbf)))
+            .map_err(|e| e.to_string())
+    });
     let parsed = pg_jwt_core::token::parse_claims(data)
         .and_then(|c| validate(&c, &v).map(|t| (c, t.exp, t.nbf)))
         .map_err(|e| e.to_string());

@@ -1,8 +1,11 @@
 //! The strict JSON parser: never panics; what it accepts round-trips exactly (parse → serialize
 //! → parse gives the same value, numbers as written) and nests at most 32 deep; input with a
 //! NUL character is refused (lone surrogates cannot even be represented in the parsed value).
+//! Its top-level members read without the tree (`Members`) give the same error, or hand the
+//! input back, or give every member as the tree has it.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use pg_jwt_core::json::Members;
 use pg_jwt_core::Json;
 
 fn depth(v: &Json) -> usize {
@@ -34,7 +37,25 @@ fn no_duplicates(v: &Json) -> bool {
     }
 }
 
+fn members_agree(data: &[u8]) {
+    let tree = Json::parse(data);
+    match Members::parse(data.to_vec()) {
+        Err(e) => assert_eq!(tree, Err(e), "members and tree refuse differently"),
+        Ok(Err(back)) => assert_eq!(back, data, "the input handed back changed"),
+        Ok(Ok(m)) => {
+            let Ok(Json::Object(members)) = &tree else {
+                panic!("members of what the tree does not accept as an object")
+            };
+            for (name, value) in members {
+                assert_eq!(m.get(name).map(|v| v.to_json()), Some(Ok(value.clone())), "a member differs");
+            }
+            assert_eq!(m.tree().as_ref(), tree.as_ref(), "the tree of the members differs");
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
+    members_agree(data);
     let Ok(value) = Json::parse(data) else { return };
     assert!(depth(&value) <= 32, "accepted a document nested deeper than 32");
     assert!(no_duplicates(&value), "accepted a duplicate member");

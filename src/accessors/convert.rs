@@ -9,6 +9,7 @@
 //!   (the claims are derived from settings only, which parallel workers receive).
 
 use crate::session;
+use pg_jwt_core::claims::Scalar;
 use pg_jwt_core::Json;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{pg_sys, IntoDatum, PgSqlErrorCode, Uuid};
@@ -60,7 +61,26 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
     if let Kind::Provider = kind {
         return claims.map(|c| crate::fmgr::text_datum(&c.provider)).transpose();
     }
-    let Some(at) = claims.and_then(|c| walk(&c.json, path)) else {
+    let Some(c) = claims else { return Ok(None) };
+    // A scalar accessor of one top-level name (a policy's jwt_claim_uuid('tenant_id')): the
+    // member is read without the tree, which a token verified from the shared cache's record
+    // does not have until something needs the whole value.
+    if let ([Some(name)], Kind::Text | Kind::Uuid | Kind::Bigint) = (path, kind) {
+        let (string, number) = match c.body.scalar(name.as_ref()) {
+            Scalar::Absent => return Ok(None),
+            Scalar::Str(s) => (Some(s), None),
+            Scalar::Number(n) => (None, Some(n)),
+            Scalar::Other => (None, None),
+        };
+        if let Some(text) = string.or(number) {
+            return Ok(match kind {
+                Kind::Text => Some(crate::fmgr::text_datum(text)?),
+                Kind::Uuid => uuid_of(string)?.into_datum(),
+                _ => bigint_of(Some(text))?.into_datum(),
+            });
+        }
+    }
+    let Some(at) = walk(c.json()?, path) else {
         return Ok(None);
     };
     Ok(match kind {
@@ -112,22 +132,32 @@ fn conversion_error(code: PgSqlErrorCode, what: &str) -> ErrorReport {
 }
 
 pub fn to_uuid(v: &Json) -> Result<Option<Uuid>, ErrorReport> {
-    let parsed = v.as_str().and_then(parse_uuid);
+    uuid_of(v.as_str())
+}
+
+/// A uuid from a string claim (`None`: the claim is not a string).
+fn uuid_of(s: Option<&str>) -> Result<Option<Uuid>, ErrorReport> {
+    let parsed = s.and_then(parse_uuid);
     parsed
         .map(|b| Some(Uuid::from_bytes(b)))
         .ok_or_else(|| conversion_error(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, "uuid"))
 }
 
 pub fn to_bigint(v: &Json) -> Result<Option<i64>, ErrorReport> {
-    let text = match v {
-        Json::Number(n) => n.as_str(),
-        Json::String(s) => s.as_str(),
-        _ => {
-            return Err(conversion_error(
-                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
-                "bigint",
-            ))
-        }
+    bigint_of(match v {
+        Json::Number(n) => Some(n.as_str()),
+        Json::String(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+/// A bigint from a number's or a string's text (`None`: the claim is neither).
+fn bigint_of(text: Option<&str>) -> Result<Option<i64>, ErrorReport> {
+    let Some(text) = text else {
+        return Err(conversion_error(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            "bigint",
+        ));
     };
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {

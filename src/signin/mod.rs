@@ -115,7 +115,9 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         Ok(v) => v,
         Err(reason) => return refuse(&reason),
     };
-    let claims = &verified.claims;
+    let Ok(claims) = verified.claims.tree() else {
+        return refuse("the token's claims could not be read");
+    };
     // Each scope of the pg_hba.conf line must be granted.
     let granted = granted_scopes(claims);
     if !scope.is_null() && text(scope).is_none() {

@@ -150,10 +150,11 @@ pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>) {
 }
 
 /// A token verified and entering this backend's cache (its first verification here).
-pub fn verified(provider: &str, claims: &Json) {
+pub fn verified(provider: &str, claims: &pg_jwt_core::claims::Body) {
     if !gucs::log_verified_first() {
         return;
     }
+    let Ok(claims) = claims.tree() else { return };
     let session_claim = gucs::session_claim();
     emit(&format!(
         "pg_jwt: verified token: provider={provider} sub={} jti={} sid={} exp={}",
