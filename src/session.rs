@@ -57,8 +57,8 @@ impl Claims {
 /// The validation settings in force, captured when the configuration generation changes.
 struct Config {
     keys: Result<KeySet, KeyError>,
-    /// A fingerprint of the texts `keys` was imported from.
-    fingerprint: [u8; 32],
+    /// The shared cache's keys under a fingerprint of the texts `keys` was imported from.
+    keyer: token::CacheKeyer,
     audience: Option<String>,
     issuer: Option<String>,
     required: Vec<String>,
@@ -128,7 +128,7 @@ impl Config {
         let (keys, fingerprint) = load_keys();
         Config {
             keys,
-            fingerprint,
+            keyer: token::CacheKeyer::new(&fingerprint),
             audience: gucs::audience(),
             issuer: gucs::issuer(),
             required: gucs::required_claims(),
@@ -383,8 +383,10 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 // The revocation list changed (or a standby replayed) since this token was last
                 // found not revoked: check that again, nothing else (keys and settings are as
                 // they were: the keys and configuration generations did not move).
-                let session_claim = s.config.as_ref().map_or("sid", |c| c.session_claim.as_str());
-                let identity = identity_of(&claims.body, &claims.provider, session_claim);
+                let Some(config) = s.config.as_ref() else {
+                    return Err(SessionError::Keys(KeyError::Set("not loaded".into())));
+                };
+                let identity = identity_of(&claims.body, &claims.provider, &config.session_claim);
                 let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
                 if lookup.revoked {
                     s.cache.pop(token);
@@ -480,12 +482,15 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     if let Some(p) = chosen.listed() {
         REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
     }
-    let now_s = clock::now_unix();
+    // The coarse clock (a few ms behind at most), as every access's expiry re-check reads it:
+    // seconds are all the claims are checked to.
+    let now_s = clock::now_unix_coarse();
     // What the chosen provider verifies with: keys (and the fingerprint of their source,
     // which keys the shared cache), header policy and claim validation.
     let listed_keys;
     let listed_policy;
-    let (keys, fingerprint, policy, validation, provider, leeway) = match &chosen {
+    let listed_keyer;
+    let (keys, keyer, policy, validation, provider, leeway) = match &chosen {
         Chosen::Default => {
             let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
             let validation = Validation {
@@ -495,14 +500,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
                 ..Validation::new(now_s, &config.required)
             };
             let name = DEFAULT_NAME.with(Rc::clone);
-            (
-                keys,
-                config.fingerprint,
-                &config.policy,
-                validation,
-                name,
-                config.leeway,
-            )
+            (keys, &config.keyer, &config.policy, validation, name, config.leeway)
         }
         Chosen::Listed(list, i, iss) => {
             let p = list
@@ -511,6 +509,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
                 .ok_or_else(|| SessionError::Keys(KeyError::Set("the provider list changed".into())))?;
             let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
             listed_keys = set;
+            listed_keyer = token::CacheKeyer::new(&print);
             listed_policy = HeaderPolicy {
                 allowed_algs: p.algorithms.clone(),
                 ..config.policy.clone()
@@ -525,7 +524,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
             };
             (
                 &*listed_keys,
-                print,
+                &listed_keyer,
                 &listed_policy,
                 validation,
                 Rc::from(p.name.as_str()),
@@ -540,7 +539,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     // is vouched for. Nothing on record: everything. (Both callers checked the size cap before
     // anything hashes the token.)
     shared_cache::prefetch(token);
-    let cache_key = token::signature_cache_key(&fingerprint, token);
+    let cache_key = keyer.key(token);
     let found = shared_cache::lookup(token, &cache_key, now_s);
     let from_record = match found {
         Some(Some(alg)) => token::verify_recorded(token, alg, policy, &validation),

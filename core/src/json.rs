@@ -432,16 +432,11 @@ impl Parser<'_> {
                     Kind::Number
                 }
                 // The object is depth 1, as in `Json::parse`: its values are parsed at depth 1.
-                Some(_) => match p.value(1)? {
-                    Json::Array(_) => Kind::Array,
-                    Json::Object(_) => Kind::Object,
-                    _ => Kind::Literal,
-                },
-                None => return Err(JsonError::Syntax),
+                _ => p.skip_value(1)?,
             };
             spans.push(Span {
                 name: (name_start, name_end),
-                key: name_key(p.s.get(name_start..name_end).unwrap_or_default()),
+                key: name_key_at(p.s, name_start, name_end),
                 value: (start, p.pos),
                 kind,
             });
@@ -461,6 +456,69 @@ impl Parser<'_> {
             return Err(JsonError::Syntax);
         }
         Ok(Some((spans, decoded)))
+    }
+
+    /// Checks a value as `value` does (the same checks in the same order, so the same first
+    /// error) and moves past it without building it: what kind of value it was.
+    fn skip_value(&mut self, depth: usize) -> Result<Kind, JsonError> {
+        match self.peek() {
+            Some(b'{') => self.skip_object(depth + 1).map(|()| Kind::Object),
+            Some(b'[') => {
+                // As `array(depth + 1)`.
+                if depth + 1 > MAX_DEPTH {
+                    return Err(JsonError::TooDeep);
+                }
+                self.pos += 1;
+                self.sequence(b']', |p| p.skip_value(depth + 1).map(|_| ()))?;
+                Ok(Kind::Array)
+            }
+            Some(b'"') => self.string_span().map(|_| Kind::String),
+            Some(b't') => self.expect_literal(b"true").map(|()| Kind::Literal),
+            Some(b'f') => self.expect_literal(b"false").map(|()| Kind::Literal),
+            Some(b'n') => self.expect_literal(b"null").map(|()| Kind::Literal),
+            Some(b'-' | b'0'..=b'9') => self.number_end().map(|()| Kind::Number),
+            _ => Err(JsonError::Syntax),
+        }
+    }
+
+    /// As `object(depth)`, without building it. Duplicate names are compared as bytes; if a
+    /// name has escapes, `object` itself runs over the same text again (it then decides, with
+    /// decoded names: the checks before the duplicates already passed here).
+    fn skip_object(&mut self, depth: usize) -> Result<(), JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep);
+        }
+        let start = self.pos;
+        self.pos += 1; // '{'
+        let mut names: Vec<(usize, usize)> = Vec::new();
+        let mut escaped = false;
+        self.sequence(b'}', |p| {
+            if p.peek() != Some(b'"') {
+                return Err(JsonError::Syntax);
+            }
+            let (name_start, name_end, name_escaped) = p.string_span()?;
+            escaped |= name_escaped;
+            names.push((name_start, name_end));
+            p.skip_ws();
+            if p.peek() != Some(b':') {
+                return Err(JsonError::Syntax);
+            }
+            p.pos += 1;
+            p.skip_ws();
+            p.skip_value(depth).map(|_| ())
+        })?;
+        if escaped {
+            let end = self.pos;
+            self.pos = start;
+            self.object(depth)?;
+            self.pos = end;
+            return Ok(());
+        }
+        let slices = names.iter().map(|&(a, b)| self.s.get(a..b).unwrap_or_default());
+        if has_duplicate_slices(slices, names.len()) {
+            return Err(JsonError::DuplicateMember);
+        }
+        Ok(())
     }
 
     fn unicode_escape(&mut self) -> Result<char, JsonError> {
@@ -558,6 +616,20 @@ fn name_key(name: &[u8]) -> u64 {
         .fold(0, |key, (i, &b)| key | u64::from(b) << (8 * i))
 }
 
+/// `name_key` of the name at `s[start..end]`, read as one word where `s` has 8 bytes from
+/// `start` (a member name is always followed by more of the text).
+fn name_key_at(s: &[u8], start: usize, end: usize) -> u64 {
+    let len = end.saturating_sub(start);
+    match s.get(start..start + 8) {
+        Some(word) if len < 8 => {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            u64::from_le_bytes(bytes) & ((1u64 << (8 * len)) - 1)
+        }
+        _ => name_key(s.get(start..end).unwrap_or_default()),
+    }
+}
+
 /// Where a top-level member is in its object's text.
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -645,6 +717,15 @@ impl Members {
             Kind::Number => Member::Number(self.text.get(m.value.0..m.value.1)?),
             _ => Member::Json(self.text.get(m.value.0..m.value.1)?),
         })
+    }
+
+    /// How many members the object has.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
     }
 
     /// The whole object as a tree.
@@ -804,6 +885,8 @@ mod tests {
                 let Ok(Json::Object(members)) = &tree else {
                     panic!("members of a non-object: {:?}", String::from_utf8_lossy(input))
                 };
+                // Every member of the tree, and no other (names are unique).
+                assert_eq!(m.len(), members.len());
                 for (name, value) in members {
                     assert_eq!(m.get(name).map(|v| v.to_json()), Some(Ok(value.clone())), "{name}");
                 }
@@ -815,7 +898,10 @@ mod tests {
 
     #[test]
     fn members_agree_with_the_tree_on_mutated_claim_sets() {
-        let seeds: [&[u8]; 6] = [
+        let seeds: [&[u8]; 9] = [
+            br#"{"n":{"b":1,"\u0062":2},"m":[{"k":1,"k":2}]}"#,
+            br#"{"n":{"\u006b":[true,false,null,{"z":{}}]},"o":{"p":"\"","q":-1.0e-2}}"#,
+            br#"{"n":[{"a":[{"b":[{"c":[{"d":[{"e":[{"f":[{"g":[{"h":[{"i":[{"j":[{"k":[{"l":[{"m":[{"o":[{"p":1}]}]}]}]}]}]}]}]}]}]}]}]}]}]}]}"#,
             br#"{"iss":"https://id.example.com/realms/prod","sub":"user-1","aud":["a","b"],"exp":1765000000,"iat":1.5e9,"tenant_id":"00000000-0000-4000-8000-000000000001","roles":["member"],"app":{"x":[1,{"y":null}]},"ok":true,"no":false,"nil":null}"#,
             br#" { "a" : "\u00e9\n\"" , "b\u0061" : -0.5E+3 , "c" : [ ] , "d" : { } } "#,
             br#"{"a":"x\ud83d\ude00y","e":"\u0000","f":"\ud800"}"#,

@@ -411,13 +411,37 @@ pub fn sign(claims: &Json, key: &SigningKey) -> Result<String, KeyError> {
 /// [`key_set_fingerprint`]) and the exact token bytes. Two tokens that differ in any byte, or
 /// one token under two key sets, never share a key.
 pub fn signature_cache_key(key_set_fingerprint: &[u8; 32], token: &[u8]) -> [u8; 32] {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"pg_jwt signature cache v1\0");
-    ctx.update(key_set_fingerprint);
-    ctx.update(token);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    CacheKeyer::new(key_set_fingerprint).key(token)
+}
+
+/// [`signature_cache_key`] for one key set, with the key set's part hashed once: the label and
+/// the fingerprint fill the first SHA-256 block exactly (zero-padded), so each key hashes only
+/// the token's blocks (one block of about eleven fewer for a typical token).
+#[derive(Clone)]
+pub struct CacheKeyer(ring::digest::Context);
+
+impl CacheKeyer {
+    pub fn new(key_set_fingerprint: &[u8; 32]) -> CacheKeyer {
+        const LABEL: &[u8; 26] = b"pg_jwt signature cache v2\0";
+        let mut block = [0u8; 64];
+        let (label, rest) = block.split_at_mut(LABEL.len());
+        label.copy_from_slice(LABEL);
+        if let Some(print) = rest.get_mut(..32) {
+            print.copy_from_slice(key_set_fingerprint);
+        }
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&block);
+        CacheKeyer(ctx)
+    }
+
+    /// The cache key of `token` under this key set.
+    pub fn key(&self, token: &[u8]) -> [u8; 32] {
+        let mut ctx = self.0.clone();
+        ctx.update(token);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        out
+    }
 }
 
 /// A cheap hash of a token for choosing a cache bucket: its length and its last 16 bytes
@@ -434,8 +458,9 @@ pub fn tail_hash(seed: u64, token: &[u8]) -> u64 {
     let (a, b) = tail.split_at(8);
     let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
     let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    // The seed in both factors: no tail makes either factor zero whatever the seed.
     let state = seed.rotate_left(29) ^ token.len() as u64;
-    let m = u128::from(a ^ state ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ 0x1319_8a2e_0370_7344);
+    let m = u128::from(a ^ state ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ seed ^ 0x1319_8a2e_0370_7344);
     (m as u64) ^ ((m >> 64) as u64)
 }
 

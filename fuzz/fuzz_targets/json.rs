@@ -46,6 +46,8 @@ fn members_agree(data: &[u8]) {
             let Ok(Json::Object(members)) = &tree else {
                 panic!("members of what the tree does not accept as an object")
             };
+            // Every member of the tree, and no other (names are unique).
+            assert_eq!(m.len(), members.len(), "members counted differently");
             for (name, value) in members {
                 assert_eq!(m.get(name).map(|v| v.to_json()), Some(Ok(value.clone())), "a member differs");
             }

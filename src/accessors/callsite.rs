@@ -282,7 +282,7 @@ unsafe fn fill_call_site(
         site.window = times.window(leeway);
         // A timer ends the fast path shortly before the window does; in the last seconds (or
         // without a token) the clock is read per call.
-        site.check_clock = claims.is_none() || !expiry::arm(site.window.until, clock::now_unix() as f64);
+        site.check_clock = claims.is_none() || !expiry::arm(site.window.until, clock::now_unix_coarse() as f64);
         site.valid = true;
     }
     match result {
