@@ -90,14 +90,7 @@ STANDBY=$(mktemp -d /tmp/pgjwt-inv-standby.XXXXXX)
 chmod 755 "$STANDBY"
 chown postgres: "$STANDBY" 2>/dev/null || $SUDO chown postgres: "$STANDBY"
 STANDBY_PORT=$((PGPORT + 1))
-as_postgres "$PG_BIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U postgres -D "$STANDBY/data" -R -X stream -c fast >"$STANDBY/basebackup.log" 2>&1
-{
-    echo "port = $STANDBY_PORT"
-    echo "unix_socket_directories = '$STANDBY'"
-    echo "listen_addresses = ''"
-    echo "hot_standby_feedback = on"
-} | as_postgres tee -a "$STANDBY/data/postgresql.conf" >/dev/null
-as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -l "$STANDBY/server.log" -w start >/dev/null
+start_standby "$PGHOST" "$PGPORT" "$STANDBY" "$STANDBY_PORT" -c fast
 [ "$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c 'SELECT pg_is_in_recovery()')" = t ] || { echo "the standby is not in recovery" >&2; exit 1; }
 writes() { # one round of the primary's write load, rate-limited
     "$PG_BIN/pgbench" -n -c 1 -R "$write_rate" -T 5 -f "$work/writes.sql" postgres >/dev/null 2>&1 || true

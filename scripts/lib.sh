@@ -51,6 +51,23 @@ start_cluster() {
     export PGHOST=$PGTMP PGPORT=${PGPORT:-54329} PGUSER=postgres PGDATABASE=postgres
 }
 
+# Starts a hot standby of the cluster at $1 (its socket directory) and port $2: pg_basebackup -R
+# into $3 (an existing directory owned by postgres, which also holds the standby's socket and
+# log), listening on port $4. Further arguments go to pg_basebackup (-c fast). Stop it with
+# pg_ctl -D "$3/data" stop.
+start_standby() {
+    local host=$1 port=$2 dir=$3 standby_port=$4
+    shift 4
+    as_postgres "$PG_BIN/pg_basebackup" -h "$host" -p "$port" -U postgres -D "$dir/data" -R -X stream "$@" >"$dir/basebackup.log" 2>&1
+    {
+        echo "port = $standby_port"
+        echo "unix_socket_directories = '$dir'"
+        echo "listen_addresses = ''"
+        echo "hot_standby_feedback = on"
+    } | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w start >/dev/null
+}
+
 stop_cluster() {
     if [ -n "${PGTMP:-}" ] && [ -d "$PGTMP/data" ]; then
         as_postgres "$PG_BIN/pg_ctl" -D "$PGTMP/data" -m fast -w stop >/dev/null 2>&1 || true

@@ -68,14 +68,7 @@ sign() { # key column, tenant digit, jti
 }
 T1=$(sign k1 1 replica-jti-1)
 T2=$(sign k1 2 replica-jti-2)
-as_postgres "$PG_BIN/pg_basebackup" -h "$PGTMP" -p "$PGPORT" -U postgres -D "$STANDBY/data" -R -X stream >"$STANDBY/basebackup.log" 2>&1
-{
-    echo "port = $STANDBY_PORT"
-    echo "unix_socket_directories = '$STANDBY'"
-    echo "listen_addresses = ''"
-    echo "hot_standby_feedback = on"
-} | as_postgres tee -a "$STANDBY/data/postgresql.conf" >/dev/null
-as_postgres "$PG_BIN/pg_ctl" -D "$STANDBY/data" -l "$STANDBY/server.log" -w start >/dev/null
+start_standby "$PGTMP" "$PGPORT" "$STANDBY" "$STANDBY_PORT"
 check "the standby is in recovery" "t" "$(standby -c "SELECT pg_is_in_recovery()")"
 
 q="SELECT count(*) || ':' || count(DISTINCT tenant_id) FROM docs"
