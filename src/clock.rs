@@ -35,7 +35,7 @@ pub fn now_unix_coarse() -> i64 {
     // SAFETY: ts is a valid, writable timespec.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
     if rc == 0 {
-        ts.tv_sec
+        ts.tv_sec.max(0)
     } else {
         now_unix()
     }

@@ -481,24 +481,20 @@ impl Parser<'_> {
         }
     }
 
-    /// As `object(depth)`, without building it. Duplicate names are compared as bytes; if a
-    /// name has escapes, `object` itself runs over the same text again (it then decides, with
-    /// decoded names: the checks before the duplicates already passed here).
+    /// As `object(depth)`, without building it: the same checks in the same order, the
+    /// duplicate names last. Names are compared as bytes; names with escapes decoded first
+    /// (only the names: each was checked already, so decoding it again cannot fail).
     fn skip_object(&mut self, depth: usize) -> Result<(), JsonError> {
         if depth > MAX_DEPTH {
             return Err(JsonError::TooDeep);
         }
-        let start = self.pos;
         self.pos += 1; // '{'
-        let mut names: Vec<(usize, usize)> = Vec::new();
-        let mut escaped = false;
+        let mut names: Vec<(usize, usize, bool)> = Vec::new();
         self.sequence(b'}', |p| {
             if p.peek() != Some(b'"') {
                 return Err(JsonError::Syntax);
             }
-            let (name_start, name_end, name_escaped) = p.string_span()?;
-            escaped |= name_escaped;
-            names.push((name_start, name_end));
+            names.push(p.string_span()?);
             p.skip_ws();
             if p.peek() != Some(b':') {
                 return Err(JsonError::Syntax);
@@ -507,14 +503,23 @@ impl Parser<'_> {
             p.skip_ws();
             p.skip_value(depth).map(|_| ())
         })?;
-        if escaped {
-            let end = self.pos;
-            self.pos = start;
-            self.object(depth)?;
-            self.pos = end;
-            return Ok(());
+        let end = self.pos;
+        let mut decoded: Vec<Str> = Vec::new();
+        for &(start, _, escaped) in &names {
+            if escaped {
+                self.pos = start.saturating_sub(1); // its opening quote
+                decoded.push(self.string()?);
+            }
         }
-        let slices = names.iter().map(|&(a, b)| self.s.get(a..b).unwrap_or_default());
+        self.pos = end;
+        let mut escaped_names = decoded.iter();
+        let slices = names.iter().map(|&(a, b, escaped)| {
+            if escaped {
+                escaped_names.next().map(|d| d.as_bytes()).unwrap_or_default()
+            } else {
+                self.s.get(a..b).unwrap_or_default()
+            }
+        });
         if has_duplicate_slices(slices, names.len()) {
             return Err(JsonError::DuplicateMember);
         }
