@@ -160,8 +160,8 @@ struct Cached {
 /// The hash of a token in this backend's cache: `token::tail_hash` (its length and its last 16
 /// bytes, signature bytes), with a seed drawn at random for each cache. Hashing all of it cost
 /// two passes over hundreds of bytes per new token (a miss's lookup and the insert), and an
-/// eviction read the evicted token's bytes again. Equality still compares every byte, so this only chooses the bucket.
-/// Only verified tokens are in the cache; the seed keeps someone who can obtain many signed
+/// eviction read the evicted token's bytes again. Equality still compares every byte, so this
+/// only chooses the bucket. Only verified tokens are in the cache; the seed keeps someone who can obtain many signed
 /// tokens from choosing the ones that share a bucket (the hash cannot be computed without it).
 #[derive(Clone, Copy)]
 struct TailHash(u64);
