@@ -458,10 +458,17 @@ pub fn tail_hash(seed: u64, token: &[u8]) -> u64 {
     let (a, b) = tail.split_at(8);
     let a = u64::from_le_bytes(a.try_into().unwrap_or_default());
     let b = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let fold = |x: u64, y: u64| {
+        let m = u128::from(x) * u128::from(y);
+        (m as u64) ^ ((m >> 64) as u64)
+    };
     // The seed in both factors: no tail makes either factor zero whatever the seed.
     let state = seed.rotate_left(29) ^ token.len() as u64;
-    let m = u128::from(a ^ state ^ 0x243f_6a88_85a3_08d3) * u128::from(b ^ seed ^ 0x1319_8a2e_0370_7344);
-    (m as u64) ^ ((m >> 64) as u64)
+    let x = fold(a ^ state ^ 0x243f_6a88_85a3_08d3, b ^ seed ^ 0x1319_8a2e_0370_7344);
+    // A second fold by an odd multiplier: with one fold, tails that differ only in a few bytes
+    // (decimal digits, say) fell into a few dozen of 1,024 buckets under some seeds; with two,
+    // the fewest over 3,000 seeds was 602 (about 638 expected for random buckets).
+    fold(x ^ 0xa409_3822_299f_31d0, (seed ^ 0x082e_fa98_ec4e_6c89) | 1)
 }
 
 /// A fingerprint of the texts a key set was imported from (each length-prefixed, in order):
