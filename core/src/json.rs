@@ -175,6 +175,17 @@ impl Parser<'_> {
         }
     }
 
+    /// The `:` between a member's name and its value, with the whitespace around it.
+    fn colon(&mut self) -> Result<(), JsonError> {
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(JsonError::Syntax);
+        }
+        self.pos += 1;
+        self.skip_ws();
+        Ok(())
+    }
+
     fn expect_literal(&mut self, lit: &[u8]) -> Result<(), JsonError> {
         match self.s.get(self.pos..self.pos + lit.len()) {
             Some(found) if found == lit => {
@@ -238,12 +249,7 @@ impl Parser<'_> {
                 return Err(JsonError::Syntax);
             }
             let key = p.string()?;
-            p.skip_ws();
-            if p.peek() != Some(b':') {
-                return Err(JsonError::Syntax);
-            }
-            p.pos += 1;
-            p.skip_ws();
+            p.colon()?;
             let v = p.value(depth)?;
             members.push((key, v));
             Ok(())
@@ -409,12 +415,7 @@ impl Parser<'_> {
             }
             let (name_start, name_end, escaped) = p.string_span()?;
             escaped_name |= escaped;
-            p.skip_ws();
-            if p.peek() != Some(b':') {
-                return Err(JsonError::Syntax);
-            }
-            p.pos += 1;
-            p.skip_ws();
+            p.colon()?;
             let start = p.pos;
             let kind = match p.peek() {
                 Some(b'"') => {
@@ -495,12 +496,7 @@ impl Parser<'_> {
                 return Err(JsonError::Syntax);
             }
             names.push(p.string_span()?);
-            p.skip_ws();
-            if p.peek() != Some(b':') {
-                return Err(JsonError::Syntax);
-            }
-            p.pos += 1;
-            p.skip_ws();
+            p.colon()?;
             p.skip_value(depth).map(|_| ())
         })?;
         let end = self.pos;
