@@ -20,7 +20,7 @@ use crate::fmgr::v1_function;
 use crate::jwks::state;
 use crate::{clock, errors, gucs, revocation, shared_cache};
 use lru::LruCache;
-use pg_jwt_core::claims::{Body, Claim, ClaimSet, TimeClaims};
+use pg_jwt_core::claims::{Body, TimeClaims};
 use pg_jwt_core::provider::Provider;
 use pg_jwt_core::token::{self, HeaderPolicy, Signature};
 use pg_jwt_core::Providers;
@@ -386,8 +386,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 let Some(config) = s.config.as_ref() else {
                     return Err(SessionError::Keys(KeyError::Set("not loaded".into())));
                 };
-                let identity = identity_of(&claims.body, &claims.provider, &config.session_claim);
-                let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
+                let lookup = revocation::is_revoked(&claims.body, &claims.provider, &config.session_claim, now.shared)
+                    .map_err(SessionError::Report)?;
                 if lookup.revoked {
                     s.cache.pop(token);
                     return Err(SessionError::Revoked);
@@ -419,8 +419,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let provider = verified.provider;
         let leeway = verified.leeway;
         // Revoked? Checked once per token per generation (a revocation's commit bumps it).
-        let identity = identity_of(&verified.claims, &provider, &config.session_claim);
-        let lookup = revocation::is_revoked(&identity, now.shared).map_err(SessionError::Report)?;
+        let lookup = revocation::is_revoked(&verified.claims, &provider, &config.session_claim, now.shared)
+            .map_err(SessionError::Report)?;
         if lookup.revoked {
             return Err(SessionError::Revoked);
         }
@@ -538,9 +538,9 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     // `token::verify_recorded`); with a `typ` rule, which needs the header, the signature only
     // is vouched for. Nothing on record: everything. (Both callers checked the size cap before
     // anything hashes the token.)
-    shared_cache::prefetch(token);
+    let place = shared_cache::place(token);
     let cache_key = keyer.key(token);
-    let found = shared_cache::lookup(token, &cache_key, now_s);
+    let found = shared_cache::lookup(&place, &cache_key, now_s);
     let from_record = match found {
         Some(Some(alg)) => token::verify_recorded(token, alg, policy, &validation),
         _ => None,
@@ -577,7 +577,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     if let (Some(alg), None) = (new_alg, found) {
         let until = times.window(leeway).until;
         // `as` saturates: no exp (an infinite window) is i64::MAX.
-        shared_cache::insert(token, &cache_key, until as i64, now_s, alg);
+        shared_cache::insert(&place, &cache_key, until as i64, now_s, alg);
     }
     let identity_claim = chosen.listed().and_then(|p| p.identity_claim.clone());
     Ok(Verified {
@@ -678,29 +678,6 @@ fn refused(e: SessionError) -> ErrorReport {
         crate::stats::log::refused(&provider, outcome, unsafe { gucs::token_bytes() });
     }
     e.report()
-}
-
-/// What the revocation check looks up for verified claims.
-fn identity_of<'a>(claims: &'a Body, provider: &'a str, session_claim: &str) -> revocation::Identity<'a> {
-    revocation::Identity {
-        jti: server_text(claims.claim("jti")),
-        sub: server_text(claims.claim("sub")),
-        sid: server_text(claims.claim(session_claim)),
-        iat: match claims.claim("iat") {
-            Some(Claim::Number(n)) => pg_jwt_core::claims::number_value(n),
-            _ => None,
-        },
-        provider,
-    }
-}
-
-/// A string claim in the database encoding; `None` when absent, not a string, or not
-/// representable there.
-fn server_text(v: Option<Claim<'_>>) -> Option<std::borrow::Cow<'_, [u8]>> {
-    match v? {
-        Claim::String(s) => crate::encoding::to_server(s).ok(),
-        _ => None,
-    }
 }
 
 /// (verifications done, tokens cached, configured capacity) in this backend. The capacity is

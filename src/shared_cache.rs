@@ -23,7 +23,7 @@
 //!   changes the fingerprint, so entries made under the old set are unreachable at once.
 //! - The bucket is chosen by the token's bytes (`token::tail_hash` of its length and last 16
 //!   bytes, with a seed drawn at random by the first backend to use the cache), not by the
-//!   SHA-256: so the caller can start fetching the bucket (`prefetch`) before it computes the
+//!   SHA-256: so the caller can start fetching the bucket (`place`) before it computes the
 //!   SHA-256, and the two overlap. The bucket was a cache miss in shared memory on most lookups,
 //!   about a tenth of a next backend's verification (`perf`, section 4e's loop). Equality is
 //!   still the whole SHA-256 key.
@@ -130,7 +130,7 @@ impl Table {
         }
     }
 
-    fn bucket(&self, token: &[u8]) -> Option<&Bucket> {
+    fn bucket(&self, token: &[u8]) -> Option<&'static Bucket> {
         let n = self.buckets.len() as u64;
         if n == 0 {
             return None;
@@ -141,11 +141,16 @@ impl Table {
     }
 }
 
-/// Starts fetching the bucket of `token` into the CPU's cache, so that a lookup after the
-/// SHA-256 of the key finds it there. A hint only: it changes no state.
-pub fn prefetch(token: &[u8]) {
-    let Some(t) = table() else { return };
-    let Some(b) = t.bucket(token) else { return };
+/// The bucket of one token, found once per verification (its lookup and its insert both use
+/// it). `None`: no cache (size 0, or not preloaded).
+pub struct Place(Option<&'static Bucket>);
+
+/// The bucket of `token`, which this starts fetching into the CPU's cache, so that a lookup
+/// after the SHA-256 of the key finds it there (a hint only: it changes no state).
+pub fn place(token: &[u8]) -> Place {
+    let Some(b) = table().and_then(|t| t.bucket(token)) else {
+        return Place(None);
+    };
     let start = std::ptr::from_ref(b).cast::<u8>();
     for offset in (0..std::mem::size_of::<Bucket>()).step_by(64) {
         #[cfg(target_arch = "x86_64")]
@@ -158,17 +163,19 @@ pub fn prefetch(token: &[u8]) {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (start, offset);
     }
+    Place(Some(b))
 }
 
 /// The record of a verified token: its header's algorithm (`None` in an entry that has none,
 /// which vouches for the signature only).
 pub type Record = Option<Algorithm>;
 
-/// What is on record for `token`, whose key is `key` (not void at `now`): `None` when nothing is.
-pub fn lookup(token: &[u8], key: &[u8; 32], now: i64) -> Option<Record> {
+/// What is on record for the token of `place`, whose key is `key` (not void at `now`): `None`
+/// when nothing is.
+pub fn lookup(place: &Place, key: &[u8; 32], now: i64) -> Option<Record> {
     let t = table()?;
     let k = words(key);
-    let b = t.bucket(token)?;
+    let b = place.0?;
     let epoch = crate::generations::shared_cache_epoch();
     let s1 = b.seq.load(Ordering::Acquire);
     let mut found = None;
@@ -199,15 +206,15 @@ pub fn lookup(token: &[u8], key: &[u8; 32], now: i64) -> Option<Record> {
     found
 }
 
-/// Records a verified `token`, whose key is `key` (with its header's algorithm), void after
-/// `not_after`. Skipped (never waits) if another backend is writing the same bucket.
-pub fn insert(token: &[u8], key: &[u8; 32], not_after: i64, now: i64, alg: Algorithm) {
+/// Records the verified token of `place`, whose key is `key` (with its header's algorithm), void
+/// after `not_after`. Skipped (never waits) if another backend is writing the same bucket.
+pub fn insert(place: &Place, key: &[u8; 32], not_after: i64, now: i64, alg: Algorithm) {
     let Some(t) = table() else { return };
     let k = words(key);
     if k == [0; 4] {
         return; // the empty marker (a SHA-256 of all zeros does not happen)
     }
-    let Some(b) = t.bucket(token) else { return };
+    let Some(b) = place.0 else { return };
     let s = b.seq.load(Ordering::Acquire);
     if s & 1 == 1
         || b.seq
