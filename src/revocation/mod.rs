@@ -923,3 +923,37 @@ REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(t
 "#,
     name = "revocation"
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+
+    /// The catalog numbers `resolve_table` reads by are this server's: `pg_depend`, its index on
+    /// the referenced object (whose first two columns are the scan keys), and the columns read.
+    #[pg_test]
+    fn pg_depend_numbers_are_this_servers() {
+        let relation = Spi::get_one::<pg_sys::Oid>("SELECT 'pg_catalog.pg_depend'::pg_catalog.regclass::oid");
+        assert_eq!(relation, Ok(Some(pg_sys::Oid::from(DEPEND_RELATION))));
+        let index =
+            Spi::get_one::<pg_sys::Oid>("SELECT 'pg_catalog.pg_depend_reference_index'::pg_catalog.regclass::oid");
+        assert_eq!(index, Ok(Some(pg_sys::Oid::from(DEPEND_REFERENCE_INDEX))));
+        let keys = Spi::get_one::<String>(
+            "SELECT indkey::text FROM pg_catalog.pg_index WHERE indexrelid = 'pg_catalog.pg_depend_reference_index'::pg_catalog.regclass",
+        );
+        let (first, second) = (DEPEND_REFCLASSID, DEPEND_REFOBJID);
+        assert!(matches!(keys, Ok(Some(k)) if k.starts_with(&format!("{first} {second} "))));
+        for (name, attnum) in [
+            ("classid", DEPEND_CLASSID),
+            ("objid", DEPEND_OBJID),
+            ("refclassid", i32::from(DEPEND_REFCLASSID)),
+            ("refobjid", i32::from(DEPEND_REFOBJID)),
+            ("deptype", DEPEND_DEPTYPE),
+        ] {
+            let found = Spi::get_one::<i16>(&format!(
+                "SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = 'pg_catalog.pg_depend'::pg_catalog.regclass AND attname = '{name}'"
+            ));
+            assert_eq!(found, Ok(Some(attnum as i16)), "{name}");
+        }
+    }
+}
