@@ -291,11 +291,18 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     let iss = optional_string(claims, "iss")?;
     optional_string(claims, "sub")?;
     optional_string(claims, "jti")?;
-    let aud: Option<Vec<Cow<'_, str>>> = match claims.claim("aud") {
+    // A string or a non-empty array of strings (a single string is not copied into a list).
+    let aud: Option<Claim<'_>> = match claims.claim("aud") {
         None => None,
-        Some(Claim::String(s)) => Some(vec![Cow::Borrowed(s)]),
-        Some(Claim::Strings(items)) if !items.is_empty() => Some(items),
+        Some(one @ Claim::String(_)) => Some(one),
+        Some(Claim::Strings(items)) if !items.is_empty() => Some(Claim::Strings(items)),
         Some(_) => return Err(TokenError::InvalidClaimType("aud")),
+    };
+    // Whether `aud` names an audience `wanted` accepts.
+    let names = |aud: &Claim<'_>, wanted: &dyn Fn(&str) -> bool| match aud {
+        Claim::String(s) => wanted(s),
+        Claim::Strings(items) => items.iter().any(|a| wanted(a)),
+        _ => false,
     };
 
     for name in v.required {
@@ -332,13 +339,7 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     if !v.audiences.is_empty() {
         return match aud {
             None => Err(TokenError::MissingClaim("aud".to_owned())),
-            Some(list)
-                if list
-                    .iter()
-                    .any(|a| v.audiences.iter().any(|e| e.as_str() == a.as_ref())) =>
-            {
-                Ok(times)
-            }
+            Some(list) if names(&list, &|a| v.audiences.iter().any(|e| e.as_str() == a)) => Ok(times),
             Some(_) => Err(TokenError::AudienceMismatch(
                 "the token's aud names none of its provider's audiences",
             )),
@@ -346,7 +347,7 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     }
     match (v.audience, aud) {
         (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),
-        (Some(expected), Some(list)) if !list.iter().any(|a| a.as_ref() == expected) => {
+        (Some(expected), Some(list)) if !names(&list, &|a| a == expected) => {
             return Err(TokenError::AudienceMismatch(
                 "the token's aud does not name the configured audience",
             ))
