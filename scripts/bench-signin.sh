@@ -97,8 +97,9 @@ token in the first connection attempt (without them it makes two).
 Where it goes, from the same rounds: connecting without the \`SELECT 1\`, a token costs
 $(median <"$work/ratio_signin_only" | awk '{ printf "%.2f", $1 }')x of \`trust\` (the validator: the key set imported and the token verified in a fresh
 backend); the first statement of a token session costs $(median <"$work/first_statement") µs more than \`trust\`'s (pg_jwt's work there is its
-revocation check, the first of the session: \`jwt_revocations\` found through the catalogs with
-an SPI query and opened, in a backend whose caches are cold). That check is the next target.
+revocation check, the first of the session: \`jwt_revocations\` found by reading \`pg_depend\`
+directly, no longer through an SPI query, and opened, in a backend whose caches are cold).
+What remains is the connection itself: the validator's key set import and verification.
 <!-- signin:end -->
 EOF
 )
