@@ -190,8 +190,7 @@ impl ClaimSet for Members {
 
 /// A verified token's claims: the tree a full verification parsed, or the top-level members of
 /// a payload verified from the shared cache's record ([`token::verify_recorded`]), whose tree
-/// is built at the first use that needs the whole value (`jwt_claims()`, a nested path, a
-/// provider's claim rules).
+/// is built at the first use that needs the whole value (`jwt_claims()`, a nested path).
 ///
 /// [`token::verify_recorded`]: crate::token::verify_recorded
 #[derive(Debug, Clone)]
@@ -223,6 +222,24 @@ impl Body {
                 let json = members.tree().map_err(crate::token::claims_error)?;
                 Ok(cell.get_or_init(|| json))
             }
+        }
+    }
+
+    /// Member `name` as a tree value: borrowed from the tree (once built), else built from that
+    /// member's text alone (checked already, with the whole payload, by the strict parser).
+    pub fn value(&self, name: &str) -> Result<Option<Cow<'_, Json>>, TokenError> {
+        match self {
+            Body::Tree(json) => Ok(json.get(name).map(Cow::Borrowed)),
+            Body::Members(members, cell) => match cell.get() {
+                Some(json) => Ok(json.get(name).map(Cow::Borrowed)),
+                None => match members.get(name) {
+                    None => Ok(None),
+                    Some(member) => member
+                        .to_json()
+                        .map(|v| Some(Cow::Owned(v)))
+                        .map_err(crate::token::claims_error),
+                },
+            },
         }
     }
 

@@ -11,6 +11,7 @@
 //! claim, `max_lifetime` (`exp - iat`, `iat` then required) and the `claims` constraints.
 
 use crate::alg::{AlgName, Algorithm};
+use crate::claims::{Body, Claim, ClaimSet};
 use crate::error::TokenError;
 use crate::json::Json;
 use crate::jwk::KeySet;
@@ -479,12 +480,18 @@ fn same(a: &Json, b: &Json) -> bool {
 
 impl Provider {
     /// What only a provider checks, after the signature and the registered claims: the
-    /// template's claim, `max_lifetime`, and the `claims` constraints.
-    pub fn check(&self, claims: &Json) -> Result<(), TokenError> {
+    /// template's claim, `max_lifetime`, and the `claims` constraints. It reads the claims as
+    /// validation does (`ClaimSet`), so the members of a token from the shared cache's record
+    /// are read in place; a constraint's claim alone is built as a tree value to compare.
+    pub fn check(&self, claims: &Body) -> Result<(), TokenError> {
+        let text = |name: &str| match claims.claim(name) {
+            Some(Claim::String(s)) => Some(s),
+            _ => None,
+        };
         if let Issuer::Template { claim, .. } = &self.issuer {
-            let iss = claims.get("iss").and_then(Json::as_str).unwrap_or_default();
+            let iss = text("iss").unwrap_or_default();
             let wanted = template_value(&self.issuer, iss);
-            let have = claims.get(claim).and_then(Json::as_str);
+            let have = text(claim);
             if wanted.is_none() || wanted != have || have.is_some_and(|v| v.contains('/')) {
                 return Err(TokenError::IssuerMismatch(
                     "the token's iss does not match its provider's issuer template and claim",
@@ -492,8 +499,8 @@ impl Provider {
             }
         }
         if let Some(max) = self.max_lifetime {
-            let number = |name: &'static str| match claims.get(name) {
-                Some(Json::Number(n)) => n.parse::<f64>().map_err(|_| TokenError::InvalidClaimType(name)),
+            let number = |name: &'static str| match claims.claim(name) {
+                Some(Claim::Number(n)) => n.parse::<f64>().map_err(|_| TokenError::InvalidClaimType(name)),
                 Some(_) => Err(TokenError::InvalidClaimType(name)),
                 None => Err(TokenError::MissingClaim(name.to_owned())),
             };
@@ -506,9 +513,9 @@ impl Provider {
             }
         }
         for (name, allowed) in &self.claims {
-            match claims.get(name) {
+            match claims.value(name)? {
                 None => return Err(TokenError::MissingClaim(name.clone())),
-                Some(v) if allowed.iter().any(|a| same(a, v)) => {}
+                Some(v) if allowed.iter().any(|a| same(a, &v)) => {}
                 Some(_) => {
                     return Err(TokenError::Constraint(
                         "a claim does not have a value its provider's claims constraint allows",
@@ -532,6 +539,18 @@ mod tests {
 
     fn claims(text: &str) -> Json {
         Json::parse(text.as_bytes()).unwrap_or(Json::Null)
+    }
+
+    /// `p.check` of the claims `text`, read as a tree and as members (a token from the shared
+    /// cache's record): both must give the same answer.
+    fn checked(p: &Provider, text: &str) -> Result<(), TokenError> {
+        let tree = p.check(&Body::Tree(claims(text)));
+        let members = match crate::json::Members::parse(text.as_bytes().to_vec()) {
+            Ok(Ok(m)) => p.check(&Body::Members(m, std::cell::OnceCell::new())),
+            _ => panic!("not members: {text}"),
+        };
+        assert_eq!(tree, members, "{text}");
+        tree
     }
 
     #[test]
@@ -596,6 +615,63 @@ mod tests {
         assert_eq!(p.choose("https://other"), None);
     }
 
+    /// The provider rules read a token's members (from the shared cache's record) as they read
+    /// its tree: templates, lifetimes and constraints of every JSON type, escaped strings, absent
+    /// and mistyped claims.
+    #[test]
+    fn provider_checks_read_members_as_the_tree() {
+        let providers = list(
+            r#"[{"name":"t","issuer":"https://l/{tid}/v2.0","jwks_uri":"https://k","max_lifetime":900},
+                {"name":"c","issuer":"x","jwks_uri":"https://k","claims":{"s":["a","\u00e9"],"n":[1,2],"b":[true]}}]"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(providers.list.len(), 2);
+        let texts = [
+            r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900}"#,
+            r#"{"iss":"https://l/t\u0031/v2.0","tid":"t1","iat":1000,"exp":1900}"#,
+            r#"{"iss":"https://l/t1/v2.0","tid":"t\u0031","iat":1000,"exp":1901}"#,
+            r#"{"iss":"https://l/a\/b/v2.0","tid":"a/b","iat":1000,"exp":1900}"#,
+            r#"{"iss":"https://l/t1/v2.0","tid":1,"iat":1000,"exp":1900}"#,
+            r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":"1000","exp":1900}"#,
+            r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1.9e3}"#,
+            r#"{"iss":"https://l/t1/v2.0","tid":"t1","exp":1900}"#,
+            r#"{"tid":"t1","iat":1000,"exp":1900}"#,
+            r#"{"s":"a","n":1,"b":true,"z":null,"o":{"k":[1,"v"]},"a":["x",1]}"#,
+            r#"{"s":"\u00e9","n":2,"b":true}"#,
+            r#"{"s":"é","n":2.0,"b":true}"#,
+            r#"{"s":"é","n":20,"b":true}"#,
+            r#"{"s":"a","n":1,"b":false}"#,
+            r#"{"s":"a","n":1,"b":"true"}"#,
+            r#"{"s":"a","n":"1","b":true}"#,
+            r#"{"s":null,"n":1,"b":true}"#,
+            r#"{"s":{"a":1},"n":1,"b":true}"#,
+            r#"{"s":["a"],"n":1,"b":true}"#,
+            r#"{"s":"a","n":1}"#,
+            r#"{"s":"b","n":1,"b":true}"#,
+        ];
+        let mut outcomes = std::collections::HashSet::new();
+        for p in &providers.list {
+            for text in texts {
+                outcomes.insert(format!("{:?}", checked(p, text)));
+            }
+        }
+        // Accepted, and refused for each reason: the cases reach every branch.
+        for kind in [
+            "Ok(",
+            "IssuerMismatch",
+            "Constraint",
+            "MissingClaim",
+            "InvalidClaimType",
+        ] {
+            assert!(
+                outcomes
+                    .iter()
+                    .any(|o| o.starts_with(kind) || o.starts_with(&format!("Err({kind}"))),
+                "{kind}: {outcomes:?}"
+            );
+        }
+    }
+
     #[test]
     fn provider_checks() {
         let p = list(
@@ -603,27 +679,60 @@ mod tests {
         )
         .unwrap_or_default();
         let Some(e) = p.list.first() else { panic!("no provider") };
-        let good = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1}"#);
-        assert_eq!(e.check(&good), Ok(()));
+        assert_eq!(
+            checked(
+                e,
+                r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1}"#
+            ),
+            Ok(())
+        );
         // Integers compare exactly, never as floats; 1.0 is not the integer 1.
-        let float = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1.0}"#);
-        assert!(matches!(e.check(&float), Err(TokenError::Constraint(_))));
+        assert!(matches!(
+            checked(
+                e,
+                r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900,"n":1.0}"#
+            ),
+            Err(TokenError::Constraint(_))
+        ));
         let big = list(r#"[{"name":"b","issuer":"x","jwks_uri":"https://k","claims":{"t":9007199254740993}}]"#)
             .unwrap_or_default();
-        let near = claims(r#"{"t":9007199254740992}"#);
-        assert!(big.list.first().is_some_and(|b| b.check(&near).is_err()));
-        let exact = claims(r#"{"t":9007199254740993}"#);
-        assert!(big.list.first().is_some_and(|b| b.check(&exact).is_ok()));
+        assert!(big
+            .list
+            .first()
+            .is_some_and(|b| checked(b, r#"{"t":9007199254740992}"#).is_err()));
+        assert!(big
+            .list
+            .first()
+            .is_some_and(|b| checked(b, r#"{"t":9007199254740993}"#).is_ok()));
         assert!(list(r#"[{"name":"b","issuer":"x","jwks_uri":"https://k","claims":{"t":1.5}}]"#).is_err());
-        let other_tid = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t2","iat":1000,"exp":1900,"n":1}"#);
-        assert!(matches!(e.check(&other_tid), Err(TokenError::IssuerMismatch(_))));
-        let not_allowed = claims(r#"{"iss":"https://l/t3/v2.0","tid":"t3","iat":1000,"exp":1900,"n":1}"#);
-        assert!(matches!(e.check(&not_allowed), Err(TokenError::Constraint(_))));
-        let long = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1901,"n":1}"#);
-        assert!(matches!(e.check(&long), Err(TokenError::Constraint(_))));
-        let no_iat = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","exp":1900,"n":1}"#);
-        assert!(matches!(e.check(&no_iat), Err(TokenError::MissingClaim(_))));
-        let no_n = claims(r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900}"#);
-        assert!(matches!(e.check(&no_n), Err(TokenError::MissingClaim(_))));
+        assert!(matches!(
+            checked(
+                e,
+                r#"{"iss":"https://l/t1/v2.0","tid":"t2","iat":1000,"exp":1900,"n":1}"#
+            ),
+            Err(TokenError::IssuerMismatch(_))
+        ));
+        assert!(matches!(
+            checked(
+                e,
+                r#"{"iss":"https://l/t3/v2.0","tid":"t3","iat":1000,"exp":1900,"n":1}"#
+            ),
+            Err(TokenError::Constraint(_))
+        ));
+        assert!(matches!(
+            checked(
+                e,
+                r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1901,"n":1}"#
+            ),
+            Err(TokenError::Constraint(_))
+        ));
+        assert!(matches!(
+            checked(e, r#"{"iss":"https://l/t1/v2.0","tid":"t1","exp":1900,"n":1}"#),
+            Err(TokenError::MissingClaim(_))
+        ));
+        assert!(matches!(
+            checked(e, r#"{"iss":"https://l/t1/v2.0","tid":"t1","iat":1000,"exp":1900}"#),
+            Err(TokenError::MissingClaim(_))
+        ));
     }
 }

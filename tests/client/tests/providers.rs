@@ -106,6 +106,19 @@ fn refused(r: &Result<(Option<String>, Option<String>), postgres::Error>, words:
     assert!(message(r).contains(words), "{} (wanted {words})", message(r));
 }
 
+/// `who` in a new session, whose token the shared cache's record vouches for (another backend
+/// verified it): the provider's rules are checked on the record's members, not on a tree.
+fn who_from_record(token: &str) -> (Option<String>, Option<String>) {
+    let mut next = connect_fetch("app");
+    let out = who(&mut next, token).unwrap();
+    let hits: i64 = next
+        .query_one("SELECT (jwt_cache_stats()->>'shared_record_hits')::bigint", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(hits, 1, "verified from the record");
+    out
+}
+
 fn refresh(su: &mut Client, provider: Option<&str>) -> serde_json::Value {
     let text: String = su
         .query_one("SELECT jwt_jwks_refresh($1)::text", &[&provider])
@@ -273,6 +286,7 @@ fn pv2_issuer_template_with_tenant_constraint() {
         who(&mut app, &good).unwrap(),
         (Some("erin".into()), Some("entra".into()))
     );
+    assert_eq!(who_from_record(&good), (Some("erin".into()), Some("entra".into())));
     // A tenant the constraint does not list.
     let other = t(&mut su, "https://login.test/99999999/v2.0", "99999999");
     refused(&who(&mut app, &other), "claim constraint not met");
@@ -313,6 +327,7 @@ fn pv3_max_lifetime_algorithms_claims_and_required_claims() {
         who(&mut app, &good).unwrap(),
         (Some("w1".into()), Some("workers".into()))
     );
+    assert_eq!(who_from_record(&good), (Some("w1".into()), Some("workers".into())));
     // exp - iat = 600 (sign's default) is within 900; 1000 is not.
     let long: String = su
         .query_one(
