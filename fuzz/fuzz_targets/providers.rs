@@ -1,9 +1,12 @@
 //! The provider list (`pg_jwt.providers`) and the choice by `iss`: any bytes as a list, and any
 //! list's choice and checks for any claims, never panic; a chosen provider's issuer matches the
-//! `iss` that chose it (exactly, or its template segment by segment); and parsing with or
-//! without importing pinned keys agrees on everything but the keys.
+//! `iss` that chose it (exactly, or its template segment by segment); its checks give the same
+//! answer on the claims' tree and on their members (a token from the shared cache's record);
+//! and parsing with or without importing pinned keys agrees on everything but the keys.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use pg_jwt_core::claims::Body;
+use pg_jwt_core::json::Members;
 use pg_jwt_core::provider::Issuer;
 use pg_jwt_core::{Json, Providers};
 
@@ -41,8 +44,12 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
-        if let Ok(claims) = Json::parse(claims) {
-            let _ = p.check(&claims);
+        if let Ok(tree) = Json::parse(claims) {
+            let on_tree = p.check(&Body::Tree(tree));
+            if let Ok(Ok(members)) = Members::parse(claims.to_vec()) {
+                let on_members = p.check(&Body::Members(members, std::cell::OnceCell::new()));
+                assert_eq!(on_tree, on_members, "the members decide as the tree does");
+            }
         }
     }
 });
