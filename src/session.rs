@@ -161,8 +161,9 @@ struct Cached {
 /// bytes, signature bytes), with a seed drawn at random for each cache. Hashing all of it cost
 /// two passes over hundreds of bytes per new token (a miss's lookup and the insert), and an
 /// eviction read the evicted token's bytes again. Equality still compares every byte, so this
-/// only chooses the bucket. Only verified tokens are in the cache; the seed keeps someone who can obtain many signed
-/// tokens from choosing the ones that share a bucket (the hash cannot be computed without it).
+/// only chooses the bucket. Only verified tokens are in the cache; the seed keeps someone who
+/// can obtain many signed tokens from choosing the ones that share a bucket (the hash cannot be
+/// computed without it).
 #[derive(Clone, Copy)]
 struct TailHash(u64);
 

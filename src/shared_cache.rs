@@ -2,8 +2,9 @@
 //! by one backend is not verified again by any other (issue: many users through a pool).
 //!
 //! - Keyed by SHA-256 over a fingerprint of the key set in force and the exact token bytes
-//!   (`pg_jwt_core::token::CacheKeyer`, the key set's block hashed once): two tokens differing in one byte, or one token
-//!   under two key sets (another database's `pg_jwt.jwks`, a rotated set), never share an entry.
+//!   (`pg_jwt_core::token::CacheKeyer`, the key set's block hashed once): two tokens differing
+//!   in one byte, or one token under two key sets (another database's `pg_jwt.jwks`, a rotated
+//!   set), never share an entry.
 //! - An entry says "these bytes passed every check of a verification before the claims (size,
 //!   form, header policy, key choice, signature) under this key set", with the header's
 //!   algorithm. A backend that finds one (`token::verify_recorded`) checks again only what may
@@ -11,8 +12,8 @@
 //!   token, checks it with the strict parser (keeping its top-level members, not a tree:
 //!   `json::Members`) and checks the claims against its own settings and the clock, then
 //!   revocation as for any verification. It skips the header's decoding, parsing and policy,
-//!   the key choice and the signature. An entry is stored once signature and claims are good, before the
-//!   revocation check (every hit checks revocation again).
+//!   the key choice and the signature. An entry is stored once signature and claims are good,
+//!   before the revocation check (every hit checks revocation again).
 //! - Why record the algorithm, not only "the signature is good": with the signature alone on
 //!   record, the next backend decoded, parsed and checked the header, chose the key and decoded
 //!   the signature again (`make bench`, section 4e, times both paths over the same tokens:

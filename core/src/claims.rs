@@ -299,6 +299,15 @@ fn optional_string<'c, C: ClaimSet + ?Sized>(claims: &'c C, name: &'static str) 
     }
 }
 
+/// Whether `aud` (a string or an array of strings) names an audience `wanted` accepts.
+fn names_any(aud: &Claim<'_>, wanted: impl Fn(&str) -> bool) -> bool {
+    match aud {
+        Claim::String(s) => wanted(s),
+        Claim::Strings(items) => items.iter().any(|a| wanted(a)),
+        _ => false,
+    }
+}
+
 /// Validates the registered claims of a claims object; returns the time claims.
 pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<TimeClaims, TokenError> {
     // Types first: every registered claim that is present must have its type.
@@ -314,12 +323,6 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
         Some(one @ Claim::String(_)) => Some(one),
         Some(Claim::Strings(items)) if !items.is_empty() => Some(Claim::Strings(items)),
         Some(_) => return Err(TokenError::InvalidClaimType("aud")),
-    };
-    // Whether `aud` names an audience `wanted` accepts.
-    let names = |aud: &Claim<'_>, wanted: &dyn Fn(&str) -> bool| match aud {
-        Claim::String(s) => wanted(s),
-        Claim::Strings(items) => items.iter().any(|a| wanted(a)),
-        _ => false,
     };
 
     for name in v.required {
@@ -356,7 +359,7 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     if !v.audiences.is_empty() {
         return match aud {
             None => Err(TokenError::MissingClaim("aud".to_owned())),
-            Some(list) if names(&list, &|a| v.audiences.iter().any(|e| e.as_str() == a)) => Ok(times),
+            Some(list) if names_any(&list, |a| v.audiences.iter().any(|e| e.as_str() == a)) => Ok(times),
             Some(_) => Err(TokenError::AudienceMismatch(
                 "the token's aud names none of its provider's audiences",
             )),
@@ -364,7 +367,7 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     }
     match (v.audience, aud) {
         (Some(_), None) => return Err(TokenError::MissingClaim("aud".to_owned())),
-        (Some(expected), Some(list)) if !names(&list, &|a| a == expected) => {
+        (Some(expected), Some(list)) if !names_any(&list, |a| a == expected) => {
             return Err(TokenError::AudienceMismatch(
                 "the token's aud does not name the configured audience",
             ))
