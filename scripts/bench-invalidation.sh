@@ -9,7 +9,8 @@
 # Then the standby half: a hot standby (pg_basebackup -R) serves the same read workload in 7
 # interleaved rounds without replay and while the primary runs a write load (single-row inserts
 # into a table of their own at PGJWT_BENCH_WRITE_RATE per second, 500 by default), which the
-# standby replays (a standby's replay progress bumps the same generation as a revocation).
+# standby replays (a standby's replay progress bumps the same generation as a revocation); the
+# replay and the primary run on a CPU of their own, the standby's readers on CPU 0.
 # Writes its section into BENCHMARKS.md (between the invalidation markers; make bench keeps it).
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -53,8 +54,10 @@ SQL
 printf '%s\n' '\set rid random(1, 100000)' '\set tid random(1, 20000)' 'BEGIN;' \
     "SELECT set_config('pg_jwt.token', t, true) FROM inv_tokens WHERE g = :tid;" \
     'SELECT body FROM inv_docs WHERE id = :rid;' 'END;' >"$work/users.sql"
+READ_PIN=()  # taskset prefixes for the standby half (below)
+WRITE_PIN=()
 tps() { # [host port]: the read workload, against the primary unless told
-    "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" \
+    "${READ_PIN[@]}" "$PG_BIN/pgbench" -n -c "$clients" -j "$((clients < 2 ? clients : 2))" -T 5 -f "$work/users.sql" \
         -h "${1:-$PGHOST}" -p "${2:-$PGPORT}" -U bench_inv postgres 2>/dev/null |
         sed -nE 's/^tps = ([0-9.]+).*/\1/p'
 }
@@ -64,6 +67,19 @@ revoker() { # round: one revocation per second from one session (it sleeps in be
     done | psql -X -q >/dev/null 2>&1 || true
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+pin_tree() { # pid cpus: a process and its children
+    local p
+    for p in "$1" $(pgrep -P "$1"); do taskset -a -p -c "$2" "$p" >/dev/null 2>&1 || return 1; done
+}
+# The revocation half on one CPU: the server (so the revoking session too) and the read pgbench.
+# Unpinned on 2 cores, a client and its backend woken on different CPUs put single runs in a mode
+# about 35% slower whichever the round was (rounds from 0.58x to 1.75x); the revocations' own
+# work stays on the readers' CPU, so it is counted.
+pinned_revocations=no
+if command -v taskset >/dev/null && pin_tree "$(head -1 "$PGTMP/data/postmaster.pid")" 0; then
+    READ_PIN=(taskset -c 0)
+    pinned_revocations=yes
+fi
 tps >/dev/null # warm-up: every user's signature reaches the shared cache
 : >"$work/ratios"
 : >"$work/quiet"
@@ -93,9 +109,27 @@ STANDBY_PORT=$((PGPORT + 1))
 start_standby "$PGHOST" "$PGPORT" "$STANDBY" "$STANDBY_PORT" -c fast
 [ "$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c 'SELECT pg_is_in_recovery()')" = t ] || { echo "the standby is not in recovery" >&2; exit 1; }
 writes() { # one round of the primary's write load, rate-limited
-    "$PG_BIN/pgbench" -n -c 1 -R "$write_rate" -T 5 -f "$work/writes.sql" postgres >/dev/null 2>&1 || true
+    "${WRITE_PIN[@]}" "$PG_BIN/pgbench" -n -c 1 -R "$write_rate" -T 5 -f "$work/writes.sql" postgres >/dev/null 2>&1 || true
 }
 tps "$STANDBY" "$STANDBY_PORT" >/dev/null # warm-up on the standby (its own shared cache)
+# Replay on a CPU of its own. The question is what replay costs the read workload through
+# pg_jwt (the shared generation it bumps), not what the primary, its writer and the standby's
+# startup process take from the same 2 CPUs: unpinned, that competition swung single rounds from
+# 0.53x to 1.59x. The standby's backends (started from now on) and the read pgbench run on CPU 0;
+# every process the standby has now (startup, walreceiver, checkpointer, ...), the primary and
+# the writer on the last CPU. Both kinds of round run pinned alike.
+pinned=no
+last_cpu=$(($(nproc) - 1))
+if [ "$last_cpu" -ge 1 ] && command -v taskset >/dev/null; then
+    standby_pid=$(head -1 "$STANDBY/data/postmaster.pid")
+    primary_pid=$(head -1 "$PGTMP/data/postmaster.pid")
+    if pin_tree "$standby_pid" "$last_cpu" && taskset -p -c 0 "$standby_pid" >/dev/null &&
+        pin_tree "$primary_pid" "$last_cpu"; then
+        READ_PIN=(taskset -c 0)
+        WRITE_PIN=(taskset -c "$last_cpu")
+        pinned=yes
+    fi
+fi
 : >"$work/standby_ratios"
 : >"$work/standby_quiet"
 lsn_before=$(psql -X -At -h "$STANDBY" -p "$STANDBY_PORT" -c "SELECT pg_last_wal_replay_lsn()")
@@ -121,7 +155,8 @@ section=$(
 \`make bench-invalidation\` ($(date -u +%Y-%m-%d), PostgreSQL $PG_MAJOR, this machine, $(($(date +%s) - started)) s): pgbench,
 $clients clients, 20,000 users (ES256) drawn at random, one indexed SELECT under a
 \`jwt_claim_uuid\` policy per transaction, 100 revocations in the list; 7 interleaved rounds of
-5 s without revocations and with one (unrelated) revocation per second ($revocations in all).
+5 s without revocations and with one (unrelated) revocation per second ($revocations in all). $(if [ "$pinned_revocations" = yes ]; then echo "The server
+(the revoking session included) and pgbench run on CPU 0 (taskset): unpinned, single rounds swung from 0.58x to 1.75x."; else echo "Unpinned (no taskset)."; fi)
 
 - Ratio with revocations to without: **$(printf '%.3f' "$ratio")x** (median; every round: $(sort -n "$work/ratios" | awk '{ printf "%.3f ", $1 }')), without: $(median <"$work/quiet" | cut -d. -f1) TPS (median).
 - Target: one revocation per second costs at most 3% TPS (ratio at least 0.97x): $(awk -v r="$ratio" 'BEGIN { print (r >= 0.97 ? "met" : "MISSED") }').
@@ -129,7 +164,9 @@ $clients clients, 20,000 users (ES256) drawn at random, one indexed SELECT under
 The standby half: a hot standby of the same cluster (\`pg_basebackup -R\`, streaming) serves the same read
 workload in 7 interleaved rounds of 5 s: without replay, and while the primary inserts rows into a
 table of their own at $write_rate per second, which the standby replays ($written rows, $replayed of WAL
-replayed during the rounds).
+replayed during the rounds). $(if [ "$pinned" = yes ]; then echo "The standby's backends and the read pgbench run on CPU 0; the replay
+(the standby's startup, walreceiver and other processes), the primary and its writer on CPU $last_cpu, so that what is
+measured is what replay costs the readers through pg_jwt, not the CPU the replay takes (unpinned, single rounds swung from 0.53x to 1.59x)."; else echo "Unpinned (taskset or a second CPU missing): the replay competes with the readers for CPU."; fi)
 
 - Ratio with replay to without: **$(printf '%.3f' "$standby_ratio")x** (median; every round: $(sort -n "$work/standby_ratios" | awk '{ printf "%.3f ", $1 }')), without: $(median <"$work/standby_quiet" | cut -d. -f1) TPS (median).
 - Target: a standby under replay serves the read workload at least 0.9x of the same standby without replay: $(awk -v r="$standby_ratio" 'BEGIN { print (r >= 0.9 ? "met" : "MISSED") }').

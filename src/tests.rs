@@ -785,6 +785,40 @@ mod tests {
         assert!(stats["cached_tokens"].as_u64().unwrap() <= 50, "{stats}");
     }
 
+    /// A full cache keeps a token the second time it misses, not the first (session.rs,
+    /// `Doorkeeper`): a token met once does not evict one in use; every token still gets its
+    /// own, right claims.
+    #[pg_test]
+    fn a_full_cache_admits_a_token_on_its_second_miss() {
+        let p = setup(&fresh(""));
+        Spi::run("SET pg_jwt.cache_size = 2").unwrap();
+        let t: Vec<String> = (1..=3).map(|n| sign(&fresh(&format!(r#","n":{n}"#)), &p)).collect();
+        let verifications = || {
+            one_json("SELECT jwt_cache_stats()").unwrap()["verifications"]
+                .as_u64()
+                .unwrap()
+        };
+        let mut expect = |i: usize, verified: u64| {
+            set_token(&t[i]);
+            let before = verifications();
+            assert_eq!(one_text("SELECT jwt_claim('n')"), Some((i + 1).to_string()));
+            let cached = one_json("SELECT jwt_cache_stats()").unwrap()["cached_tokens"]
+                .as_u64()
+                .unwrap();
+            assert!(cached <= 2, "cached_tokens {cached}");
+            assert_eq!(verifications() - before, verified, "token {}", i + 1);
+        };
+        expect(0, 1); // t1, t2 fill the cache
+        expect(1, 1);
+        expect(2, 1); // t3: full, first miss: verified, not kept
+        expect(0, 0); // t1 was not evicted
+        expect(1, 0);
+        expect(2, 1); // t3's second miss: verified again, kept (t1, the least recent, goes)
+        expect(2, 0);
+        expect(1, 0);
+        expect(0, 1);
+    }
+
     #[pg_test]
     fn call_site_cache_follows_token_changes_within_one_query() {
         let p = setup(&fresh(""));

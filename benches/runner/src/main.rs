@@ -167,6 +167,17 @@ fn main() {
         .unwrap();
     }
     drop(su);
+    // PGJWT_BENCH_ONLY=4c: the setup above, then section 4c alone (for iterating on target 1).
+    if env("PGJWT_BENCH_ONLY", "") == "4c" {
+        let dir = std::env::temp_dir().join(format!("pgjwt-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // The state the sections before it leave: the table's pages visited (hint bits) and
+        // vacuumed, as autovacuum does while they run.
+        connect(&e, "postgres").batch_execute("VACUUM ANALYZE rls_1m").unwrap();
+        per_transaction(&e, &dir);
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
     let mut su = connect(&e, "postgres");
 
     println!("## 2. The SQL call: `jwt_verify(token, jwks)` per call\n");
@@ -831,9 +842,25 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     println!("policy `tenant_id = '<uuid>'` and no token (what RLS itself costs). Each case is compared with the");
     println!("control that sets the unrelated setting to the tokens of the same users (drawn the same way: fetching");
     println!("one of 20,000 token rows at random costs more than one of 100, whoever reads it). Every user's token");
-    println!("was verified once by another backend before (the shared cache is warm: the steady state of a pool).\n");
+    println!("was verified once by another backend before (the shared cache is warm: the steady state of a pool).");
     let mut su = connect(e, "postgres");
     warm_shared_cache(e, "ES256");
+    // One CPU for the server and pgbench. Unpinned on this 2-core machine, a run landed in one
+    // of two modes about 35% apart (16,500 or 25,000 TPS for the same script, one after the
+    // other): in the slow one the kernel counted 15,000 to 33,000 rescheduling interrupts per
+    // run (a client and its backend woken on different CPUs) and system time rose from 27% to
+    // 45%; which mode a run got decided the round's ratio (0.63x to 1.46x). Pinned, runs of the
+    // same script agree within about 2%, and every case pays the same for its wake-ups.
+    let data = env("PGJWT_BENCH_DATA", "");
+    let all_cpus = format!("0-{}", std::thread::available_parallelism().map_or(1, |n| n.get()) - 1);
+    let pinned = !data.is_empty() && pin_server(&data, "0");
+    let cpus = pinned.then_some("0");
+    if pinned {
+        println!("The server and pgbench run on one CPU (`taskset -c 0`): unpinned, a client and its backend woken on");
+        println!("different CPUs put single runs in a mode about 35% slower, whichever case it was (see benches/NOTES.md).\n");
+    } else {
+        println!("The server could not be pinned to one CPU here (`taskset`): the runs are unpinned and noisier.\n");
+    }
     let script = |guc: &str, pick: &str| {
         format!(
             "\\set rid random(1, 999900)\n{pick}\nBEGIN;\nSELECT set_config('{guc}', token, true) FROM bench_tokens WHERE alg = 'ES256' AND id = :tid;\nSELECT count(*) FROM rls_1m WHERE id BETWEEN :rid AND :rid + 99;\nEND;\n"
@@ -901,8 +928,19 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
                 if *rls { "ENABLE" } else { "DISABLE" }
             ))
             .unwrap();
-            tps[i].push(pgbench_with(e, "bench_app", &files[i], 4, secs, &["-M", "prepared"]));
+            tps[i].push(pgbench_on(
+                e,
+                cpus,
+                "bench_app",
+                &files[i],
+                4,
+                secs,
+                &["-M", "prepared"],
+            ));
         }
+    }
+    if pinned {
+        pin_server(&data, &all_cpus);
     }
     su.batch_execute(&format!(
         "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({jwt_policy}); ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY"
@@ -1295,13 +1333,61 @@ fn restart(e: &Env, data: &str) {
     assert!(status.success(), "pg_ctl restart failed");
 }
 
+/// Pins the server at `data` to the CPUs `cpus` (a `taskset` list such as "0"): its postmaster,
+/// so every backend it starts from now on, and every process it has now. Whether it could.
+fn pin_server(data: &str, cpus: &str) -> bool {
+    let Some(pid) = std::fs::read_to_string(format!("{data}/postmaster.pid"))
+        .ok()
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_owned()))
+    else {
+        return false;
+    };
+    let children = Command::new("pgrep")
+        .args(["-P", &pid])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    std::iter::once(pid.as_str())
+        .chain(children.split_whitespace())
+        .map(|p| {
+            Command::new("taskset")
+                .args(["-a", "-p", "-c", cpus, p])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .fold(true, |all, ok| all && ok)
+}
+
 fn pgbench(e: &Env, role: &str, script: &std::path::Path, clients: u32, seconds: u32) -> f64 {
     pgbench_with(e, role, script, clients, seconds, &[])
 }
 
 /// `pgbench` with `extra` options (`-M prepared`): the TPS it reports.
 fn pgbench_with(e: &Env, role: &str, script: &std::path::Path, clients: u32, seconds: u32, extra: &[&str]) -> f64 {
-    let out = Command::new(&e.pgbench)
+    pgbench_on(e, None, role, script, clients, seconds, extra)
+}
+
+/// `pgbench_with`, run on the CPUs `cpus` (a `taskset` list) when given.
+fn pgbench_on(
+    e: &Env,
+    cpus: Option<&str>,
+    role: &str,
+    script: &std::path::Path,
+    clients: u32,
+    seconds: u32,
+    extra: &[&str],
+) -> f64 {
+    let mut cmd = match cpus {
+        Some(list) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", list]).arg(&e.pgbench);
+            c
+        }
+        None => Command::new(&e.pgbench),
+    };
+    let out = cmd
         .args(["-n"])
         .args(extra)
         .args([
