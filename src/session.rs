@@ -684,6 +684,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
             let mut s = s.borrow_mut();
             let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
             s.cache = LruCache::with_hasher(size, TailHash::new());
+            s.door = Doorkeeper::new();
             s.cache.put(
                 token.into(),
                 Cached {

@@ -798,7 +798,7 @@ mod tests {
                 .as_u64()
                 .unwrap()
         };
-        let mut expect = |i: usize, verified: u64| {
+        let expect = |i: usize, verified: u64| {
             set_token(&t[i]);
             let before = verifications();
             assert_eq!(one_text("SELECT jwt_claim('n')"), Some((i + 1).to_string()));
