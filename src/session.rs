@@ -270,6 +270,27 @@ struct State {
     shared_record_hits: u64,
 }
 
+impl State {
+    /// New key set or settings (`loaded`: the configuration and keys generations): every cached
+    /// verification is void. An empty cache of the configured size, with a new seed and a new
+    /// doorkeeper.
+    fn reload(&mut self, config: Config, loaded: (u64, u64)) {
+        let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
+        self.cache = LruCache::with_hasher(size, TailHash::new());
+        self.door = Doorkeeper::new();
+        self.config = Some(config);
+        self.loaded_at = loaded;
+    }
+
+    /// Keeps a verified token, unless the cache is full and the doorkeeper does not admit it.
+    fn keep(&mut self, token: &[u8], cached: Cached) {
+        let capacity = self.cache.cap().get();
+        if self.cache.len() < capacity || self.door.admits(token, capacity) {
+            self.cache.put(token.into(), cached);
+        }
+    }
+}
+
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
         loaded_at: (0, 0),
@@ -420,11 +441,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         if s.loaded_at != loaded || s.config.is_none() {
             // New key set or settings: every cached verification is void (checklist D19). A
             // change of the revocation list alone keeps them (each is re-checked below).
-            let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::with_hasher(size, TailHash::new());
-            s.door = Doorkeeper::new();
-            s.config = Some(Config::load());
-            s.loaded_at = loaded;
+            s.reload(Config::load(), loaded);
         }
         s.current = None;
         // SAFETY: the token is only read within this call, which assigns no setting; what is
@@ -501,15 +518,13 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             return Ok(Some(claims));
         }
         crate::stats::log::verified(&claims.provider, &claims.body);
-        if s.cache.len() < s.cache.cap().get() || s.door.admits(token, s.cache.cap().get()) {
-            s.cache.put(
-                token.into(),
-                Cached {
-                    claims: Rc::clone(&claims),
-                    checked: now.shared,
-                },
-            );
-        }
+        s.keep(
+            token,
+            Cached {
+                claims: Rc::clone(&claims),
+                checked: now.shared,
+            },
+        );
         s.current = Some(Current {
             generations: now,
             claims: Some(claims.clone()),
@@ -682,18 +697,14 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         });
         STATE.with(|s| {
             let mut s = s.borrow_mut();
-            let size = NonZeroUsize::new(gucs::cache_size()).unwrap_or(NonZeroUsize::MIN);
-            s.cache = LruCache::with_hasher(size, TailHash::new());
-            s.door = Doorkeeper::new();
-            s.cache.put(
-                token.into(),
+            s.reload(config, loaded);
+            s.keep(
+                token,
                 Cached {
                     claims,
                     checked: u64::MAX,
                 },
             );
-            s.config = Some(config);
-            s.loaded_at = loaded;
             s.current = None;
         });
     }
