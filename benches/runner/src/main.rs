@@ -564,8 +564,9 @@ fn main() {
 
 /// Section 3b: each accessor against the cheapest function of its result type (benches/floor,
 /// compiled with the server's pg_config), both above the literal, in the same interleaved runs.
-fn per_row_floor(e: &Env, su: &mut Client, token: &str, so: &str) {
-    su.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_jwt_auth").unwrap();
+/// Declares the floor functions of benches/floor (compiled at `so`): the cheapest C function of
+/// each accessor's result type, STABLE as the accessors are (sections 3b and 4c).
+fn declare_floor(su: &mut Client, so: &str) -> Result<(), postgres::Error> {
     for (f, t) in [
         ("floor_uuid", "uuid"),
         ("floor_text", "text"),
@@ -575,9 +576,14 @@ fn per_row_floor(e: &Env, su: &mut Client, token: &str, so: &str) {
         su.batch_execute(&format!(
             "CREATE OR REPLACE FUNCTION {f}(text) RETURNS {t} STABLE STRICT PARALLEL SAFE LANGUAGE c AS {}, '{f}'",
             lit(so)
-        ))
-        .unwrap();
+        ))?;
     }
+    Ok(())
+}
+
+fn per_row_floor(e: &Env, su: &mut Client, token: &str, so: &str) {
+    su.batch_execute("CREATE EXTENSION IF NOT EXISTS pg_jwt_auth").unwrap();
+    declare_floor(su, so).unwrap();
     let three =
         |uuid: &str, text: &str, bigint: &str| format!("tenant_id = {uuid} AND note <> {text} AND id <> {bigint}");
     let cases: Vec<(&str, String, String, String, i64)> = vec![
@@ -876,13 +882,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     // function in the policy costs this transaction (its planning-time evaluation, its call per
     // row), against which pg_jwt's own share is read.
     let floor_so = env("PGJWT_FLOOR_SO", "");
-    let floor = !floor_so.is_empty()
-        && su
-            .batch_execute(&format!(
-                "CREATE OR REPLACE FUNCTION floor_uuid(text) RETURNS uuid STABLE STRICT PARALLEL SAFE LANGUAGE c AS {}, 'floor_uuid'",
-                lit(&floor_so)
-            ))
-            .is_ok();
+    let floor = !floor_so.is_empty() && declare_floor(&mut su, &floor_so).is_ok();
     // (name, setting, users drawn, RLS, policy, the control it is compared with)
     let mut cases = vec![
         (
