@@ -785,7 +785,7 @@ mod tests {
         assert!(stats["cached_tokens"].as_u64().unwrap() <= 50, "{stats}");
     }
 
-    /// A full cache keeps a token the second time it misses, not the first (session.rs,
+    /// A full cache keeps a token the second time it misses, not the first (src/session/mod.rs,
     /// `Doorkeeper`): a token met once does not evict one in use; every token still gets its
     /// own, right claims.
     #[pg_test]
@@ -798,7 +798,7 @@ mod tests {
                 .as_u64()
                 .unwrap()
         };
-        let expect = |i: usize, verified: u64| {
+        let use_token = |i: usize| {
             set_token(&t[i]);
             let before = verifications();
             assert_eq!(one_text("SELECT jwt_claim('n')"), Some((i + 1).to_string()));
@@ -806,17 +806,19 @@ mod tests {
                 .as_u64()
                 .unwrap();
             assert!(cached <= 2, "cached_tokens {cached}");
-            assert_eq!(verifications() - before, verified, "token {}", i + 1);
+            verifications() - before
         };
+        let expect = |i: usize, verified: u64| assert_eq!(use_token(i), verified, "token {}", i + 1);
         expect(0, 1); // t1, t2 fill the cache
         expect(1, 1);
         expect(2, 1); // t3: full, first miss: verified, not kept
         expect(0, 0); // t1 was not evicted
         expect(1, 0);
-        expect(2, 1); // t3's second miss: verified again, kept (t1, the least recent, goes)
+        expect(2, 1); // t3's second miss: verified again, kept (t1 or t2 goes: CLOCK, by slot order)
         expect(2, 0);
-        expect(1, 0);
-        expect(0, 1);
+        // Exactly one of t1 and t2 was evicted: it is verified again (a first miss of the full
+        // cache: not kept, so the other stays), the other is found.
+        assert_eq!(use_token(0) + use_token(1), 1);
     }
 
     #[pg_test]

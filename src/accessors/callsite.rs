@@ -99,22 +99,50 @@ unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
     &mut *(*flinfo).fn_extra.cast::<CallSite>()
 }
 
+/// The bytes of `result`'s SQL value (of `kind`): the bytes it points to (a uuid's 16, a whole
+/// varlena), or for a bigint (passed by value) its 8 bytes, written to `int`.
+///
+/// # Safety
+/// `result` must be a valid datum of `kind`'s SQL type; the slice borrows what it points to.
+unsafe fn value_bytes<'a>(result: pg_sys::Datum, kind: Kind, int: &'a mut [u8; 8]) -> &'a [u8] {
+    match kind {
+        Kind::Bigint => {
+            *int = (result.value() as i64).to_ne_bytes();
+            int
+        }
+        Kind::Uuid => std::slice::from_raw_parts(result.cast_mut_ptr::<u8>(), 16),
+        Kind::Claims | Kind::Text | Kind::Array | Kind::Provider => {
+            let v = result.cast_mut_ptr::<pg_sys::varlena>();
+            std::slice::from_raw_parts(v.cast::<u8>(), pgrx::varlena::varsize_any(v))
+        }
+    }
+}
+
+/// A datum of `kind` holding `value` (bytes from `value_bytes`), copied into `cxt`: (datum, the
+/// chunk to free later, or null for a bigint, passed by value).
+///
+/// # Safety
+/// `value` must be the bytes of a valid value of `kind`'s SQL type; `cxt` a valid context.
+unsafe fn datum_of(cxt: pg_sys::MemoryContext, value: &[u8], kind: Kind) -> (pg_sys::Datum, *mut c_void) {
+    if let Kind::Bigint = kind {
+        let mut int = [0u8; 8];
+        if let Some(to) = int.get_mut(..value.len()) {
+            to.copy_from_slice(value);
+        }
+        return (pg_sys::Datum::from(i64::from_ne_bytes(int)), null_mut());
+    }
+    let copy = pg_sys::MemoryContextAlloc(cxt, value.len());
+    std::ptr::copy_nonoverlapping(value.as_ptr(), copy.cast::<u8>(), value.len());
+    (pg_sys::Datum::from(copy), copy)
+}
+
 /// A copy of `result` (of `kind`) in `cxt`: (datum, the chunk to free later or null).
 ///
 /// # Safety
 /// `result` must be a valid datum of `kind`'s SQL type.
 unsafe fn copy_result(cxt: pg_sys::MemoryContext, result: pg_sys::Datum, kind: Kind) -> (pg_sys::Datum, *mut c_void) {
-    let (src, len) = match kind {
-        Kind::Bigint => return (result, null_mut()),
-        Kind::Uuid => (result.cast_mut_ptr::<u8>(), 16usize),
-        Kind::Claims | Kind::Text | Kind::Array | Kind::Provider => {
-            let v = result.cast_mut_ptr::<pg_sys::varlena>();
-            (v.cast::<u8>(), pgrx::varlena::varsize_any(v))
-        }
-    };
-    let copy = pg_sys::MemoryContextAlloc(cxt, len);
-    std::ptr::copy_nonoverlapping(src, copy.cast::<u8>(), len);
-    (pg_sys::Datum::from(copy), copy)
+    let mut int = [0u8; 8];
+    datum_of(cxt, value_bytes(result, kind, &mut int), kind)
 }
 
 /// Byte equality that never calls `memcmp` for empty slices: an empty slice may carry a dangling
@@ -234,6 +262,25 @@ pub(super) unsafe fn guarded(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg
     })
 }
 
+/// The result of (`name`, `kind`) converted from `claims` before (`session::Converted`), as a
+/// datum in the current memory context: `Some(None)` for NULL; `None` if none is kept.
+///
+/// # Safety
+/// Call from a SQL function (inside a transaction), as `convert::lookup_as_datum`.
+unsafe fn converted(claims: &session::Claims, name: &[u8], kind: Kind) -> Option<Option<pg_sys::Datum>> {
+    // Copied out first: nothing that can raise an error runs while the claims are borrowed.
+    let mut value = [0u8; session::Converted::MAX_VALUE];
+    let len = match claims.converted.borrow().get(kind.tag(), name)? {
+        None => return Some(None),
+        Some(bytes) => {
+            value.get_mut(..bytes.len())?.copy_from_slice(bytes);
+            bytes.len()
+        }
+    };
+    let cxt = pg_sys::CurrentMemoryContext;
+    Some(Some(datum_of(cxt, value.get(..len)?, kind).0))
+}
+
 /// Verifies (or finds) the session token's claims, looks the claim up, caches the result.
 /// Errors (rejected token, bad key set, wrong claim type) are raised here, never cached.
 ///
@@ -249,13 +296,24 @@ unsafe fn fill_call_site(
 ) -> pg_sys::Datum {
     site.valid = false;
     let claims = session::current_claims().unwrap_or_report();
-    let path: Vec<Option<Cow<str>>> = if kind.no_argument() {
-        Vec::new()
-    } else {
-        vec![Some(encoding::from_server(name).unwrap_or_report())]
-    };
     // Built in the caller's memory context: never freed by us.
-    let result = convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
+    let result = match claims.as_deref().map(|c| converted(c, name, kind)) {
+        Some(Some(kept)) => kept,
+        _ => {
+            let path: Vec<Option<Cow<str>>> = if kind.no_argument() {
+                Vec::new()
+            } else {
+                vec![Some(encoding::from_server(name).unwrap_or_report())]
+            };
+            let result = convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
+            if let Some(c) = claims.as_deref() {
+                let mut int = [0u8; 8];
+                let value = result.map(|d| value_bytes(d, kind, &mut int));
+                c.converted.borrow_mut().put(kind.tag(), name, value);
+            }
+            result
+        }
+    };
     if name.len() <= MAX_CACHED_NAME {
         let cxt = (*(*fcinfo).flinfo).fn_mcxt;
         // The entry two replacements old can no longer be held by the caller: free it.

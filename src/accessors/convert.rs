@@ -33,6 +33,20 @@ impl Kind {
     pub fn no_argument(self) -> bool {
         matches!(self, Kind::Claims | Kind::Provider)
     }
+
+    /// The key of this kind's results among the claims' converted ones (`session::Converted`);
+    /// 0 for the kinds whose results are not kept there (a jsonb or an array: large, and built
+    /// from the tree).
+    #[inline]
+    pub fn tag(self) -> u8 {
+        match self {
+            Kind::Claims | Kind::Array => 0,
+            Kind::Text => 1,
+            Kind::Uuid => 2,
+            Kind::Bigint => 3,
+            Kind::Provider => 4,
+        }
+    }
 }
 
 /// The value at `path` below `root` (object members by exact name, no dotted-path parsing);

@@ -1,0 +1,364 @@
+//! The table of the session cache (`session`): verified tokens by their exact bytes, at most
+//! `capacity` of them, the least recently useful evicted by CLOCK (second chance).
+//!
+//! Why not a linked LRU (the `lru` crate, until 0.3.x): a pooled connection meets a token again
+//! only after many other transactions, so every lookup walks cold memory. `perf` on the
+//! 100-user pgbench of `make bench` (section 4c) put 0.44 µs of a lookup's 0.69 µs on loading
+//! the LRU's node (its key's address and length), behind the hash table's control bytes and
+//! bucket, before the token's bytes were compared and the node moved to the front (two more
+//! nodes written). Here a probe reads an array of 16-bit tags (2 bytes a slot: compact, as the
+//! control bytes were, so a miss stays cheap), and a hit then the entry (the full hash, the
+//! key's address and length, the value, the CLOCK bit) and the token's bytes, and writes only
+//! the entry's bit.
+//!
+//! Open addressing with linear probing, at most half full (the table doubles as entries arrive,
+//! up to twice the capacity rounded up to a power of two); removal shifts the following entries
+//! back, so there are no tombstones and a probe ends at the first empty slot. Lookups compare
+//! the tag, the full hash, then every byte of the key.
+
+use pg_jwt_core::token;
+
+/// The hash of a token in this backend's cache (and its doorkeeper's): `token::tail_hash` (its length and its last 16
+/// bytes, signature bytes), with a seed drawn at random for each cache. Hashing all of it cost
+/// two passes over hundreds of bytes per new token (a miss's lookup and the insert), and an
+/// eviction read the evicted token's bytes again. Equality still compares every byte, so this
+/// only chooses the bucket. Only verified tokens are in the cache; the seed keeps someone who
+/// can obtain many signed tokens from choosing the ones that share a bucket (the hash cannot be
+/// computed without it).
+#[derive(Clone, Copy)]
+pub struct TailHash(u64);
+
+impl TailHash {
+    pub fn new() -> TailHash {
+        // std's RandomState: random keys per process (from the OS), so a seed per cache.
+        TailHash(std::hash::BuildHasher::hash_one(
+            &std::hash::RandomState::new(),
+            0x7461_696c_u64,
+        ))
+    }
+}
+
+pub struct TailHasher(u64);
+
+impl std::hash::BuildHasher for TailHash {
+    type Hasher = TailHasher;
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0)
+    }
+}
+
+impl std::hash::Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = token::tail_hash(self.0, bytes);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = self.0.rotate_left(29) ^ n as u64;
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// An entry: its key's full hash, its key, its value, its CLOCK bit.
+struct Entry<V> {
+    hash: u64,
+    key: Box<[u8]>,
+    value: V,
+    referenced: bool,
+}
+
+/// At most `capacity` values by their keys' exact bytes (see the module doc).
+pub struct Table<V> {
+    seed: TailHash,
+    /// Per slot, the top 16 bits of its entry's hash with the lowest of them set, or 0 for an
+    /// empty slot: 2 bytes a slot, so a probe that finds nothing (most lookups of a pool with
+    /// more users than the capacity) reads only this array, 4 KiB for the default 1,000
+    /// entries (with full 64-bit hashes, 16 KiB, `perf` found it cold at every transaction).
+    tags: Vec<u16>,
+    /// The entries, by slot (`None` where `tags` is 0).
+    entries: Vec<Option<Entry<V>>>,
+    len: usize,
+    capacity: usize,
+    /// The CLOCK hand: the next slot eviction looks at.
+    hand: usize,
+}
+
+impl<V> Table<V> {
+    /// An empty table for at most `capacity` (at least 1) entries, with a new random seed.
+    pub fn new(capacity: usize) -> Table<V> {
+        Table {
+            seed: TailHash::new(),
+            tags: Vec::new(),
+            entries: Vec::new(),
+            len: 0,
+            capacity: capacity.max(1),
+            hand: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn hash(&self, key: &[u8]) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.seed, key)
+    }
+
+    /// The slot tag of a hash: its top 16 bits, never 0 (which marks an empty slot). The low
+    /// bits choose the slot.
+    fn tag(h: u64) -> u16 {
+        (h >> 48) as u16 | 1
+    }
+
+    /// The table's length less one (a power of two's mask); a wrapped value for an empty table,
+    /// whose loops do not run.
+    fn mask(&self) -> usize {
+        self.tags.len().wrapping_sub(1)
+    }
+
+    /// The slot holding `key` (hashed `h`), if any.
+    fn find(&self, key: &[u8], h: u64) -> Option<usize> {
+        let mask = self.mask();
+        // Lossless: masked to the table's length.
+        let mut i = (h as usize) & mask;
+        let tag = Self::tag(h);
+        // At most half full: an empty slot ends every probe; the bound is a second guarantee.
+        for _ in 0..self.tags.len() {
+            match *self.tags.get(i)? {
+                0 => return None,
+                t if t == tag => {
+                    if let Some(Some(e)) = self.entries.get(i) {
+                        if e.hash == h && *e.key == *key {
+                            return Some(i);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+
+    /// The value of `key`, marked as used (CLOCK).
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
+        let i = self.find(key, self.hash(key))?;
+        let e = self.entries.get_mut(i)?.as_mut()?;
+        e.referenced = true;
+        Some(&mut e.value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn pop(&mut self, key: &[u8]) -> Option<V> {
+        let i = self.find(key, self.hash(key))?;
+        self.remove_at(i)
+    }
+
+    /// Keeps `value` under `key` (replacing its value if it is there), evicting an entry first
+    /// when the table is full.
+    pub fn put(&mut self, key: &[u8], value: V) {
+        let h = self.hash(key);
+        if let Some(i) = self.find(key, h) {
+            if let Some(Some(e)) = self.entries.get_mut(i) {
+                e.value = value;
+            }
+            return;
+        }
+        if self.len >= self.capacity {
+            self.evict();
+        }
+        if (self.len + 1) * 2 > self.tags.len() {
+            self.grow();
+        }
+        self.place(Entry {
+            hash: h,
+            key: key.into(),
+            value,
+            referenced: false,
+        });
+    }
+
+    /// Puts an entry into the first empty slot of its probe (there is one: at most half full).
+    fn place(&mut self, entry: Entry<V>) {
+        let mask = self.mask();
+        // Lossless: masked to the table's length.
+        let mut i = (entry.hash as usize) & mask;
+        for _ in 0..self.tags.len() {
+            match (self.tags.get_mut(i), self.entries.get_mut(i)) {
+                (Some(tag), Some(slot)) if *tag == 0 => {
+                    *tag = Self::tag(entry.hash);
+                    *slot = Some(entry);
+                    self.len += 1;
+                    return;
+                }
+                (Some(_), Some(_)) => i = (i + 1) & mask,
+                _ => return,
+            }
+        }
+    }
+
+    /// Doubles the table (from 16 slots), entries and their CLOCK bits kept.
+    fn grow(&mut self) {
+        let n = (self.tags.len() * 2).max(16);
+        self.tags = vec![0; n];
+        let entries = std::mem::replace(&mut self.entries, (0..n).map(|_| None).collect());
+        self.len = 0;
+        self.hand = 0;
+        for e in entries.into_iter().flatten() {
+            self.place(e);
+        }
+    }
+
+    /// Evicts one entry: the first at or after the hand whose CLOCK bit is clear, clearing the
+    /// bits it passes (within two turns every bit it met is clear).
+    fn evict(&mut self) {
+        let n = self.tags.len().max(1);
+        for _ in 0..2 * n {
+            let i = self.hand % n;
+            self.hand = (i + 1) % n;
+            let Some(Some(e)) = self.entries.get_mut(i) else {
+                continue;
+            };
+            if e.referenced {
+                e.referenced = false;
+                continue;
+            }
+            // Dropped here, after the table is consistent again.
+            let _evicted = self.remove_at(i);
+            return;
+        }
+    }
+
+    /// Empties slot `i` and shifts back the entries after it whose probe passed it.
+    fn remove_at(&mut self, i: usize) -> Option<V> {
+        let mask = self.mask();
+        let entry = self.entries.get_mut(i)?.take()?;
+        *self.tags.get_mut(i)? = 0;
+        self.len -= 1;
+        let mut hole = i;
+        let mut j = i;
+        for _ in 0..self.tags.len() {
+            j = (j + 1) & mask;
+            let Some(Some(e)) = self.entries.get(j) else { break };
+            // Lossless: masked to the table's length.
+            let home = (e.hash as usize) & mask;
+            // The entry at j may move to the hole unless its home lies cyclically in (hole, j].
+            let stays = if hole <= j {
+                hole < home && home <= j
+            } else {
+                hole < home || home <= j
+            };
+            if !stays {
+                let moved = self.entries.get_mut(j)?.take();
+                *self.entries.get_mut(hole)? = moved;
+                *self.tags.get_mut(hole)? = *self.tags.get(j)?;
+                *self.tags.get_mut(j)? = 0;
+                hole = j;
+            }
+        }
+        Some(entry.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Table, TailHash};
+    use std::hash::BuildHasher;
+
+    /// A boxed key and the slice it is looked up by hash alike (the cache's lookups borrow the
+    /// setting's bytes), short keys included; distinct tails spread over the buckets; the seed
+    /// differs from cache to cache.
+    #[test]
+    fn keys_and_their_slices_hash_alike_and_tails_spread() {
+        let h = TailHash::new();
+        for len in [0usize, 1, 15, 16, 17, 600] {
+            let key: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let boxed: Box<[u8]> = key.clone().into();
+            assert_eq!(h.hash_one(&boxed), h.hash_one(key.as_slice()), "{len}");
+        }
+        let mut buckets = std::collections::HashSet::new();
+        for i in 0..1000u32 {
+            let mut token = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.".to_vec();
+            token.extend_from_slice(format!("signature{i:08}tail").as_bytes());
+            buckets.insert(h.hash_one(token.as_slice()) & 1023);
+        }
+        assert!(buckets.len() > 550, "{} of 1024 buckets", buckets.len());
+        // Each cache has its own seed: the same token hashes differently in another cache.
+        let token = b"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.c2lnbmF0dXJlLWJ5dGVz".as_slice();
+        assert_ne!(TailHash::new().hash_one(token), TailHash::new().hash_one(token));
+    }
+
+    /// Every key put is found until it is evicted or popped, with its last value; the table
+    /// never holds more than its capacity; recently used entries survive an eviction that
+    /// unused ones do not; removal keeps every other key findable (the shifts).
+    #[test]
+    fn the_table_keeps_what_it_holds_and_its_bound() {
+        let key = |i: u32| format!("eyJhbGciOiJFUzI1NiJ9.payload{i}.sig{i:06}").into_bytes();
+        let mut t: Table<u32> = Table::new(100);
+        for i in 0..100 {
+            t.put(&key(i), i);
+        }
+        assert_eq!(t.len(), 100);
+        for i in 0..100 {
+            assert_eq!(t.get_mut(&key(i)).copied(), Some(i), "{i}");
+        }
+        t.put(&key(7), 700);
+        assert_eq!(t.get_mut(&key(7)).copied(), Some(700));
+        assert_eq!(t.len(), 100);
+        // Every entry was used: the first eviction clears their bits and takes one of them.
+        t.put(&key(1000), 1000);
+        assert_eq!(t.len(), 100);
+        // Use 1..=89 (and the new one) again: the next ten evictions take none of them.
+        for i in 0..90 {
+            let _ = t.get_mut(&key(i));
+        }
+        let _ = t.get_mut(&key(1000));
+        for i in 2000..2010 {
+            t.put(&key(i), i);
+        }
+        assert_eq!(t.len(), 100);
+        let kept = (0..90).filter(|&i| t.get_mut(&key(i)).is_some()).count();
+        assert!(kept >= 89, "{kept} of the 90 entries in use kept");
+        assert!(t.get_mut(&key(1000)).is_some());
+        // Pop some, the rest are still found; popped ones are gone.
+        let present: Vec<u32> = (0..2010).filter(|&i| t.get_mut(&key(i)).is_some()).collect();
+        assert_eq!(present.len(), 100);
+        for (n, i) in present.iter().enumerate() {
+            if n % 3 == 0 {
+                assert_eq!(t.pop(&key(*i)).is_some(), true);
+            }
+        }
+        for (n, i) in present.iter().enumerate() {
+            assert_eq!(t.get_mut(&key(*i)).is_some(), n % 3 != 0, "{i}");
+        }
+        assert_eq!(t.pop(&key(99_999)), None);
+        // A key differing in one byte, or a prefix, is another key.
+        let mut near = key(5000);
+        t.put(&near, 1);
+        let last = near.len() - 1;
+        near[last] ^= 1;
+        assert_eq!(t.get_mut(&near), None);
+        assert_eq!(t.get_mut(&near[..last]), None);
+        // Many puts and pops in turn: the bound holds, lookups stay right.
+        let mut small: Table<u32> = Table::new(3);
+        for i in 0..10_000u32 {
+            small.put(&key(i % 17), i);
+            if i % 5 == 0 {
+                let _ = small.pop(&key((i / 5) % 17));
+            }
+            assert!(small.len() <= 3);
+            assert_eq!(
+                small.get_mut(&key(i % 17)).copied(),
+                if i % 5 == 0 && (i / 5) % 17 == i % 17 {
+                    None
+                } else {
+                    Some(i)
+                }
+            );
+        }
+    }
+}
