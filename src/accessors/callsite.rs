@@ -103,7 +103,8 @@ unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
 /// varlena), or for a bigint (passed by value) its 8 bytes, written to `int`.
 ///
 /// # Safety
-/// `result` must be a valid datum of `kind`'s SQL type; the slice borrows what it points to.
+/// `result` must be a valid datum of `kind`'s SQL type; the slice borrows what it points to,
+/// whose life the signature does not bound: the caller uses it only while the datum lives.
 unsafe fn value_bytes<'a>(result: pg_sys::Datum, kind: Kind, int: &'a mut [u8; 8]) -> &'a [u8] {
     match kind {
         Kind::Bigint => {
@@ -306,7 +307,7 @@ unsafe fn fill_call_site(
                 vec![Some(encoding::from_server(name).unwrap_or_report())]
             };
             let result = convert::lookup_as_datum(claims.as_deref(), &path, kind).unwrap_or_report();
-            if let Some(c) = claims.as_deref() {
+            if let (Some(c), true) = (claims.as_deref(), kind.tag() != 0) {
                 let mut int = [0u8; 8];
                 let value = result.map(|d| value_bytes(d, kind, &mut int));
                 c.converted.borrow_mut().put(kind.tag(), name, value);

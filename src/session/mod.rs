@@ -62,7 +62,8 @@ pub struct Claims {
 /// pg_jwt costs per transaction. A token met again finds its results here.
 ///
 /// Bounded: `SLOTS` slots inline (replaced in turn), names up to `MAX_NAME` bytes and values
-/// up to `MAX_VALUE` bytes; anything longer is converted at every call, as before.
+/// up to `MAX_VALUE` bytes (a text's with its 4-byte header); anything longer is converted at
+/// every call, as before.
 #[derive(Clone, Copy)]
 pub struct Converted {
     slots: [ConvertedSlot; Converted::SLOTS],
@@ -268,8 +269,8 @@ struct Cached {
 /// no longer flushes the tokens in use (the "doorkeeper" of TinyLFU). Only where a token is
 /// kept changes: a token not admitted was verified like any other and serves its transaction
 /// (`Current`); its next miss verifies it again (from the shared cache, when it is there).
-/// The table holds 16 bits of a seeded hash per slot (a collision admits a token early or late,
-/// never changes a result): 4 KiB for the default 1,000 entries, small enough to stay in the
+/// The table holds 2 bytes of a seeded hash per slot (15 bits of it; a collision admits a token
+/// early or late, never changes a result): 4 KiB for the default 1,000 entries, small enough to stay in the
 /// CPU's cache between transactions (with 64-bit hashes, 16 KiB, `perf` found it cold at every
 /// miss); it is only allocated once the cache is full.
 struct Doorkeeper {
@@ -299,7 +300,8 @@ impl Doorkeeper {
             self.slots = vec![0; n];
         }
         let h = std::hash::BuildHasher::hash_one(&self.seed, token);
-        // The low bits choose the slot; the top 16 are kept there, never 0 (an empty slot).
+        // The low bits choose the slot; the top 15 are kept there, with the low bit set so that a
+        // kept tag is never 0 (an empty slot).
         let tag = (h >> 48) as u16 | 1;
         let mask = self.slots.len() - 1;
         // Lossless: masked to the table's length.
@@ -864,3 +866,44 @@ COMMENT ON FUNCTION jwt_cache_stats() IS 'This backend''s verification cache: ve
 "#,
     name = "jwt_cache_stats"
 );
+
+#[cfg(test)]
+mod converted_tests {
+    use super::Converted;
+
+    /// Results are found under their own tag and name only, NULL included; names and values at
+    /// the limits are kept, longer ones are not; tag 0 is never kept; slots are replaced in turn.
+    #[test]
+    fn converted_keeps_what_fits_under_its_own_key() {
+        let mut c = Converted::EMPTY;
+        c.put(2, b"tenant_id", Some(&[7; 16]));
+        c.put(1, b"tenant_id", Some(b"text"));
+        c.put(3, b"absent", None);
+        assert_eq!(c.get(2, b"tenant_id"), Some(Some(&[7u8; 16][..])));
+        assert_eq!(c.get(1, b"tenant_id"), Some(Some(&b"text"[..])));
+        assert_eq!(c.get(3, b"absent"), Some(None));
+        assert_eq!(c.get(2, b"tenant_i"), None);
+        assert_eq!(c.get(2, b"tenant_idx"), None);
+        assert_eq!(c.get(3, b"tenant_id"), None);
+        // At the limits, and over them.
+        let name = [b'n'; Converted::MAX_NAME];
+        let value = [9u8; Converted::MAX_VALUE];
+        c.put(1, &name, Some(&value));
+        assert_eq!(c.get(1, &name), Some(Some(&value[..])));
+        let long_name = [b'n'; Converted::MAX_NAME + 1];
+        c.put(1, &long_name, Some(b"v"));
+        assert_eq!(c.get(1, &long_name), None);
+        c.put(1, b"big", Some(&[1; Converted::MAX_VALUE + 1]));
+        assert_eq!(c.get(1, b"big"), None);
+        c.put(0, b"claims", Some(b"{}"));
+        assert_eq!(c.get(0, b"claims"), None);
+        // Four slots: the fifth result replaces the first kept.
+        c.put(4, b"", Some(b"provider"));
+        assert_eq!(c.get(4, b""), Some(Some(&b"provider"[..])));
+        assert_eq!(c.get(2, b"tenant_id"), None);
+        assert_eq!(c.get(1, &name), Some(Some(&value[..])));
+        // A result already kept is not kept twice.
+        c.put(4, b"", Some(b"other"));
+        assert_eq!(c.get(4, b""), Some(Some(&b"provider"[..])));
+    }
+}
