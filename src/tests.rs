@@ -785,8 +785,8 @@ mod tests {
         assert!(stats["cached_tokens"].as_u64().unwrap() <= 50, "{stats}");
     }
 
-    /// A full cache keeps a token the second time it misses, not the first (src/session/mod.rs,
-    /// `Doorkeeper`): a token met once does not evict one in use; every token still gets its
+    /// A full cache keeps a token the second time it misses, not the first (src/session/table.rs,
+    /// `Table::keep`): a token met once does not evict one in use; every token still gets its
     /// own, right claims.
     #[pg_test]
     fn a_full_cache_admits_a_token_on_its_second_miss() {

@@ -28,7 +28,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
-use table::{Table, TailHash};
+use table::Table;
 
 mod table;
 
@@ -259,74 +259,12 @@ struct Cached {
     checked: u64,
 }
 
-/// Admission to the full session cache: a token is kept on the second time it misses, not the
-/// first. With more users than `pg_jwt.cache_size` (a pool serving 20,000 users, each backend
-/// holding 1,000), nearly every token is new to the backend, and putting each one into the full
-/// LRU evicted its coldest entry: a walk through cold memory (the node, its key, its claims and
-/// their frees) that `perf` put at 1.1 µs of 14 µs of pg_jwt's cost per transaction, for a token
-/// met again only one time in twenty. A token seen twice among the last misses is admitted, so
-/// a working set slightly over the capacity still settles in, and a stream of one-off tokens
-/// no longer flushes the tokens in use (the "doorkeeper" of TinyLFU). Only where a token is
-/// kept changes: a token not admitted was verified like any other and serves its transaction
-/// (`Current`); its next miss verifies it again (from the shared cache, when it is there).
-/// The table holds 2 bytes of a seeded hash per slot (15 bits of it; a collision admits a token
-/// early or late, never changes a result): 4 KiB for the default 1,000 entries, small enough to stay in the
-/// CPU's cache between transactions (with 64-bit hashes, 16 KiB, `perf` found it cold at every
-/// miss); it is only allocated once the cache is full.
-struct Doorkeeper {
-    seed: TailHash,
-    slots: Vec<u16>,
-}
-
-impl Doorkeeper {
-    /// At most this many slots (128 KiB), whatever the cache size.
-    const MAX_SLOTS: usize = 1 << 16;
-
-    fn new() -> Doorkeeper {
-        Doorkeeper {
-            seed: TailHash::new(),
-            slots: Vec::new(),
-        }
-    }
-
-    /// Whether a token that missed the full cache of `capacity` entries should be kept: true
-    /// when it missed once before (and its slot was not taken since).
-    fn admits(&mut self, token: &[u8], capacity: usize) -> bool {
-        if self.slots.is_empty() {
-            let n = capacity
-                .saturating_mul(2)
-                .clamp(64, Self::MAX_SLOTS)
-                .next_power_of_two();
-            self.slots = vec![0; n];
-        }
-        let h = std::hash::BuildHasher::hash_one(&self.seed, token);
-        // The low bits choose the slot; the top 15 are kept there, with the low bit set so that a
-        // kept tag is never 0 (an empty slot).
-        let tag = (h >> 48) as u16 | 1;
-        let mask = self.slots.len() - 1;
-        // Lossless: masked to the table's length.
-        let slot = (h as usize) & mask;
-        match self.slots.get_mut(slot) {
-            Some(s) if *s == tag => {
-                *s = 0;
-                true
-            }
-            Some(s) => {
-                *s = tag;
-                false
-            }
-            None => true,
-        }
-    }
-}
-
 struct State {
     /// The configuration and keys generations the configuration and key sets were loaded at.
     loaded_at: (u64, u64),
     config: Option<Config>,
+    /// Verified tokens; once full, a token is kept on its second miss (`Table::keep`).
     cache: Table<Cached>,
-    /// Admission to `cache` once it is full.
-    door: Doorkeeper,
     current: Option<Current>,
     verifications: u64,
     /// Verifications whose signature was found good in the shared cache.
@@ -337,21 +275,17 @@ struct State {
 
 impl State {
     /// New key set or settings (`loaded`: the configuration and keys generations): every cached
-    /// verification is void. An empty cache of the configured size, with a new seed and a new
-    /// doorkeeper.
+    /// verification is void. An empty cache of the configured size, with a new seed (and no
+    /// misses remembered).
     fn reload(&mut self, config: Config, loaded: (u64, u64)) {
         self.cache = Table::new(gucs::cache_size());
-        self.door = Doorkeeper::new();
         self.config = Some(config);
         self.loaded_at = loaded;
     }
 
-    /// Keeps a verified token, unless the cache is full and the doorkeeper does not admit it.
+    /// Keeps a verified token, unless the cache is full and the token did not miss before.
     fn keep(&mut self, token: &[u8], cached: Cached) {
-        let capacity = self.cache.capacity();
-        if self.cache.len() < capacity || self.door.admits(token, capacity) {
-            self.cache.put(token, cached);
-        }
+        self.cache.keep(token, cached);
     }
 }
 
@@ -360,7 +294,6 @@ thread_local! {
         loaded_at: (0, 0),
         config: None,
         cache: Table::new(1),
-        door: Doorkeeper::new(),
         current: None,
         verifications: 0,
         shared_hits: 0,

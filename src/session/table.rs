@@ -11,6 +11,21 @@
 //! key's address and length, the value, the CLOCK bit) and the token's bytes, and writes only
 //! the entry's bit.
 //!
+//! Admission (`keep`): once the table is full, a key is kept on the second time it misses, not
+//! the first. With more users than the capacity (a pool serving 20,000 users, each backend
+//! holding 1,000), nearly every token is new to the backend, and putting each one into the full
+//! cache evicted its coldest entry: a walk through cold memory (the entry, its key, its claims
+//! and their frees) that `perf` put at 1.1 µs of 14 µs of pg_jwt's cost per transaction (with
+//! the LRU of 0.3.x), for a token met again only one time in twenty. A key seen twice among the
+//! last misses is admitted, so a working set slightly over the capacity still settles in, and a
+//! stream of one-off keys no longer flushes the ones in use (the "doorkeeper" of TinyLFU). Only
+//! where a token is kept changes: one not admitted was verified like any other and serves its
+//! transaction; its next miss verifies it again (from the shared cache, when it is there). The
+//! misses are remembered beside the tags, 2 bytes per slot at the key's home slot (15 bits of
+//! its hash; a collision admits a key early or late, never changes a result): a miss's probe
+//! has just read that line, where a table of its own (4 KiB for 1,000 entries) cost a cold
+//! line per miss, about 0.26 µs a transaction with 20,000 users in `perf`.
+//!
 //! Open addressing with linear probing, at most half full (the table doubles as entries arrive,
 //! from 16 slots up to twice the capacity rounded up to a power of two); removal shifts the following entries
 //! back, so there are no tombstones and a probe ends at the first empty slot. Lookups compare
@@ -70,11 +85,14 @@ struct Entry<V> {
 /// At most `capacity` values by their keys' exact bytes (see the module doc).
 pub struct Table<V> {
     seed: TailHash,
-    /// Per slot, the top 15 bits of its entry's hash with the low bit set, or 0 for an empty
-    /// slot: 2 bytes a slot, so a probe that finds nothing (most lookups of a pool with
-    /// more users than the capacity) reads only this array, 4 KiB for the default 1,000
-    /// entries (with full 64-bit hashes, 16 KiB, `perf` found it cold at every transaction).
-    tags: Vec<u16>,
+    /// Per slot: `[0]`, the top 15 bits of its entry's hash with the low bit set, or 0 for an
+    /// empty slot; `[1]`, the tag of the last key that missed the full table with this slot as
+    /// its home (admission, see the module doc), or 0. 4 bytes a slot, so a probe that finds
+    /// nothing (most lookups of a pool with more users than the capacity) and the admission
+    /// after it read only this array, 8 KiB for the default 1,000 entries (with full 64-bit
+    /// hashes, 16 KiB, and a second array for admission, `perf` found both cold at every
+    /// transaction).
+    tags: Vec<[u16; 2]>,
     /// The entries, by slot (`None` where `tags` is 0).
     entries: Vec<Option<Entry<V>>>,
     len: usize,
@@ -98,10 +116,6 @@ impl<V> Table<V> {
 
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    pub fn capacity(&self) -> usize {
-        self.capacity
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
@@ -128,7 +142,7 @@ impl<V> Table<V> {
         let tag = Self::tag(h);
         // At most half full: an empty slot ends every probe; the bound is a second guarantee.
         for _ in 0..self.tags.len() {
-            match *self.tags.get(i)? {
+            match self.tags.get(i)?[0] {
                 0 => return None,
                 t if t == tag => {
                     if let Some(Some(e)) = self.entries.get(i) {
@@ -158,10 +172,35 @@ impl<V> Table<V> {
         self.remove_at(i)
     }
 
+    /// Keeps `value` under `key` (which is not in the table) unless the table is full and `key`
+    /// did not miss it before (admission, see the module doc); returns whether it was kept.
+    pub fn keep(&mut self, key: &[u8], value: V) -> bool {
+        let h = self.hash(key);
+        if self.len >= self.capacity {
+            let tag = Self::tag(h);
+            // Lossless: masked to the table's length (not empty: full with capacity >= 1).
+            let home = (h as usize) & self.mask();
+            let Some(slot) = self.tags.get_mut(home) else {
+                return false;
+            };
+            if slot[1] != tag {
+                slot[1] = tag;
+                return false;
+            }
+            slot[1] = 0;
+        }
+        self.insert(h, key, value);
+        true
+    }
+
     /// Keeps `value` under `key` (replacing its value if it is there), evicting an entry first
     /// when the table is full.
+    #[cfg(test)]
     pub fn put(&mut self, key: &[u8], value: V) {
-        let h = self.hash(key);
+        self.insert(self.hash(key), key, value);
+    }
+
+    fn insert(&mut self, h: u64, key: &[u8], value: V) {
         if let Some(i) = self.find(key, h) {
             if let Some(Some(e)) = self.entries.get_mut(i) {
                 e.value = value;
@@ -189,8 +228,8 @@ impl<V> Table<V> {
         let mut i = (entry.hash as usize) & mask;
         for _ in 0..self.tags.len() {
             match (self.tags.get_mut(i), self.entries.get_mut(i)) {
-                (Some(tag), Some(slot)) if *tag == 0 => {
-                    *tag = Self::tag(entry.hash);
+                (Some(tags), Some(slot)) if tags[0] == 0 => {
+                    tags[0] = Self::tag(entry.hash);
                     *slot = Some(entry);
                     self.len += 1;
                     return;
@@ -204,7 +243,9 @@ impl<V> Table<V> {
     /// Doubles the table (from 16 slots), entries and their CLOCK bits kept.
     fn grow(&mut self) {
         let n = (self.tags.len() * 2).max(16);
-        self.tags = vec![0; n];
+        // Misses remembered so far are dropped (the table grows only while not full, before
+        // admission starts).
+        self.tags = vec![[0; 2]; n];
         let entries = std::mem::replace(&mut self.entries, (0..n).map(|_| None).collect());
         self.len = 0;
         self.hand = 0;
@@ -237,7 +278,7 @@ impl<V> Table<V> {
     fn remove_at(&mut self, i: usize) -> Option<V> {
         let mask = self.mask();
         let entry = self.entries.get_mut(i)?.take()?;
-        *self.tags.get_mut(i)? = 0;
+        self.tags.get_mut(i)?[0] = 0;
         self.len -= 1;
         let mut hole = i;
         let mut j = i;
@@ -255,8 +296,8 @@ impl<V> Table<V> {
             if !stays {
                 let moved = self.entries.get_mut(j)?.take();
                 *self.entries.get_mut(hole)? = moved;
-                *self.tags.get_mut(hole)? = *self.tags.get(j)?;
-                *self.tags.get_mut(j)? = 0;
+                self.tags.get_mut(hole)?[0] = self.tags.get(j)?[0];
+                self.tags.get_mut(j)?[0] = 0;
                 hole = j;
             }
         }
@@ -424,5 +465,36 @@ mod tests {
                 assert_eq!(found, t.len());
             }
         }
+    }
+
+    /// Admission: below the capacity every key is kept; once full, a key is kept on its second
+    /// miss (evicting one), and a miss of another key with the same home slot in between makes
+    /// it start again.
+    #[test]
+    fn a_full_table_keeps_a_key_on_its_second_miss() {
+        let key = |i: u32| format!("header.payload{i}.sig{i:06}").into_bytes();
+        let mut t: Table<u32> = Table::new(2);
+        assert!(t.keep(&key(1), 1));
+        assert!(t.keep(&key(2), 2));
+        assert!(!t.keep(&key(3), 3));
+        assert_eq!(t.get_mut(&key(3)), None);
+        assert_eq!(t.len(), 2);
+        assert!(t.keep(&key(3), 3));
+        assert_eq!(t.get_mut(&key(3)).copied(), Some(3));
+        assert_eq!(t.len(), 2);
+        // The slot was cleared when key 3 was admitted: its next miss (if evicted) starts again.
+        // Another key with key 4's home slot missing in between replaces the remembered miss.
+        let home = |t: &Table<u32>, k: &[u8]| (t.hash(k) as usize) & t.mask();
+        let k4 = key(4);
+        let rival = (5..10_000)
+            .map(key)
+            .find(|k| home(&t, k) == home(&t, &k4) && Table::<u32>::tag(t.hash(k)) != Table::<u32>::tag(t.hash(&k4)))
+            .unwrap();
+        assert!(!t.keep(&k4, 4));
+        assert!(!t.keep(&rival, 5));
+        assert!(!t.keep(&k4, 4));
+        assert!(t.keep(&k4, 4));
+        assert_eq!(t.get_mut(&k4).copied(), Some(4));
+        assert!(t.len() <= 2);
     }
 }
