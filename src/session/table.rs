@@ -6,8 +6,8 @@
 //! 100-user pgbench of `make bench` (section 4c) put 0.44 µs of a lookup's 0.69 µs on loading
 //! the LRU's node (its key's address and length), behind the hash table's control bytes and
 //! bucket, before the token's bytes were compared and the node moved to the front (two more
-//! nodes written). Here a probe reads an array of 2-byte tags (2 bytes a slot: compact, as the
-//! control bytes were, so a miss stays cheap), and a hit then the entry (the full hash, the
+//! nodes written). Here a probe reads an array of 4-byte slots (a 2-byte tag and 2 bytes of
+//! admission: compact, as the control bytes were, so a miss stays cheap), and a hit then the entry (the full hash, the
 //! key's address and length, the value, the CLOCK bit) and the token's bytes, and writes only
 //! the entry's bit.
 //!
@@ -33,7 +33,7 @@
 
 use pg_jwt_core::token;
 
-/// The hash of a token in this backend's cache (and its doorkeeper's): `token::tail_hash` (its length and its last 16
+/// The hash of a token in this backend's cache (admission uses the same hash): `token::tail_hash` (its length and its last 16
 /// bytes, signature bytes), with a seed drawn at random for each cache. Hashing all of it cost
 /// two passes over hundreds of bytes per new token (a miss's lookup and the insert), and an
 /// eviction read the evicted token's bytes again. Equality still compares every byte, so this
@@ -93,7 +93,7 @@ pub struct Table<V> {
     /// hashes, 16 KiB, and a second array for admission, `perf` found both cold at every
     /// transaction).
     tags: Vec<[u16; 2]>,
-    /// The entries, by slot (`None` where `tags` is 0).
+    /// The entries, by slot (`None` where the slot's tag, `tags[i][0]`, is 0).
     entries: Vec<Option<Entry<V>>>,
     len: usize,
     capacity: usize,
@@ -173,7 +173,9 @@ impl<V> Table<V> {
     }
 
     /// Keeps `value` under `key` (which is not in the table) unless the table is full and `key`
-    /// did not miss it before (admission, see the module doc); returns whether it was kept.
+    /// did not miss it before (admission, see the module doc); returns whether it was kept. (A
+    /// key already there, on a full table, would keep its old value at the first call and take
+    /// the new one at the second: never another key's.)
     pub fn keep(&mut self, key: &[u8], value: V) -> bool {
         let h = self.hash(key);
         if self.len >= self.capacity {
