@@ -282,11 +282,6 @@ impl State {
         self.config = Some(config);
         self.loaded_at = loaded;
     }
-
-    /// Keeps a verified token, unless the cache is full and the token did not miss before.
-    fn keep(&mut self, token: &[u8], cached: Cached) {
-        self.cache.keep(token, cached);
-    }
 }
 
 thread_local! {
@@ -516,7 +511,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             return Ok(Some(claims));
         }
         crate::stats::log::verified(&claims.provider, &claims.body);
-        s.keep(
+        // Kept unless the cache is full and the token did not miss before (`Table::keep`).
+        s.cache.keep(
             token,
             Cached {
                 claims: Rc::clone(&claims),
@@ -697,7 +693,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         STATE.with(|s| {
             let mut s = s.borrow_mut();
             s.reload(config, loaded);
-            s.keep(
+            s.cache.keep(
                 token,
                 Cached {
                     claims,
