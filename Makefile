@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, plus their building blocks.
-.PHONY: demo test bench bench-revocation bench-shared-cache bench-stats bench-providers bench-invalidation bench-signin setup install fmt package deb fuzz soak
+.PHONY: demo test bench profile bench-revocation bench-shared-cache bench-stats bench-providers bench-invalidation bench-signin setup install fmt package deb fuzz soak
 
 demo: setup
 	scripts/demo.sh
@@ -15,6 +15,11 @@ bench: setup
 	scripts/bench-providers.sh
 	scripts/bench-invalidation.sh
 	PG=18 scripts/bench-signin.sh
+
+# make profile: where a pooled transaction's time goes (section 4c's workload under perf), by
+# library and by pg_jwt function, per transaction. Findings, not targets; needs perf.
+profile: setup
+	scripts/profile.sh
 
 bench-revocation: setup
 	scripts/bench-revocation.sh

@@ -861,7 +861,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     // 45%; which mode a run got decided the round's ratio (0.63x to 1.46x). Pinned, runs of the
     // same script agree within about 2%, and every case pays the same for its wake-ups.
     let data = env("PGJWT_BENCH_DATA", "");
-    let all_cpus = format!("0-{}", std::thread::available_parallelism().map_or(1, |n| n.get()) - 1);
+    let all_cpus = format!("0-{}", all_cpus_count() - 1);
     let pinned = !data.is_empty() && pin_server(&data, "0");
     let cpus = pinned.then_some("0");
     if pinned {
@@ -945,14 +945,19 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             f
         })
         .collect();
+    // `make profile` (scripts/profile.sh): three interleaved rounds of the cases, each run under
+    // `perf record`, whose samples and TPS go to this folder for the script's report; no table.
+    let profile = env("PGJWT_PROFILE_DIR", "");
+    let rounds = if profile.is_empty() { ROUNDS } else { 3 };
     let mut tps = vec![Vec::new(); cases.len()];
-    for _ in 0..ROUNDS {
+    for round in 0..rounds {
         for (i, (_, _, _, rls, policy, _)) in cases.iter().enumerate() {
             su.batch_execute(&format!(
                 "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({policy}); ALTER TABLE rls_1m {} ROW LEVEL SECURITY",
                 if *rls { "ENABLE" } else { "DISABLE" }
             ))
             .unwrap();
+            let perf = (!profile.is_empty()).then(|| perf_record(&profile, &format!("case{i}-{round}"), cpus, secs));
             tps[i].push(pgbench_on(
                 e,
                 cpus,
@@ -962,10 +967,26 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
                 secs,
                 &["-M", "prepared"],
             ));
+            if let Some(Ok(mut child)) = perf {
+                child.wait().ok();
+            }
         }
     }
     if pinned {
         pin_server(&data, &all_cpus);
+    }
+    if !profile.is_empty() {
+        let table: String = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (name, .., control))| {
+                let runs: Vec<String> = tps[i].iter().map(|t| format!("{t:.0}")).collect();
+                format!("{i}\t{control}\t{}\t{name}\n", runs.join(","))
+            })
+            .collect();
+        let recorded = if pinned { 1 } else { all_cpus_count() };
+        std::fs::write(format!("{profile}/cases.tsv"), format!("cpus\t{recorded}\n{table}")).unwrap();
+        return;
     }
     su.batch_execute(&format!(
         "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({jwt_policy}); ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY"
@@ -1010,6 +1031,29 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             r20k / rf
         );
     }
+}
+
+fn all_cpus_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `perf record` of the CPUs the cases run on (all of them when unpinned), with frame-pointer
+/// call graphs, into `dir/{name}.data`: started a second into the run (after pgbench's
+/// connections), stopped a second before its end.
+fn perf_record(dir: &str, name: &str, cpus: Option<&str>, secs: u32) -> std::io::Result<std::process::Child> {
+    let which = match cpus {
+        Some(list) => format!("-C {list}"),
+        None => "-a".to_owned(),
+    };
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "sleep 1; exec perf record -q {which} --call-graph fp -o '{dir}/{name}.data' -- sleep {}",
+            secs.saturating_sub(2).max(1)
+        ))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
 }
 
 /// Verifies every user's token of `alg` once, as bench_app (the shared cache's steady state).

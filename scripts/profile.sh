@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# make profile: where a pooled transaction's time goes, from `perf` samples of section 4c's
+# workload (benches/runner, `per_transaction`): three interleaved rounds of its cases, each run
+# under `perf record` with call graphs; the report gives microseconds per transaction by
+# library and, for pg_jwt, by function (inclusive and own time), and each pg_jwt case against
+# the control of the same users and the floor function (medians of the rounds). pg_jwt is built with frame pointers for it (a separate target folder), so that the
+# call graphs cross its frames; the normal release build is installed again at the end.
+# Findings, not targets: `make bench` measures the targets. Writes benches/PROFILE.md
+# (PGJWT_PROFILE_OUT elsewhere). Needs `perf` (Debian: linux-perf).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+if ! command -v perf >/dev/null; then
+    echo "make profile needs perf (Debian: apt-get install linux-perf)" >&2
+    exit 2
+fi
+OUT=${PGJWT_PROFILE_OUT:-$ROOT/benches/PROFILE.md}
+# The samples (about 80 MB) are removed at the end unless PGJWT_PROFILE_DIR names where to keep them.
+DIR=${PGJWT_PROFILE_DIR:-$(mktemp -d /tmp/pgjwt-profile.XXXXXX)}
+keep=${PGJWT_PROFILE_DIR:+yes}
+mkdir -p "$DIR"
+started=$(date +%s)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit with uncommitted changes"; fi
+normal_target=$CARGO_TARGET_DIR
+finish() {
+    CARGO_TARGET_DIR=$normal_target bash scripts/install.sh >/dev/null 2>&1 || true
+    if [ -z "$keep" ]; then rm -rf "$DIR"; fi
+}
+trap finish EXIT
+
+say "section 4c under perf (pg_jwt built with frame pointers)"
+RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR="$normal_target-fp" PGJWT_BENCH_ONLY=4c \
+    PGJWT_PROFILE_DIR="$DIR" bash scripts/bench.sh >"$DIR/bench.log" 2>&1 || {
+    tail -20 "$DIR/bench.log" >&2
+    exit 1
+}
+
+python3 - "$DIR" >"$DIR/report.md" <<'EOF' 
+import re, statistics, subprocess, sys
+d = sys.argv[1]
+lines = open(f"{d}/cases.tsv").read().splitlines()
+cpus = int(lines[0].split("\t")[1])
+cases = []
+for l in lines[1:]:
+    i, control, runs, name = l.split("\t", 3)
+    cases.append((int(i), int(control), [float(t) for t in runs.split(",")], name))
+rounds = len(cases[0][2])
+
+def report(i, r, children, sort):
+    out = subprocess.run(
+        ["perf", "report", "-i", f"{d}/case{i}-{r}.data", "--children" if children else "--no-children",
+         "--sort", sort, "-g", "none", "--percent-limit", "0"],
+        capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if l.strip() and not l.startswith("#")]
+
+def us(pct, tps):
+    # cpu-clock samples every recorded CPU, busy or idle: a sample's share of all samples times
+    # the recorded CPUs is its share of wall time; per transaction, divided by the TPS.
+    return float(pct.rstrip("%")) / 100 * cpus * 1e6 / tps
+
+med = statistics.median
+libs = ["postgres", "[kernel.kallsyms]", "libc.so.6", "pg_jwt.so"]
+# by_dso[i][r][lib]: µs per transaction of case i in round r.
+by_dso = {}
+for i, _, runs, _ in cases:
+    by_dso[i] = []
+    for r, tps in enumerate(runs):
+        rows = {}
+        for l in report(i, r, False, "dso"):
+            m = re.match(r"\s*([\d.]+%)\s+(.*\S)", l)
+            if m:
+                rows[m.group(2)] = us(m.group(1), tps)
+        by_dso[i].append(rows)
+
+def total(i, r):
+    return 1e6 / cases[i][2][r]
+
+print(f"Section 4c's workload, {rounds} interleaved rounds, each run under `perf record` ({'one CPU, pinned' if cpus == 1 else f'{cpus} CPUs, unpinned'}).")
+print("Microseconds per transaction: wall time on the recorded CPUs (the backends and pgbench) over")
+print("the transactions, medians of the rounds. A difference is the median over the rounds of that")
+print("round's difference, so that drift common to a round cancels. Findings, not targets: `make bench`")
+print("measures the targets; pg_jwt is built with frame pointers here, which costs it a little.\n")
+print("| case | TPS (median) | µs per transaction | " + " | ".join(libs) + " |")
+print("|---|---|---|" + "---|" * len(libs))
+for i, c, runs, name in cases:
+    cells = [f"{med(r.get(l, 0.0) for r in by_dso[i]):.2f}" for l in libs]
+    print(f"| {name} | {med(runs):.0f} | {med(1e6 / t for t in runs):.1f} | " + " | ".join(cells) + " |")
+
+floor = next((i for i, _, _, n in cases if n.startswith("floor")), None)
+for i, c, runs, name in cases:
+    if name.startswith(("baseline", "control", "floor")):
+        continue
+    print(f"\n## {name}\n")
+    refs = [(c, "its control")] + ([(floor, "the floor function")] if floor is not None and cases[floor][1] == c else [])
+    for ref, what in refs:
+        diff = ", ".join(
+            f"{l} {med(by_dso[i][r].get(l, 0.0) - by_dso[ref][r].get(l, 0.0) for r in range(rounds)):+.2f}" for l in libs
+        )
+        print(f"- against {what}: {med(total(i, r) - total(ref, r) for r in range(rounds)):+.1f} µs per transaction ({diff})")
+    print("\npg_jwt's functions, µs per transaction, medians of the rounds (inclusive: with what they")
+    print("call; own: in the function itself):\n")
+    print("| function | inclusive | own |")
+    print("|---|---|---|")
+    per = {}
+    for r, tps in enumerate(runs):
+        for l in report(i, r, True, "dso,sym"):
+            m = re.match(r"\s*([\d.]+%)\s+([\d.]+%)\s+(\S+)\s+\[.\]\s+(.*\S)", l)
+            if m and m.group(3) == "pg_jwt.so":
+                # A name may appear more than once (monomorphized copies): summed.
+                incl, own = per.setdefault(m.group(4), [[0.0] * rounds, [0.0] * rounds])
+                incl[r] += us(m.group(1), tps)
+                own[r] += us(m.group(2), tps)
+    rows = sorted(((med(v[0]), med(v[1]), k) for k, v in per.items()), reverse=True)
+    for incl, own, sym in rows[:30]:
+        print(f"| `{sym[:90]}` | {incl:.2f} | {own:.2f} |")
+EOF
+{
+    echo "# Where a pooled transaction's time goes (make profile)"
+    echo
+    echo "Produced by \`make profile\` (scripts/profile.sh) on $(date -u '+%Y-%m-%d %H:%M UTC') in $(( $(date +%s) - started )) s, on $commit."
+    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); $("$PG_BIN/postgres" --version)."
+    echo
+    cat "$DIR/report.md"
+} > "$OUT"
+cat "$OUT"
