@@ -842,8 +842,9 @@ fn many_users(e: &Env, dir: &std::path::Path, script: &dyn Fn(&str, &str, &str) 
 /// time, and that is the workload's, not pg_jwt's.
 fn per_transaction(e: &Env, dir: &std::path::Path) {
     let secs = e.pgbench_seconds;
-    // Five rounds: on a shared 2-core machine single rounds swing by a third (BENCHMARKS.md).
-    const ROUNDS: usize = 5;
+    // Seven rounds: even pinned, single runs on this shared 2-core machine move by up to a tenth,
+    // and the targets sit 1% to 3% under the control.
+    const ROUNDS: usize = 7;
     println!("\n## 4c. Per transaction at the floor (target 1: pgbench, 4 clients, prepared, {secs} s per run, {ROUNDS} interleaved rounds)\n");
     println!("Each transaction: `BEGIN; SELECT set_config('pg_jwt.token', <token>, true)`; `SELECT count(*)` over a");
     println!("100-row id range of the 1,000,000-row table under `tenant_id = jwt_claim_uuid('tenant_id')`; `END`.");
@@ -883,6 +884,16 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     // row), against which pg_jwt's own share is read.
     let floor_so = env("PGJWT_FLOOR_SO", "");
     let floor = !floor_so.is_empty() && declare_floor(&mut su, &floor_so).is_ok();
+    // The same function declared PARALLEL UNSAFE, as no accessor is: a query that calls it is
+    // planned without parallel paths, so the two floors differ by what planning those costs.
+    let serial_policy = "tenant_id = floor_uuid_serial('tenant_id')".to_owned();
+    let serial = floor
+        && su
+            .batch_execute(&format!(
+                "CREATE OR REPLACE FUNCTION floor_uuid_serial(text) RETURNS uuid STABLE STRICT PARALLEL UNSAFE LANGUAGE c AS {}, 'floor_uuid'",
+                lit(&floor_so)
+            ))
+            .is_ok();
     // (name, setting, users drawn, RLS, policy, the control it is compared with)
     let mut cases = vec![
         (
@@ -933,6 +944,16 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             "\\set tid random(1, 100)",
             true,
             &floor_policy,
+            3,
+        ));
+    }
+    if serial {
+        cases.push((
+            "floor declared PARALLEL UNSAFE: the same C function, no parallel plan considered, no token (100 users' token texts)",
+            "bench.token",
+            "\\set tid random(1, 100)",
+            true,
+            &serial_policy,
             3,
         ));
     }
@@ -1029,6 +1050,12 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             "\nThe floor function in the same policy: {rf:.3}x of the control (what any function in a policy costs this transaction, evaluated once by the planner and called per row; 1.00x and above is within noise). pg_jwt's ratios over the floor's: 100 users {:.3}x, 20,000 users {:.3}x.",
             r100 / rf,
             r20k / rf
+        );
+    }
+    if serial {
+        println!(
+            "\nThe same C function declared PARALLEL UNSAFE: {:.3}x of the control. A query that calls a parallel-unsafe function is planned without parallel paths; every accessor is PARALLEL SAFE (a policy's scan may run in parallel workers, section 3), so the planner considers parallel paths for each custom plan of this query, and the difference between the two floors is what those cost here.",
+            ratios(6).median
         );
     }
 }
