@@ -13,6 +13,10 @@ if ! command -v perf >/dev/null; then
     echo "make profile needs perf (Debian: apt-get install linux-perf)" >&2
     exit 2
 fi
+if ! perf record -q -C 0 -o /dev/null -- true >/dev/null 2>&1; then
+    echo "perf may not sample CPU 0 for this user: run as root, or lower kernel.perf_event_paranoid" >&2
+    exit 2
+fi
 OUT=${PGJWT_PROFILE_OUT:-$ROOT/benches/PROFILE.md}
 # The samples (about 80 MB) are removed at the end unless PGJWT_PROFILE_DIR names where to keep them.
 DIR=${PGJWT_PROFILE_DIR:-$(mktemp -d /tmp/pgjwt-profile.XXXXXX)}
