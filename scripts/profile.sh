@@ -13,7 +13,7 @@ if ! command -v perf >/dev/null; then
     echo "make profile needs perf (Debian: apt-get install linux-perf)" >&2
     exit 2
 fi
-if ! perf record -q -C 0 -o /dev/null -- true >/dev/null 2>&1; then
+if ! perf record -q -e cpu-clock -C 0 -o /dev/null -- true >/dev/null 2>&1; then
     echo "perf may not sample CPU 0 for this user: run as root, or lower kernel.perf_event_paranoid" >&2
     exit 2
 fi
@@ -25,10 +25,17 @@ mkdir -p "$DIR"
 started=$(date +%s)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then commit="$commit with uncommitted changes"; fi
-normal_target=$CARGO_TARGET_DIR
+normal_target=${CARGO_TARGET_DIR%/}
 finish() {
-    CARGO_TARGET_DIR=$normal_target bash scripts/install.sh >/dev/null 2>&1 || true
-    if [ -z "$keep" ]; then rm -rf "$DIR"; fi
+    local status=$?
+    say "installing the normal release build again"
+    if ! CARGO_TARGET_DIR=$normal_target bash scripts/install.sh >"$DIR/reinstall.log" 2>&1; then
+        tail -5 "$DIR/reinstall.log" >&2
+        echo "the frame-pointer build of pg_jwt is still installed: run scripts/install.sh" >&2
+        keep=yes
+    fi
+    if [ "$status" -ne 0 ]; then keep=yes; fi
+    if [ -z "$keep" ]; then rm -rf "$DIR"; else echo "samples and logs kept in $DIR" >&2; fi
 }
 trap finish EXIT
 
@@ -38,24 +45,30 @@ RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR="$normal_target-fp" PGJ
     tail -20 "$DIR/bench.log" >&2
     exit 1
 }
+say "the report"
 
 python3 - "$DIR" >"$DIR/report.md" <<'EOF' 
 import re, statistics, subprocess, sys
 d = sys.argv[1]
 lines = open(f"{d}/cases.tsv").read().splitlines()
 cpus = int(lines[0].split("\t")[1])
+# (index, its control's index, role, TPS per round, name); role: baseline, control, pg_jwt,
+# floor (the parallel-safe floor function), floor_serial (the same declared PARALLEL UNSAFE).
 cases = []
 for l in lines[1:]:
-    i, control, runs, name = l.split("\t", 3)
-    cases.append((int(i), int(control), [float(t) for t in runs.split(",")], name))
+    i, control, role, runs, name = l.split("\t", 4)
+    cases.append((int(i), int(control), [float(t) for t in runs.split(",")], name, role))
 rounds = len(cases[0][2])
 
 def report(i, r, children, sort):
-    out = subprocess.run(
-        ["perf", "report", "-i", f"{d}/case{i}-{r}.data", "--children" if children else "--no-children",
+    p = subprocess.run(
+        ["perf", "report", "--stdio", "-i", f"{d}/case{i}-{r}.data", "--children" if children else "--no-children",
          "--sort", sort, "-g", "none", "--percent-limit", "0"],
-        capture_output=True, text=True).stdout
-    return [l for l in out.splitlines() if l.strip() and not l.startswith("#")]
+        capture_output=True, text=True)
+    rows = [l for l in p.stdout.splitlines() if l.strip() and not l.startswith("#")]
+    if p.returncode != 0 or not rows:
+        sys.exit(f"perf report of case {i}, round {r} failed: {p.stderr.strip()[:300]}")
+    return rows
 
 def us(pct, tps):
     # cpu-clock samples every recorded CPU, busy or idle: a sample's share of all samples times
@@ -66,7 +79,7 @@ med = statistics.median
 libs = ["postgres", "[kernel.kallsyms]", "libc.so.6", "pg_jwt.so"]
 # by_dso[i][r][lib]: µs per transaction of case i in round r.
 by_dso = {}
-for i, _, runs, _ in cases:
+for i, _, runs, _, _ in cases:
     by_dso[i] = []
     for r, tps in enumerate(runs):
         rows = {}
@@ -83,24 +96,41 @@ print(f"Section 4c's workload, {rounds} interleaved rounds, each run under `perf
 print("Microseconds per transaction: wall time on the recorded CPUs (the backends and pgbench) over")
 print("the transactions, medians of the rounds. A difference is the median over the rounds of that")
 print("round's difference, so that drift common to a round cancels. Findings, not targets: `make bench`")
-print("measures the targets; pg_jwt is built with frame pointers here, which costs it a little.\n")
+print("measures the targets; pg_jwt is built with frame pointers here, which costs it a little.")
+print("The kernel's column includes the CPU's idle time. A libc or PostgreSQL function that pg_jwt")
+print("calls has no frame pointer: its samples skip the pg_jwt function that called it, whose")
+print("inclusive time therefore comes out low (its caller's does not).\n")
 print("| case | TPS (median) | µs per transaction | " + " | ".join(libs) + " |")
 print("|---|---|---|" + "---|" * len(libs))
-for i, c, runs, name in cases:
+for i, c, runs, name, _ in cases:
     cells = [f"{med(r.get(l, 0.0) for r in by_dso[i]):.2f}" for l in libs]
     print(f"| {name} | {med(runs):.0f} | {med(1e6 / t for t in runs):.1f} | " + " | ".join(cells) + " |")
 
-floor = next((i for i, _, _, n in cases if n.startswith("floor")), None)
-for i, c, runs, name in cases:
-    if name.startswith(("baseline", "control", "floor")):
+def role(name):
+    return next((i for i, _, _, _, ro in cases if ro == name), None)
+
+def against(i, ref, what):
+    diff = ", ".join(
+        f"{l} {med(by_dso[i][r].get(l, 0.0) - by_dso[ref][r].get(l, 0.0) for r in range(rounds)):+.2f}" for l in libs
+    )
+    spread = [total(i, r) - total(ref, r) for r in range(rounds)]
+    print(f"- against {what}: {med(spread):+.1f} µs per transaction (rounds {min(spread):+.1f} to {max(spread):+.1f}; {diff})")
+
+floor, serial = role("floor"), role("floor_serial")
+if floor is not None:
+    print("\n## The floor function\n")
+    against(floor, cases[floor][1], "its control")
+    if serial is not None:
+        print(f"\nThe same function declared PARALLEL UNSAFE (no parallel path planned):\n")
+        against(serial, cases[serial][1], "its control")
+        against(serial, floor, "the parallel-safe floor function")
+for i, c, runs, name, ro in cases:
+    if ro != "pg_jwt":
         continue
     print(f"\n## {name}\n")
-    refs = [(c, "its control")] + ([(floor, "the floor function")] if floor is not None and cases[floor][1] == c else [])
-    for ref, what in refs:
-        diff = ", ".join(
-            f"{l} {med(by_dso[i][r].get(l, 0.0) - by_dso[ref][r].get(l, 0.0) for r in range(rounds)):+.2f}" for l in libs
-        )
-        print(f"- against {what}: {med(total(i, r) - total(ref, r) for r in range(rounds)):+.1f} µs per transaction ({diff})")
+    against(i, c, "its control")
+    if floor is not None and cases[floor][1] == c:
+        against(i, floor, "the floor function")
     print("\npg_jwt's functions, µs per transaction, medians of the rounds (inclusive: with what they")
     print("call; own: in the function itself):\n")
     print("| function | inclusive | own |")

@@ -968,7 +968,13 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
         .collect();
     // `make profile` (scripts/profile.sh): three interleaved rounds of the cases, each run under
     // `perf record`, whose samples and TPS go to this folder for the script's report; no table.
-    let profile = env("PGJWT_PROFILE_DIR", "");
+    // Only with PGJWT_BENCH_ONLY=4c, so that a variable left exported cannot empty a full run's
+    // section.
+    let profile = if env("PGJWT_BENCH_ONLY", "") == "4c" {
+        env("PGJWT_PROFILE_DIR", "")
+    } else {
+        String::new()
+    };
     let rounds = if profile.is_empty() { ROUNDS } else { 3 };
     let mut tps = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
@@ -988,31 +994,49 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
                 secs,
                 &["-M", "prepared"],
             ));
-            if let Some(Ok(mut child)) = perf {
-                child.wait().ok();
+            if let Some(child) = perf {
+                let data = format!("{profile}/case{i}-{round}.data");
+                let recorded = child.and_then(|mut c| c.wait()).is_ok_and(|status| status.success());
+                assert!(
+                    recorded && std::path::Path::new(&data).exists(),
+                    "perf record did not write {data}"
+                );
             }
         }
     }
     if pinned {
         pin_server(&data, &all_cpus);
     }
+    su.batch_execute(&format!(
+        "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({jwt_policy}); ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY"
+    ))
+    .unwrap();
     if !profile.is_empty() {
+        // One line per case: index, its control's index, the role the report reads it by, the
+        // TPS of each round, the name.
         let table: String = cases
             .iter()
             .enumerate()
-            .map(|(i, (name, .., control))| {
+            .map(|(i, (name, guc, _, rls, policy, control))| {
+                let role = if *guc == "pg_jwt.token" {
+                    "pg_jwt"
+                } else if !rls {
+                    "baseline"
+                } else if **policy == literal {
+                    "control"
+                } else if **policy == floor_policy {
+                    "floor"
+                } else {
+                    "floor_serial"
+                };
                 let runs: Vec<String> = tps[i].iter().map(|t| format!("{t:.0}")).collect();
-                format!("{i}\t{control}\t{}\t{name}\n", runs.join(","))
+                format!("{i}\t{control}\t{role}\t{}\t{name}\n", runs.join(","))
             })
             .collect();
         let recorded = if pinned { 1 } else { all_cpus_count() };
         std::fs::write(format!("{profile}/cases.tsv"), format!("cpus\t{recorded}\n{table}")).unwrap();
         return;
     }
-    su.batch_execute(&format!(
-        "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({jwt_policy}); ALTER TABLE rls_1m ENABLE ROW LEVEL SECURITY"
-    ))
-    .unwrap();
     // Per-round ratios to the case's control (the rounds are interleaved, so each pair shares its
     // drift).
     let ratios = |i: usize| -> Stats {
@@ -1054,8 +1078,13 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     }
     if serial {
         println!(
-            "\nThe same C function declared PARALLEL UNSAFE: {:.3}x of the control. A query that calls a parallel-unsafe function is planned without parallel paths; every accessor is PARALLEL SAFE (a policy's scan may run in parallel workers, section 3), so the planner considers parallel paths for each custom plan of this query, and the difference between the two floors is what those cost here.",
-            ratios(6).median
+            "\nThe same C function declared PARALLEL UNSAFE: {:.3}x of the control (rounds {:.3}–{:.3}), against {:.3}x (rounds {:.3}–{:.3}) declared PARALLEL SAFE as every accessor is (so that a policy's scan may run in parallel workers, section 3). A query that calls a parallel-unsafe function is planned without parallel paths: where the two floors' rounds do not overlap, their difference is what planning those paths costs each custom plan of this query; where they overlap, this run does not resolve it.",
+            ratios(6).median,
+            ratios(6).min,
+            ratios(6).max,
+            ratios(5).median,
+            ratios(5).min,
+            ratios(5).max
         );
     }
 }
@@ -1064,22 +1093,22 @@ fn all_cpus_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `perf record` of the CPUs the cases run on (all of them when unpinned), with frame-pointer
-/// call graphs, into `dir/{name}.data`: started a second into the run (after pgbench's
-/// connections), stopped a second before its end.
+/// `perf record` of the CPUs the cases run on (all of them when unpinned), sampling the CPU
+/// clock (busy or idle, so that a share of the samples is a share of wall time) with
+/// frame-pointer call graphs, into `dir/{name}.data`: started a second into the run (after
+/// pgbench's connections), stopped a second before its end.
 fn perf_record(dir: &str, name: &str, cpus: Option<&str>, secs: u32) -> std::io::Result<std::process::Child> {
-    let which = match cpus {
-        Some(list) => format!("-C {list}"),
-        None => "-a".to_owned(),
-    };
+    let all = format!("0-{}", all_cpus_count() - 1);
     Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "sleep 1; exec perf record -q {which} --call-graph fp -o '{dir}/{name}.data' -- sleep {}",
+            "sleep 1; exec perf record -q -e cpu-clock -C \"$1\" --call-graph fp -o \"$2\" -- sleep {}",
             secs.saturating_sub(2).max(1)
         ))
+        .arg("sh")
+        .arg(cpus.unwrap_or(&all))
+        .arg(format!("{dir}/{name}.data"))
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
 }
 
