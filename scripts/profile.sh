@@ -2,9 +2,10 @@
 # make profile: where a pooled transaction's time goes, from `perf` samples of section 4c's
 # workload (benches/runner, `per_transaction`): three interleaved rounds of its cases, each run
 # under `perf record` with call graphs; the report gives microseconds per transaction by
-# library and, for pg_jwt, by function (inclusive and own time), and each pg_jwt case against
-# the control of the same users and the floor function (medians of the rounds). pg_jwt is built with frame pointers for it (a separate target folder), so that the
-# call graphs cross its frames; the normal release build is installed again at the end.
+# library and, for pg_jwt, by function (inclusive and own time), and each pg_jwt case and the
+# floors against their references (medians of the rounds, and each round's difference).
+# pg_jwt is built with frame pointers for it (a separate target folder), so that the call
+# graphs cross its frames; the normal release build is installed again at the end.
 # Findings, not targets: `make bench` measures the targets. Writes benches/PROFILE.md
 # (PGJWT_PROFILE_OUT elsewhere). Needs `perf` (Debian: linux-perf).
 source "$(dirname "$0")/lib.sh"

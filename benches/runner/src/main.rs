@@ -894,7 +894,8 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
                 lit(&floor_so)
             ))
             .is_ok();
-    // (name, setting, users drawn, RLS, policy, the control it is compared with)
+    // (name, setting, users drawn, RLS, policy, the control it is compared with, its role in
+    // `make profile`'s report)
     let mut cases = vec![
         (
             "baseline: RLS off, no token (20,000 users' token texts)",
@@ -903,6 +904,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             false,
             &jwt_policy,
             1,
+            "baseline",
         ),
         (
             "control: literal policy, no token (20,000 users' token texts)",
@@ -911,6 +913,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &literal,
             1,
+            "control",
         ),
         (
             "20,000 ES256 users at random",
@@ -919,6 +922,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &jwt_policy,
             1,
+            "pg_jwt",
         ),
         (
             "control: literal policy, no token (100 users' token texts)",
@@ -927,6 +931,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &literal,
             3,
+            "control",
         ),
         (
             "100 users repeated",
@@ -935,6 +940,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &jwt_policy,
             3,
+            "pg_jwt",
         ),
     ];
     if floor {
@@ -945,6 +951,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &floor_policy,
             3,
+            "floor",
         ));
     }
     if serial {
@@ -955,6 +962,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
             true,
             &serial_policy,
             3,
+            "floor_serial",
         ));
     }
     let files: Vec<std::path::PathBuf> = cases
@@ -978,13 +986,14 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
     let rounds = if profile.is_empty() { ROUNDS } else { 3 };
     let mut tps = vec![Vec::new(); cases.len()];
     for round in 0..rounds {
-        for (i, (_, _, _, rls, policy, _)) in cases.iter().enumerate() {
+        for (i, (_, _, _, rls, policy, ..)) in cases.iter().enumerate() {
             su.batch_execute(&format!(
                 "DROP POLICY IF EXISTS p ON rls_1m; CREATE POLICY p ON rls_1m USING ({policy}); ALTER TABLE rls_1m {} ROW LEVEL SECURITY",
                 if *rls { "ENABLE" } else { "DISABLE" }
             ))
             .unwrap();
-            let perf = (!profile.is_empty()).then(|| perf_record(&profile, &format!("case{i}-{round}"), cpus, secs));
+            let perf = (!profile.is_empty())
+                .then(|| perf_record(&profile, &format!("case{i}-{round}"), cpus.unwrap_or(&all_cpus), secs));
             tps[i].push(pgbench_on(
                 e,
                 cpus,
@@ -1017,18 +1026,7 @@ fn per_transaction(e: &Env, dir: &std::path::Path) {
         let table: String = cases
             .iter()
             .enumerate()
-            .map(|(i, (name, guc, _, rls, policy, control))| {
-                let role = if *guc == "pg_jwt.token" {
-                    "pg_jwt"
-                } else if !rls {
-                    "baseline"
-                } else if **policy == literal {
-                    "control"
-                } else if **policy == floor_policy {
-                    "floor"
-                } else {
-                    "floor_serial"
-                };
+            .map(|(i, (name, .., control, role))| {
                 let runs: Vec<String> = tps[i].iter().map(|t| format!("{t:.0}")).collect();
                 format!("{i}\t{control}\t{role}\t{}\t{name}\n", runs.join(","))
             })
@@ -1093,12 +1091,11 @@ fn all_cpus_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// `perf record` of the CPUs the cases run on (all of them when unpinned), sampling the CPU
+/// `perf record` of the CPUs the cases run on (`cpus`, a list for `-C`), sampling the CPU
 /// clock (busy or idle, so that a share of the samples is a share of wall time) with
 /// frame-pointer call graphs, into `dir/{name}.data`: started a second into the run (after
 /// pgbench's connections), stopped a second before its end.
-fn perf_record(dir: &str, name: &str, cpus: Option<&str>, secs: u32) -> std::io::Result<std::process::Child> {
-    let all = format!("0-{}", all_cpus_count() - 1);
+fn perf_record(dir: &str, name: &str, cpus: &str, secs: u32) -> std::io::Result<std::process::Child> {
     Command::new("sh")
         .arg("-c")
         .arg(format!(
@@ -1106,7 +1103,7 @@ fn perf_record(dir: &str, name: &str, cpus: Option<&str>, secs: u32) -> std::io:
             secs.saturating_sub(2).max(1)
         ))
         .arg("sh")
-        .arg(cpus.unwrap_or(&all))
+        .arg(cpus)
         .arg(format!("{dir}/{name}.data"))
         .stdout(std::process::Stdio::null())
         .spawn()
