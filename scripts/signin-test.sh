@@ -141,6 +141,15 @@ check "delegate_ident_mapping: a BYPASSRLS role is refused at sign-in" \
 out=$(SIGNIN_USER=admin_member client deleg "$(token '{"sub": "carol", "db_role": "admin_member"}')" "SELECT 1")
 check "delegate_ident_mapping: a member of a BYPASSRLS role ends the session at its first statement" \
     "$(echo "$out" | grep -q "^GONE.*the session's token is no longer accepted: the token's role has the privileges" && echo 0 || echo 1)" "$out"
+# A fast-path call (PQfn: no statement, so no planner or executor) is checked too, before it
+# runs: a member of a BYPASSRLS role cannot call a function that way before its first statement.
+version_oid=$(psql -X -At -d postgres -c "SELECT 'pg_catalog.version()'::regprocedure::oid")
+out=$(SIGNIN_USER=admin_member client deleg "$(token '{"sub": "carol", "db_role": "admin_member"}')" "FASTPATH $version_oid")
+check "delegate_ident_mapping: a member of a BYPASSRLS role cannot make a fast-path call either" \
+    "$(echo "$out" | grep -q "^GONE.*the session's token is no longer accepted: the token's role has the privileges" && echo 0 || echo 1)" "$out"
+out=$(SIGNIN_USER=analyst client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "FASTPATH $version_oid" "SELECT current_user")
+check "a fast-path call of a good session runs" \
+    "$(echo "$out" | head -1 | grep -q '^OK PostgreSQL 18' && [ "$(echo "$out" | sed -n 2p)" = "OK analyst" ] && echo 0 || echo 1)" "$out"
 # 5. Expiry: an idle session is ended by a timer at exp; so is one whose timer an error
 #    disabled (error recovery disables every timeout; the abort re-arms it).
 short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')
@@ -163,6 +172,8 @@ check "a revocation ends a live session at its next statement (28000)" \
     "$([ "$(echo "$out" | head -1)" = "OK bob@example.com" ] && echo "$out" | sed -n 2p | grep -q "^GONE.*no longer accepted: pg_jwt: token revoked" && echo 0 || echo 1)" "$out"
 out=$(SIGNIN_USER=bob client app "$bob" "SELECT 1")
 check "a revoked token signs in but ends at its first statement" "$(echo "$out" | grep -q "^GONE.*token revoked" && echo 0 || echo 1)" "$out"
+out=$(SIGNIN_USER=bob client app "$bob" "FASTPATH $version_oid")
+check "a revoked token signs in but ends at its first fast-path call" "$(echo "$out" | grep -q "^GONE.*token revoked" && echo 0 || echo 1)" "$out"
 # 7. 200 sign-ins in a row: each backend starts with the same memory.
 first=""
 last=""

@@ -417,11 +417,23 @@ unsafe extern "C-unwind" fn check_jwks(
 unsafe extern "C-unwind" fn check_token(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
     if login_token().is_some_and(|login| check_hook_value(newval) != login) {
         pg_sys::GUC_check_errcode(pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE as c_int);
         set_check_message("pg_jwt: this session signed in with a token; its claims cannot be replaced (pg_jwt.token)");
+        return false;
+    }
+    // A token is a bearer credential: never a default of every session of a database or role
+    // (ALTER DATABASE / ALTER ROLE ... SET, which a database owner or the role itself may run),
+    // nor of a function (CREATE FUNCTION ... SET): those values are kept in catalogs every role
+    // can read, and a session relying on "no token, no claims" would run with someone's claims.
+    if stored_in_readable_catalog(source) && !check_hook_value(newval).is_empty() {
+        set_check_message(
+            "pg_jwt: pg_jwt.token cannot be stored per database, per role or in a function's SET clause (the value is not shown)",
+        );
+        set_check_detail("pg_jwt: those values are kept in pg_db_role_setting or pg_proc, which every role can read.");
+        set_check_hint("Set the token per transaction: SELECT set_config('pg_jwt.token', $1, true).");
         return false;
     }
     true

@@ -3,7 +3,8 @@
 //! The role comes from `pg_jwt.role_claim` of the verified session token (a top-level claim, or
 //! a JSON Pointer such as `/app_metadata/role`), must be listed in `pg_jwt.allowed_roles`
 //! (superuser-set), must exist, must be neither a superuser nor `BYPASSRLS` nor have the
-//! privileges of one through membership (whatever the list says), and the session user must be
+//! privileges of one, or of the database's owner, through membership (whatever the list says),
+//! and the session user must be
 //! a member of it (PostgreSQL's own rule for `SET ROLE`). A role that is a member of a table's
 //! owner still bypasses that table's policies unless the table has FORCE ROW LEVEL SECURITY
 //! (PostgreSQL's rule; the README says so).
@@ -44,14 +45,17 @@ fn inherits_superuser_or_bypassrls(role: pg_sys::Oid) -> Result<bool, ErrorRepor
     // Also refused: a role that can make itself more (CREATEROLE: on PostgreSQL 15 it can grant
     // itself membership in a table's owner), and one with the privileges of the predefined
     // roles that reach the server's files or programs (and from there the superuser), or
-    // REPLICATION (a base backup reads every row). Any membership counts ('MEMBER'), inherited or
-    // not: a role that may SET ROLE to a superuser is refused too (a delegated sign-in's session
-    // user could).
+    // REPLICATION (a base backup reads every row), and the database's owner (who owns schema
+    // public through pg_database_owner: it may drop or replace any table there, policies and
+    // all). Any membership counts ('MEMBER'), inherited or not: a role that may SET ROLE to a
+    // superuser is refused too (a delegated sign-in's session user could).
     let query = format!(
         "SELECT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE (r.rolsuper OR r.rolbypassrls OR r.rolreplication \
            OR r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['pg_execute_server_program', 'pg_write_server_files', 'pg_read_server_files']::pg_catalog.name[])) \
          AND pg_catalog.pg_has_role({oid}::pg_catalog.oid, r.oid, 'MEMBER')) \
-         OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid AND r.rolcreaterole)",
+         OR EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid AND r.rolcreaterole) \
+         OR EXISTS (SELECT FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database() \
+           AND pg_catalog.pg_has_role({oid}::pg_catalog.oid, d.datdba, 'MEMBER'))",
         oid = role.to_u32()
     );
     match pgrx::Spi::get_one::<bool>(&query) {
@@ -75,7 +79,7 @@ impl Forbidden {
         match self {
             Forbidden::Attribute => "a superuser or BYPASSRLS role is never a token's role",
             Forbidden::Membership => {
-                "the token's role has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE"
+                "the token's role has the privileges of a superuser, BYPASSRLS or server-file role or of the database's owner through membership, or CREATEROLE"
             }
         }
     }
@@ -119,7 +123,7 @@ v1_function! {
             }
             Some(Forbidden::Membership) => {
                 return Err(errors::forbidden(
-                    "the role the token names has the privileges of a superuser, BYPASSRLS or server-file role through membership, or CREATEROLE, and is never switched to",
+                    "the role the token names has the privileges of a superuser, BYPASSRLS or server-file role or of the database's owner through membership, or CREATEROLE, and is never switched to",
                 )
                 .set_hint("Revoke that membership, or remove the role from pg_jwt.allowed_roles."))
             }

@@ -36,6 +36,10 @@ pub struct Validation<'a> {
     pub required: &'a [String],
     /// If set, `exp` may be at most this many seconds after `now` (checklist E12).
     pub max_lifetime: Option<i64>,
+    /// If set, the claim revocation by session matches (`pg_jwt.session_claim`): when present
+    /// it must be a string, as `sub` and `jti` must, or no revocation of its session could
+    /// ever match the token.
+    pub session_claim: Option<&'a str>,
 }
 
 impl<'a> Validation<'a> {
@@ -48,6 +52,7 @@ impl<'a> Validation<'a> {
             issuer: None,
             required,
             max_lifetime: None,
+            session_claim: None,
         }
     }
 }
@@ -317,6 +322,16 @@ pub fn validate<C: ClaimSet + ?Sized>(claims: &C, v: &Validation<'_>) -> Result<
     let iss = optional_string(claims, "iss")?;
     optional_string(claims, "sub")?;
     optional_string(claims, "jti")?;
+    if let Some(name) = v.session_claim {
+        if matches!(claims.claim(name), Some(c) if !matches!(c, Claim::String(_))) {
+            // The name is a setting's value, not a static: the default's own name, or the setting's.
+            return Err(TokenError::InvalidClaimType(if name == "sid" {
+                "sid"
+            } else {
+                "pg_jwt.session_claim"
+            }));
+        }
+    }
     // A string or a non-empty array of strings (a single string is not copied into a list).
     let aud: Option<Claim<'_>> = match claims.claim("aud") {
         None => None,
@@ -408,5 +423,40 @@ mod tests {
         ] {
             assert_eq!(number_value(text), text.parse::<f64>().ok(), "{text}");
         }
+    }
+
+    /// The session claim revocation matches must be a string when present (a number would never
+    /// match a revoked session id, so the token would outlive its session's revocation).
+    #[test]
+    fn the_session_claim_must_be_a_string() {
+        use super::{validate, Validation};
+        use crate::{Json, TokenError};
+        let required = Vec::new();
+        let check = |claims: &str, name: Option<&str>| {
+            let v = Validation {
+                session_claim: name,
+                ..Validation::new(1_700_000_000, &required)
+            };
+            validate(&Json::parse(claims.as_bytes()).unwrap(), &v).map(|_| ())
+        };
+        assert!(check(r#"{"sid":"7"}"#, Some("sid")).is_ok());
+        assert!(check(r#"{"sub":"a"}"#, Some("sid")).is_ok(), "absent");
+        for bad in [
+            r#"{"sid":7}"#,
+            r#"{"sid":null}"#,
+            r#"{"sid":["7"]}"#,
+            r#"{"sid":{"a":1}}"#,
+        ] {
+            assert!(
+                matches!(check(bad, Some("sid")), Err(TokenError::InvalidClaimType("sid"))),
+                "{bad}"
+            );
+            assert!(check(bad, None).is_ok(), "no session claim set: {bad}");
+        }
+        assert!(matches!(
+            check(r#"{"session_id":7}"#, Some("session_id")),
+            Err(TokenError::InvalidClaimType("pg_jwt.session_claim"))
+        ));
+        assert!(check(r#"{"sid":7}"#, Some("session_id")).is_ok(), "another claim");
     }
 }

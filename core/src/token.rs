@@ -118,10 +118,8 @@ fn recorded_claims(
 ) -> Result<(claims::Body, claims::TimeClaims), TokenError> {
     check_size(token, policy.max_token_bytes)?;
     check_allowed(alg, policy)?;
-    let (_, payload_b64, _) = split(token)?;
-    let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
     // Checked as strictly as a full verification's `parse_claims`, without building the tree.
-    let claims = claims_body(payload)?;
+    let claims = payload_claims(token, policy.max_token_bytes)?;
     let times = claims::validate(&claims, validation)?;
     Ok((claims, times))
 }
@@ -362,17 +360,70 @@ pub fn claims_body(payload: Vec<u8>) -> Result<claims::Body, TokenError> {
     }
 }
 
-/// The token's `iss`, read before its signature is checked, to choose the one provider whose
-/// keys may verify it (never to trust it: the chosen provider's verification checks `iss`
-/// again, over the signed bytes). Steps 1–5 (size, segments, header and its policy) come first,
-/// so a token refused for its form is refused for the same reason as without providers.
-/// `Ok(None)`: the claims carry no string `iss`.
-pub fn peek_issuer(token: &[u8], policy: &HeaderPolicy) -> Result<Option<String>, TokenError> {
-    let (_, payload_b64, _, header) = checked_header(token, policy)?;
+/// A token's claims read before its signature is checked, to choose the one provider whose keys
+/// may verify it by the token's `iss` (never to trust them: the chosen provider's verification
+/// checks `iss` again, over the signed bytes), and kept so that a verification on record
+/// ([`verify_recorded_peeked`]) neither decodes nor parses them again.
+#[derive(Debug)]
+pub struct Peeked(claims::Body);
+
+impl Peeked {
+    /// The claims' `iss` when it is a string.
+    pub fn issuer(&self) -> Option<&str> {
+        match self.0.scalar("iss") {
+            claims::Scalar::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The token's claims for choosing its provider ([`Peeked`]): steps 1, 2 and 10 (size,
+/// segments, the payload's strict base64url and JSON). The header is not read unless the payload
+/// is refused, and then first: a token refused for its form gets the error it got when the header
+/// was checked before the payload. A caller that goes on without a verification on record, or
+/// refuses the token for its issuer, calls [`check_form`] first, for the same reason.
+pub fn peek(token: &[u8], policy: &HeaderPolicy) -> Result<Peeked, TokenError> {
+    payload_claims(token, policy.max_token_bytes).map(Peeked).or_else(|e| {
+        check_form(token, policy)?;
+        Err(e)
+    })
+}
+
+/// Steps 1-5 (size, segments, the header and its policy): what refuses a token for its form
+/// before its claims are read.
+pub fn check_form(token: &[u8], policy: &HeaderPolicy) -> Result<(), TokenError> {
+    let (_, _, _, header) = checked_header(token, policy)?;
     check_header(&header, policy)?;
+    Ok(())
+}
+
+/// [`verify_recorded`] for a token whose claims were [`peek`]ed with the policy's size cap: the
+/// same checks, on the claims already decoded and parsed from the same bytes.
+pub fn verify_recorded_peeked(
+    token: &[u8],
+    peeked: Peeked,
+    alg: Algorithm,
+    policy: &HeaderPolicy,
+    validation: &Validation<'_>,
+) -> Option<Result<(claims::Body, claims::TimeClaims), TokenError>> {
+    if policy.allowed_typ.is_some() {
+        return None;
+    }
+    Some((|| {
+        check_size(token, policy.max_token_bytes)?;
+        check_allowed(alg, policy)?;
+        let times = claims::validate(&peeked.0, validation)?;
+        Ok((peeked.0, times))
+    })())
+}
+
+/// Steps 1, 2 and 10 without the header: the size cap, the segments, and the payload decoded
+/// and checked as claims (as strictly as [`parse_claims`], without building the tree).
+fn payload_claims(token: &[u8], max_token_bytes: usize) -> Result<claims::Body, TokenError> {
+    check_size(token, max_token_bytes)?;
+    let (_, payload_b64, _) = split(token)?;
     let payload = b64::decode(payload_b64).map_err(|_| TokenError::Malformed("the payload is not strict base64url"))?;
-    let claims = parse_claims(&payload)?;
-    Ok(claims.get("iss").and_then(Json::as_str).map(str::to_owned))
+    claims_body(payload)
 }
 
 /// Decodes a token without checking anything but its syntax: for debugging only.

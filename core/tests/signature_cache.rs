@@ -144,6 +144,138 @@ fn a_record_gives_the_full_verification_s_claims_and_rechecks_alg_and_claims() {
     }
 }
 
+/// With several providers, the claims are read before the signature to choose the provider by
+/// `iss` (`token::peek`); a record's verification then uses them (`verify_recorded_peeked`),
+/// and gives what `verify_recorded` gives for the same bytes.
+#[test]
+fn peeked_claims_verify_from_a_record_as_the_token_itself_does() {
+    use pg_jwt_core::Algorithm;
+    let (p, _) = hs256();
+    let required = vec!["exp".to_owned()];
+    let v = Validation::new(now(), &required);
+    let later = Validation::new(now() + 7200, &required);
+    let only_es = HeaderPolicy {
+        allowed_algs: Some(vec![Algorithm::ES256]),
+        ..HeaderPolicy::default()
+    };
+    let small = HeaderPolicy {
+        max_token_bytes: 16,
+        ..HeaderPolicy::default()
+    };
+    let typ = HeaderPolicy {
+        allowed_typ: Some(vec!["at+jwt".into()]),
+        ..HeaderPolicy::default()
+    };
+    let escaped = format!(r#"{{"iss":"https:\/\/idp.example","exp":{}}}"#, now() + 600);
+    let tokens = [
+        token(&fresh_claims(), &p),
+        token(
+            &format!(r#"{{"iss":"https://idp.example","sub":"a","exp":{}}}"#, now() + 600),
+            &p,
+        ),
+        token(&escaped, &p),
+    ];
+    let show = |r: Option<Result<(pg_jwt_core::claims::Body, pg_jwt_core::TimeClaims), TokenError>>| {
+        r.map(|r| {
+            r.map(|(c, t)| (c.tree().cloned().map_err(|e| e.to_string()), t))
+                .map_err(|e| e.to_string())
+        })
+    };
+    for t in &tokens {
+        for policy in [&HeaderPolicy::default(), &only_es, &typ] {
+            for validation in [&v, &later] {
+                let peeked = token::peek(t.as_bytes(), &HeaderPolicy::default()).unwrap();
+                assert_eq!(
+                    show(token::verify_recorded_peeked(
+                        t.as_bytes(),
+                        peeked,
+                        Algorithm::HS256,
+                        policy,
+                        validation
+                    )),
+                    show(token::verify_recorded(
+                        t.as_bytes(),
+                        Algorithm::HS256,
+                        policy,
+                        validation
+                    )),
+                );
+            }
+        }
+        // The size cap of now, as the record's path checks it.
+        let peeked = token::peek(t.as_bytes(), &HeaderPolicy::default()).unwrap();
+        assert!(matches!(
+            token::verify_recorded_peeked(t.as_bytes(), peeked, Algorithm::HS256, &small, &v),
+            Some(Err(TokenError::TooLarge(_)))
+        ));
+    }
+    // The issuer: a string (its escapes decoded), else none.
+    let issuer = |t: &str| {
+        token::peek(t.as_bytes(), &HeaderPolicy::default())
+            .unwrap()
+            .issuer()
+            .map(str::to_owned)
+    };
+    assert_eq!(issuer(&tokens[0]), None);
+    assert_eq!(issuer(&tokens[1]).as_deref(), Some("https://idp.example"));
+    assert_eq!(issuer(&tokens[2]).as_deref(), Some("https://idp.example"));
+    assert_eq!(issuer(&token(r#"{"iss":7}"#, &p)), None);
+}
+
+/// `peek` reads the payload only, but a token refused for its form is refused for the reason it
+/// got when the header was checked first (`check_form`, then the payload): so callers that go on
+/// without a record call `check_form` before anything else that can refuse.
+#[test]
+fn peek_refuses_for_the_header_first_as_a_full_check_would() {
+    let (p, _) = hs256();
+    let good = token(&fresh_claims(), &p);
+    let h = segment(&good, 0);
+    let pl = segment(&good, 1);
+    let bad_headers = [
+        "!!".to_owned(),
+        b64("{}"),
+        b64(r#"{"alg":"none"}"#),
+        b64(r#"{"alg":"HS256","crit":["x"]}"#),
+        b64(r#"{"alg":"HS256","alg":"HS256"}"#),
+        b64("[1]"),
+    ];
+    let bad_payloads = [
+        "!!".to_owned(),
+        b64("[1]"),
+        b64(r#"{"a":1,"a":2}"#),
+        b64("{\"a\":\"\\u0000\"}"),
+        b64("{"),
+    ];
+    let policy = HeaderPolicy::default();
+    let old_order = |t: &str| -> Result<(), String> {
+        token::check_form(t.as_bytes(), &policy).map_err(|e| e.to_string())?;
+        token::peek(t.as_bytes(), &policy)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    for header in bad_headers.iter().chain([&h]) {
+        for payload in bad_payloads.iter().chain([&pl]) {
+            let t = format!("{header}.{payload}.c2ln");
+            let peeked = token::peek(t.as_bytes(), &policy)
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            if payload == &pl {
+                // The payload is good: peek does not read the header; check_form does.
+                assert!(peeked.is_ok(), "{t}");
+            } else {
+                assert_eq!(peeked, old_order(&t), "{t}");
+                assert!(peeked.is_err(), "{t}");
+            }
+        }
+    }
+    for t in ["", "a.b", "a.b.c.d.e", &format!("{good}{}", "A".repeat(20_000))] {
+        let peeked = token::peek(t.as_bytes(), &policy)
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert_eq!(peeked, old_order(t), "{t}");
+    }
+}
+
 /// The shared cache chooses a token's bucket by `tail_hash` (so it can fetch the bucket before
 /// the SHA-256 is done): it depends on the seed, the length and the last 16 bytes only, and
 /// never panics on short input. Equality stays the SHA-256 key above.

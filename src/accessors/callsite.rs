@@ -13,14 +13,9 @@ use std::borrow::Cow;
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-/// Claim names up to this length are cached per call site; longer ones always take the slow path.
-const MAX_CACHED_NAME: usize = 256;
-
-/// One cached result, its name and the results's copy, both palloc'd in `fn_mcxt`.
+/// One cached result and the result's copy, palloc'd in `fn_mcxt`.
 #[repr(C)]
 struct Entry {
-    name: *mut u8,
-    name_len: usize,
     result_null: bool,
     result: pg_sys::Datum,
     /// The palloc'd copy `result` points to (null for by-value or NULL results).
@@ -33,9 +28,6 @@ impl Entry {
     /// # Safety
     /// The pointers must be null or palloc'd chunks no caller uses any more.
     unsafe fn free(&mut self) {
-        if !self.name.is_null() {
-            pg_sys::pfree(self.name.cast());
-        }
         if !self.result_copy.is_null() {
             pg_sys::pfree(self.result_copy);
         }
@@ -43,21 +35,10 @@ impl Entry {
     }
 
     const EMPTY: Entry = Entry {
-        name: null_mut(),
-        name_len: 0,
         result_null: true,
         result: pg_sys::Datum::null(),
         result_copy: null_mut(),
     };
-
-    fn name(&self) -> &[u8] {
-        if self.name.is_null() {
-            &[]
-        } else {
-            // SAFETY: name points to name_len bytes owned by this entry (see `store`).
-            unsafe { std::slice::from_raw_parts(self.name, self.name_len) }
-        }
-    }
 }
 
 /// Per-call-site state, allocated zeroed in `fn_mcxt` (all-zero is a valid empty state:
@@ -146,43 +127,6 @@ unsafe fn copy_result(cxt: pg_sys::MemoryContext, result: pg_sys::Datum, kind: K
     datum_of(cxt, value_bytes(result, kind, &mut int), kind)
 }
 
-/// Byte equality that never calls `memcmp` for empty slices: an empty slice may carry a dangling
-/// pointer (address 1), and the AVX-512 `memcmp` of glibc does a masked load from it, which the
-/// CPU resolves with a fault-suppression assist costing about 175 ns (measured: `jwt_claims()`,
-/// whose name is empty, took that much per row until this check).
-#[inline]
-fn same_name(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && (a.is_empty() || a == b)
-}
-
-/// The text of a varlena datum if it is inline and uncompressed (read without calling into
-/// PostgreSQL, so nothing can raise an error); None otherwise (the slow path detoasts it).
-///
-/// # Safety
-/// `d` must point to a valid varlena.
-#[inline(always)]
-unsafe fn inline_text<'a>(d: pg_sys::Datum) -> Option<&'a [u8]> {
-    if !cfg!(target_endian = "little") {
-        return None;
-    }
-    let p = d.cast_mut_ptr::<u8>();
-    let b = *p;
-    if b == 0x01 {
-        None // a TOAST pointer
-    } else if b & 0x01 == 0x01 {
-        // 1-byte header: the total length in the upper seven bits.
-        let len = usize::from(b >> 1);
-        Some(std::slice::from_raw_parts(p.add(1), len.checked_sub(1)?))
-    } else if b & 0x03 == 0 {
-        // 4-byte header, uncompressed: the total length in the upper 30 bits.
-        let header = std::ptr::read_unaligned(p.cast::<u32>());
-        let len = (header >> 2) as usize;
-        Some(std::slice::from_raw_parts(p.add(4), len.checked_sub(4)?))
-    } else {
-        None // compressed
-    }
-}
-
 /// The per-row path of a one-name accessor (or `jwt_claims()`): the cached result if the call
 /// site has one that is still valid, else None. Loads and comparisons only: nothing here calls
 /// into PostgreSQL or can panic, so it runs without pgrx's guard.
@@ -190,7 +134,7 @@ unsafe fn inline_text<'a>(d: pg_sys::Datum) -> Option<&'a [u8]> {
 /// # Safety
 /// `fcinfo` must be a valid V1 call of one of the functions declared below.
 #[inline(always)]
-pub(super) unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Option<pg_sys::Datum> {
+pub(super) unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo) -> Option<pg_sys::Datum> {
     let site = (*(*fcinfo).flinfo).fn_extra.cast::<CallSite>();
     if site.is_null() {
         return None;
@@ -202,11 +146,10 @@ pub(super) unsafe fn cached(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> Opt
     {
         return None;
     }
-    if !site.const_name && !kind.no_argument() {
-        let name = inline_text(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))?;
-        if !same_name(site.current.name(), name) {
-            return None;
-        }
+    // Only a call site whose name is a constant keeps a result (see `fill_call_site`); this
+    // load also covers a site not inspected yet (all zero: not valid either).
+    if !site.const_name {
+        return None;
     }
     if site.check_clock && !site.window.contains(clock::now_unix_coarse() as f64) {
         return None;
@@ -315,17 +258,16 @@ unsafe fn fill_call_site(
             result
         }
     };
-    if name.len() <= MAX_CACHED_NAME {
+    // Only for a constant name: a caller may hold results of this call site across calls, and
+    // a call site whose name varies (a column, or an array cast that calls the accessor per
+    // element and keeps every element until the last) would replace its entries, and free one
+    // still held, within one evaluation. Other call sites get the result made above, in the
+    // caller's memory context, every time.
+    if site.const_name {
         let cxt = (*(*fcinfo).flinfo).fn_mcxt;
         // The entry two replacements old can no longer be held by the caller: free it.
         site.retired.free();
         site.retired = std::mem::replace(&mut site.current, Entry::EMPTY);
-        if !name.is_empty() {
-            let copy = pg_sys::MemoryContextAlloc(cxt, name.len()).cast::<u8>();
-            std::ptr::copy_nonoverlapping(name.as_ptr(), copy, name.len());
-            site.current.name = copy;
-            site.current.name_len = name.len();
-        }
         if let Some(d) = result {
             let (datum, chunk) = copy_result(cxt, d, kind);
             site.current.result = datum;

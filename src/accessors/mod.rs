@@ -11,8 +11,10 @@
 //! keeps in `fn_extra` the result it returned and what it depends on. The per-row path
 //! (`cached`) returns it after: one load of the local generation (bumped when the token or a
 //! setting changes, and by the expiry timer shortly before the token expires, see `expiry`),
-//! one load of the shared generation (fetched key set, revocations), and, only when the claim
-//! name is not a constant of the expression, a short name comparison. It calls nothing in
+//! one load of the shared generation (fetched key set, revocations). Only a call site whose
+//! claim name is a constant of its expression keeps a result: one whose name varies (a column,
+//! a PL/pgSQL variable, an array cast calling the accessor per element) takes the slow path at
+//! every call, whose result lives in the caller's memory context. The per-row path calls nothing in
 //! PostgreSQL and cannot panic, so it runs without pgrx's guard; anything else goes through the
 //! guarded slow path (`session::current_claims` and the conversions of `convert`), which
 //! raises the errors. In the last second of a token's validity the per-row path also reads the
@@ -22,10 +24,9 @@
 //! it per row), and keeps a copy for the cache in the call site's context (`fn_mcxt`, which
 //! lives as long as the query or the PL/pgSQL expression). At most two cached entries exist per
 //! call site: the current one and the one it replaced. The replaced one may still be held by the
-//! caller within the current expression evaluation, so it is freed only at the next replacement.
-//! Names longer than `MAX_CACHED_NAME` are not cached. So a call site holds at most two names of
-//! at most `MAX_CACHED_NAME` bytes and two results, whatever the number of rows, token changes
-//! or name lengths.
+//! caller within the current expression evaluation, so it is freed only at the next replacement
+//! (which needs a change of token, setting or generation: the name is the same at every call).
+//! So a call site holds at most two results, whatever the number of rows or token changes.
 
 pub mod callsite;
 pub mod convert;
@@ -107,7 +108,7 @@ macro_rules! v1_accessor {
             // SAFETY: PostgreSQL calls this through the declaration below, with its arguments.
             // The cached path cannot raise or panic (no guard needed); the rest is guarded.
             unsafe {
-                match cached(fcinfo, $kind) {
+                match cached(fcinfo) {
                     Some(d) => d,
                     None => guarded(fcinfo, $kind),
                 }

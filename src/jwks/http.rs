@@ -104,6 +104,12 @@ pub fn fetch(source: &Source<'_>) -> Result<Fetched, String> {
     require_https(&uri, "pg_jwt.jwks_uri")?;
     let (body, max_age) = get(&agent, &uri)?;
     let set = KeySet::parse(&body).map_err(|e| format!("the key set from {uri} does not import: {e}"))?;
+    if set.holds_secrets {
+        // Whoever can read the URL could sign tokens with a secret (oct) key served there.
+        return Err(format!(
+            "the key set from {uri} holds a secret (oct) key: a fetched key set must be public keys only"
+        ));
+    }
     let kids = set.kids().into_iter().map(str::to_owned).collect();
     let text = String::from_utf8(body).map_err(|_| format!("the key set from {uri} is not UTF-8"))?;
     Ok(Fetched {

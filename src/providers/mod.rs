@@ -172,12 +172,25 @@ pub fn keys(p: &Provider) -> Result<(Rc<KeySet>, [u8; 32]), KeyError> {
     let from_slot = fetched_text
         .as_deref()
         .map(|t| {
-            KeySet::parse(t).map_err(|e| {
-                KeyError::Set(format!(
-                    "the key set fetched for provider \"{}\" does not import: {e}",
-                    p.name
-                ))
-            })
+            KeySet::parse(t)
+                .map_err(|e| {
+                    KeyError::Set(format!(
+                        "the key set fetched for provider \"{}\" does not import: {e}",
+                        p.name
+                    ))
+                })
+                .and_then(|set| {
+                    // The key fetcher refuses such a set (`http::fetch`); a saved file could
+                    // still hold one.
+                    if set.holds_secrets {
+                        Err(KeyError::Set(format!(
+                            "the key set fetched for provider \"{}\" holds a secret (oct) key",
+                            p.name
+                        )))
+                    } else {
+                        Ok(set)
+                    }
+                })
         })
         .transpose()?;
     let set = match (fixed, from_slot) {

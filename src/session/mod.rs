@@ -221,6 +221,10 @@ fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
             });
         };
         let set = KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))?;
+        if set.holds_secrets {
+            // The key fetcher refuses such a set (`http::fetch`); a saved file could still hold one.
+            return Err(format!("the key set fetched from {uri} holds a secret (oct) key"));
+        }
         Ok((set, token::key_set_fingerprint(&[Some(text)])))
     })
 }
@@ -398,27 +402,31 @@ impl Chosen {
     }
 }
 
-/// The provider the token's `iss` chooses. Without `pg_jwt.providers`, always the implicit
-/// one (and `iss` is not read before the signature, as before providers). With a list: an
-/// exact issuer, then a template; else the implicit provider if it has keys and its
-/// `pg_jwt.issuer` is `iss` (with a list, `default` is chosen by its issuer like any other
-/// provider: never a catch-all, which would let a token whose `iss` misses a listed provider by
-/// a character skip that provider's rules); else refused, naming the issuer.
-fn choose(config: &Config, token: &[u8]) -> Result<Chosen, SessionError> {
+/// The provider the token's `iss` chooses, with the claims read to find it (`token::peek`).
+/// Without `pg_jwt.providers`, always the implicit one (and `iss` is not read before the
+/// signature, as before providers). With a list: an exact issuer, then a template; else the
+/// implicit provider if it has keys and its `pg_jwt.issuer` is `iss` (with a list, `default` is
+/// chosen by its issuer like any other provider: never a catch-all, which would let a token
+/// whose `iss` misses a listed provider by a character skip that provider's rules); else
+/// refused, naming the issuer (a token refused for its form gets that reason first).
+fn choose(config: &Config, token: &[u8]) -> Result<(Chosen, Option<token::Peeked>), SessionError> {
     let list = crate::providers::list();
     if list.is_empty() {
-        return Ok(Chosen::Default);
+        return Ok((Chosen::Default, None));
     }
-    let iss = token::peek_issuer(token, &config.policy).map_err(SessionError::Token)?;
-    if let Some(c) = iss.as_deref().and_then(|i| list.choose(i)) {
-        return Ok(Chosen::Listed(list, c.0, iss.unwrap_or_default()));
+    let peeked = token::peek(token, &config.policy).map_err(SessionError::Token)?;
+    let iss = peeked.issuer();
+    if let Some(c) = iss.and_then(|i| list.choose(i)) {
+        let iss = iss.unwrap_or_default().to_owned();
+        return Ok((Chosen::Listed(list, c.0, iss), Some(peeked)));
     }
     let default_configured = gucs::jwks_text().is_some() || gucs::jwks_uri().is_some();
-    let default_takes = matches!((&config.issuer, &iss), (Some(expected), Some(actual)) if expected == actual);
+    let default_takes = matches!((&config.issuer, iss), (Some(expected), Some(actual)) if expected == actual);
     if default_configured && default_takes {
-        return Ok(Chosen::Default);
+        return Ok((Chosen::Default, Some(peeked)));
     }
-    Err(SessionError::Token(TokenError::UnknownIssuer(match &iss {
+    token::check_form(token, &config.policy).map_err(SessionError::Token)?;
+    Err(SessionError::Token(TokenError::UnknownIssuer(match iss {
         Some(i) => pg_jwt_core::error::printable(i),
         None => "(the token has no iss)".to_owned(),
     })))
@@ -548,9 +556,9 @@ pub struct Verified {
 fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> Result<Verified, SessionError> {
     REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
     UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
-    let chosen = match signin_issuer {
+    let (chosen, peeked) = match signin_issuer {
         None => choose(config, token)?,
-        Some(issuer) => choose_for_signin(config, issuer)?,
+        Some(issuer) => (choose_for_signin(config, issuer)?, None),
     };
     if let Some(p) = chosen.listed() {
         REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
@@ -570,6 +578,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
                 leeway: config.leeway,
                 audience: config.audience.as_deref(),
                 issuer: config.issuer.as_deref(),
+                session_claim: Some(&config.session_claim),
                 ..Validation::new(now_s, &config.required)
             };
             let name = DEFAULT_NAME.with(Rc::clone);
@@ -593,6 +602,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
                 audience: None,
                 audiences: &p.audience,
                 issuer: Some(iss.as_str()),
+                session_claim: Some(&config.session_claim),
                 ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
             };
             (
@@ -608,14 +618,16 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     // A verification on record in shared memory (any backend verified these exact bytes under
     // this exact key set of this provider): only what may differ since is checked (the size cap,
     // the algorithm allowlist, the claims against this backend's settings and the clock:
-    // `token::verify_recorded`); with a `typ` rule, which needs the header, the signature only
-    // is vouched for. Nothing on record: everything. (Both callers checked the size cap before
-    // anything hashes the token.)
+    // `token::verify_recorded`, on the claims `choose` read if it read them); with a `typ` rule,
+    // which needs the header, the signature only is vouched for. Nothing on record: everything.
+    // (Both callers checked the size cap before anything hashes the token.)
     let place = shared_cache::place(token);
     let cache_key = keyer.key(token);
     let found = shared_cache::lookup(&place, &cache_key, now_s);
-    let from_record = match found {
-        Some(Some(alg)) => token::verify_recorded(token, alg, policy, &validation),
+    let was_peeked = peeked.is_some();
+    let from_record = match (found, peeked) {
+        (Some(Some(alg)), Some(peeked)) => token::verify_recorded_peeked(token, peeked, alg, policy, &validation),
+        (Some(Some(alg)), None) => token::verify_recorded(token, alg, policy, &validation),
         _ => None,
     };
     let (claims, times, new_alg) = match from_record {
@@ -624,6 +636,11 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
             (claims, times, None)
         }
         None => {
+            if was_peeked {
+                // The header, as before the claims were read to choose the provider: a token
+                // refused for its form gets that reason (a record vouches for the form).
+                token::check_form(token, &config.policy).map_err(SessionError::Token)?;
+            }
             let signature = if found.is_some() {
                 Signature::KnownGood
             } else {
@@ -676,6 +693,14 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         crate::generations::keys_generation(),
     );
     let config = Config::load();
+    // A refusal before `verify_token` chooses the provider (the size cap) is counted and logged
+    // for the provider the line's issuer names.
+    let list = crate::providers::list();
+    let line_provider = list
+        .choose(issuer)
+        .and_then(|c| list.list.get(c.0))
+        .map_or_else(|| DEFAULT_NAME.with(Rc::clone), |p| Rc::from(p.name.as_str()));
+    REFUSED_BY.with(|r| *r.borrow_mut() = line_provider);
     let result = token::check_size(token, config.policy.max_token_bytes)
         .map_err(SessionError::Token)
         .and_then(|()| verify_token(&config, token, Some(issuer)));

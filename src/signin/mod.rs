@@ -305,6 +305,7 @@ static HOOKED: AtomicBool = AtomicBool::new(false);
 static mut PREV_PLANNER: pg_sys::planner_hook_type = None;
 static mut PREV_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
 static mut PREV_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+static mut PREV_OBJECT_ACCESS: pg_sys::object_access_hook_type = None;
 
 /// `enforce`, under pgrx's guard (its errors, FATAL included, become PostgreSQL's).
 #[pg_guard]
@@ -402,6 +403,30 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
+// SAFETY (for callers): installed as object_access_hook. A function about to run: a fast-path
+// call (the protocol's FunctionCall message, as libpq's PQfn and large-object calls send it)
+// runs a function with no statement, so no planner, executor or utility hook sees it; PostgreSQL
+// reports it here, after its permission check and before the call. Executors report each
+// function they set up here too (a statement already checked by the hooks above: `enforce` is
+// then the cached path).
+unsafe extern "C-unwind" fn object_access(
+    access: pg_sys::ObjectAccessType::Type,
+    class_id: pg_sys::Oid,
+    object_id: pg_sys::Oid,
+    sub_id: c_int,
+    arg: *mut c_void,
+) {
+    if access == pg_sys::ObjectAccessType::OAT_FUNCTION_EXECUTE {
+        enforce_guarded();
+    }
+    // SAFETY: as in executor_start.
+    unsafe {
+        if let Some(prev) = PREV_OBJECT_ACCESS {
+            prev(access, class_id, object_id, sub_id, arg);
+        }
+    }
+}
+
 /// Error recovery disables every timeout (`disable_all_timeouts`) before it aborts the
 /// transaction: the abort re-arms the idle timer, so an idle session whose last statement failed
 /// still ends at its token's expiry.
@@ -413,8 +438,8 @@ unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type,
     }
 }
 
-/// Installs the statement hooks in this backend, once it signed in with a token (sessions that
-/// did not never run them).
+/// Installs the statement hooks (and the function-execution hook, for fast-path calls) in this
+/// backend, once it signed in with a token (sessions that did not never run them).
 fn install_hooks() {
     if HOOKED.swap(true, Ordering::AcqRel) {
         return;
@@ -430,5 +455,7 @@ fn install_hooks() {
         pg_sys::ExecutorStart_hook = Some(executor_start);
         PREV_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(process_utility);
+        PREV_OBJECT_ACCESS = pg_sys::object_access_hook;
+        pg_sys::object_access_hook = Some(object_access);
     }
 }

@@ -4,7 +4,10 @@
  * (PQAUTHDATA_OAUTH_BEARER_TOKEN), as an application with its own OAuth flow does. Then runs
  * each statement given, one line of output each:
  *   OK <the first row's values, separated by |>      ERROR <SQLSTATE> <message>
- * "SLEEP <seconds>" sleeps; a lost connection prints GONE <message>. A failed connection prints
+ * "SLEEP <seconds>" sleeps; "FASTPATH <oid>" calls the function of that OID, without arguments,
+ * through the fast-path interface (PQfn, as libpq's large-object calls do: no statement, so no
+ * planner or executor), printing OK <its text result> on success. A lost connection prints
+ * GONE <message>. A failed connection prints
  * CONNFAIL <message> and exits 1. The token is never printed.
  * Usage: client <conninfo> <token> [statement...]
  *
@@ -129,7 +132,27 @@ main(int argc, char **argv)
 			sleep((unsigned) atoi(argv[i] + 6));
 			continue;
 		}
-		res = PQexec(conn, argv[i]);
+		if (strncmp(argv[i], "FASTPATH ", 9) == 0)
+		{
+			char		result[1024];
+			int			result_len = 0;
+			PQArgBlock	none;
+
+			memset(&none, 0, sizeof none);
+			res = PQfn(conn, atoi(argv[i] + 9), (int *) result, &result_len, 0, &none, 0);
+			if (PQresultStatus(res) == PGRES_COMMAND_OK)
+			{
+				if (result_len < 0 || result_len >= (int) sizeof result)
+					result_len = 0;
+				result[result_len] = 0;
+				printf("OK %s\n", result);
+				PQclear(res);
+				fflush(stdout);
+				continue;
+			}
+		}
+		else
+			res = PQexec(conn, argv[i]);
 		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK)
 		{
 			printf("OK");

@@ -588,3 +588,88 @@ fn pv8_revocation_scoped_to_a_provider() {
     su.batch_execute("TRUNCATE jwt_revocations").unwrap();
     finish(&mut su);
 }
+
+/// With a list, the claims are read first to choose the provider by `iss` (and kept for a
+/// verification on record), but a token refused for its form is refused for that reason, as
+/// before: whether its `iss` names a provider, names none, or is missing. A token another
+/// backend verified is verified from the record with the claims read to choose its provider.
+#[test]
+fn pv9_with_a_list_a_malformed_header_is_the_reason_whatever_the_issuer() {
+    let mut su = connect_fetch("postgres");
+    let (w_private, w_public) = key(&mut su, Some("w"));
+    let list = format!(r#"[{{"name":"workers","issuer":"https://internal.test","jwks":{{"keys":[{w_public}]}}}}]"#);
+    let mut su = start("", &list);
+    let mut app = connect_fetch("app");
+    let b64 = |su: &mut Client, s: &str| -> String {
+        su.query_one(
+            "SELECT rtrim(translate(encode(convert_to($1, 'UTF8'), 'base64'), E'+/\\n', '-_'), '=')",
+            &[&s],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let with_header = |su: &mut Client, token: &str, header: &str| -> String {
+        let (_, rest) = token.split_once('.').unwrap();
+        format!("{}.{rest}", b64(su, header))
+    };
+    for iss in [
+        r#"{"iss":"https://internal.test"}"#,
+        r#"{"iss":"https://evil.test"}"#,
+        "{}",
+    ] {
+        let good = sign(&mut su, &w_private, "w1", iss);
+        let crit = with_header(&mut su, &good, r#"{"alg":"ES256","kid":"w","crit":["exp"]}"#);
+        refused(&who(&mut app, &crit), "crit");
+        let none = with_header(&mut su, &good, r#"{"alg":"none"}"#);
+        refused(&who(&mut app, &none), "alg none");
+        let twice = with_header(&mut su, &good, r#"{"alg":"ES256","alg":"ES256"}"#);
+        refused(&who(&mut app, &twice), "duplicate member in the header");
+    }
+    // A payload that is not strict base64url, under a bad header: the header's reason.
+    let good = sign(&mut su, &w_private, "w1", r#"{"iss":"https://internal.test"}"#);
+    let parts: Vec<&str> = good.split('.').collect();
+    let bad_payload = format!("{}.{}=.{}", parts[0], parts[1], parts[2]);
+    refused(&who(&mut app, &bad_payload), "payload is not strict base64url");
+    let both = with_header(&mut su, &bad_payload, r#"{"alg":"ES256","crit":["exp"]}"#);
+    refused(&who(&mut app, &both), "crit");
+    // A good token: verified here, then from the record in another backend.
+    assert_eq!(
+        who(&mut app, &good).unwrap(),
+        (Some("w1".into()), Some("workers".into()))
+    );
+    assert_eq!(who_from_record(&good), (Some("w1".into()), Some("workers".into())));
+    finish(&mut su);
+}
+
+/// A key set fetched from a URL holds public keys only: an `oct` (HMAC) key served there would
+/// let whoever reads the URL sign tokens. The key fetcher refuses such a set (its status says
+/// why) and the provider's tokens are refused (S23).
+#[test]
+fn pv10_a_fetched_key_set_with_a_secret_key_is_refused() {
+    let server = JwksServer::start();
+    let mut su = connect_fetch("postgres");
+    let secret = r#"{"kty":"oct","kid":"s","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#;
+    server.set_body("/jwks", &format!(r#"{{"keys":[{secret}]}}"#));
+    let list = format!(
+        r#"[{{"name":"corp","issuer":"https://corp.test","jwks_uri":"{}"}}]"#,
+        server.url("/jwks")
+    );
+    let mut su2 = start(&ca_bundle(&[&server]), &list);
+    let status = refresh(&mut su2, Some("corp"));
+    assert_eq!(status["in_force"], false, "{status}");
+    assert!(status.to_string().contains("secret (oct) key"), "{status}");
+    let forged: String = su
+        .query_one(
+            "SELECT jwt_sign(jsonb_build_object('sub', 'forged-admin', 'iss', 'https://corp.test',
+                 'exp', extract(epoch FROM now())::bigint + 600), $1::text::jsonb)",
+            &[&secret],
+        )
+        .unwrap()
+        .get(0);
+    let mut app = connect_fetch("app");
+    let r = who(&mut app, &forged);
+    assert!(r.is_err(), "{r:?}");
+    // The message never shows the key.
+    assert!(!message(&r).contains("c2VjcmV0"), "{}", message(&r));
+    finish(&mut su2);
+}

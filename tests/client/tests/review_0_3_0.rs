@@ -1,0 +1,203 @@
+//! Regression tests for the review of the 0.3.0 surfaces (docs/security.md rows S19-S24, named
+//! after them). Each failed before its fix:
+//! - S20: an accessor called per element of an array cast returned a freed copy (another
+//!   claim's value, or a crash);
+//! - S21: a token whose session claim was a number escaped `jwt_revoke_session`;
+//! - S22: `ALTER DATABASE/ROLE ... SET pg_jwt.token` gave every session a default token, kept
+//!   where every role can read it;
+//! - S24: `jwt_set_role()` switched into a role with the privileges of the database's owner.
+//!
+//! Elsewhere: S19 (scripts/signin-test.sh: fast-path calls of a signed-in session), S23
+//! (tests/providers.rs pv10: a fetched key set with a secret key).
+
+use pg_jwt_client_tests::*;
+
+#[test]
+fn s20_an_accessor_called_per_element_of_an_array_cast_keeps_every_value() {
+    setup();
+    let mut su = superuser();
+    // Only a superuser can make this cast (binary coercion to text, then jwt_claim as the cast
+    // function); the application role runs the query.
+    su.batch_execute(
+        "DROP TYPE IF EXISTS s20_text CASCADE;
+         CREATE TYPE s20_text;
+         CREATE FUNCTION s20_in(cstring) RETURNS s20_text IMMUTABLE STRICT LANGUAGE internal AS 'textin';
+         CREATE FUNCTION s20_out(s20_text) RETURNS cstring IMMUTABLE STRICT LANGUAGE internal AS 'textout';
+         CREATE TYPE s20_text (INPUT = s20_in, OUTPUT = s20_out, LIKE = text);
+         CREATE CAST (s20_text AS text) WITHOUT FUNCTION AS IMPLICIT;
+         CREATE CAST (s20_text AS varchar) WITH FUNCTION jwt_claim(text);",
+    )
+    .unwrap();
+    let t = token(&mut su, 7, 600, r#"{"jti": "jti-BBBBBBBBBBBBBBBBB"}"#);
+    let mut c = app();
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+        .unwrap();
+    let rows: Vec<String> = tx
+        .query(
+            "SELECT (a::s20_text[]::varchar[])::text FROM (VALUES (1, ARRAY['sub','sub','jti','tenant_id']),
+               (2, ARRAY['jti','jti','sub','aa','bb','aa','aa','sub','jti'])) v(i, a) ORDER BY i",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    tx.commit().unwrap();
+    let tenant = tenant(7);
+    assert_eq!(
+        rows,
+        vec![
+            format!("{{user-7,user-7,jti-BBBBBBBBBBBBBBBBB,{tenant}}}"),
+            "{jti-BBBBBBBBBBBBBBBBB,jti-BBBBBBBBBBBBBBBBB,user-7,NULL,NULL,NULL,NULL,user-7,jti-BBBBBBBBBBBBBBBBB}"
+                .to_owned(),
+        ]
+    );
+    su.batch_execute("DROP TYPE s20_text CASCADE").unwrap();
+}
+
+#[test]
+fn s21_a_session_claim_that_is_not_a_string_is_refused() {
+    setup();
+    let mut su = superuser();
+    let mut c = app();
+    let claim = |c: &mut postgres::Client, t: &str| -> Result<Option<String>, postgres::Error> {
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])?;
+        let v = tx.query_one("SELECT jwt_claim('sub')", &[])?.get(0);
+        tx.commit()?;
+        Ok(v)
+    };
+    for sid in ["7021", "null", "[\"7021\"]", "{\"id\": \"7021\"}"] {
+        let t = token(&mut su, 1, 600, &format!(r#"{{"sid": {sid}}}"#));
+        let r = claim(&mut c, &t);
+        assert_eq!(sqlstate(&r), "28000", "sid {sid}: {}", message(&r));
+        assert!(message(&r).contains("sid"), "{}", message(&r));
+    }
+    // A string session id: accepted, and its revocation refuses it.
+    let t = token(&mut su, 1, 600, r#"{"sid": "s21-7021"}"#);
+    assert_eq!(claim(&mut c, &t).unwrap().as_deref(), Some("user-1"));
+    su.batch_execute("SELECT jwt_revoke_session('s21-7021', now() + interval '1 hour')")
+        .unwrap();
+    let r = claim(&mut c, &t);
+    assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
+    assert!(message(&r).contains("revoked"), "{}", message(&r));
+    su.batch_execute("SELECT jwt_unrevoke('sid', 's21-7021')").unwrap();
+}
+
+#[test]
+fn s22_a_token_is_never_a_stored_default() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 1, 600, "");
+    let signature = t.rsplit('.').next().unwrap().to_owned();
+    let refused = |r: Result<(), postgres::Error>, what: &str| {
+        assert_eq!(sqlstate(&r), "22023", "{what}: {}", message(&r));
+        assert!(message(&r).starts_with("pg_jwt:"), "{}", message(&r));
+        assert!(!message(&r).contains(&signature), "{what}: the message shows the token");
+    };
+    refused(
+        su.batch_execute(&format!("ALTER DATABASE app SET pg_jwt.token = {}", lit(&t))),
+        "ALTER DATABASE as the superuser",
+    );
+    refused(
+        su.batch_execute(&format!("ALTER ROLE app SET pg_jwt.token = {}", lit(&t))),
+        "ALTER ROLE as the superuser",
+    );
+    refused(
+        su.batch_execute(&format!(
+            "ALTER ROLE app IN DATABASE app SET pg_jwt.token = {}",
+            lit(&t)
+        )),
+        "ALTER ROLE IN DATABASE",
+    );
+    refused(
+        su.batch_execute(&format!(
+            "CREATE FUNCTION s22_f() RETURNS text LANGUAGE sql SET pg_jwt.token = {} RETURN jwt_claim('sub')",
+            lit(&t)
+        )),
+        "a function's SET clause",
+    );
+    // The role itself may set its own defaults: not this one.
+    let mut c = app();
+    refused(
+        c.batch_execute(&format!("ALTER ROLE app SET pg_jwt.token = {}", lit(&t))),
+        "ALTER ROLE as the role itself",
+    );
+    // Nothing was stored; an empty value (no token) may be.
+    let stored: i64 = su
+        .query_one(
+            "SELECT count(*) FROM pg_db_role_setting, unnest(setconfig) s WHERE s LIKE 'pg_jwt.token=%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 0);
+    su.batch_execute("ALTER ROLE app SET pg_jwt.token = ''; ALTER ROLE app RESET pg_jwt.token")
+        .unwrap();
+    // Per transaction, as always.
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+        .unwrap();
+    let sub: Option<String> = tx.query_one("SELECT jwt_claim('sub')", &[]).unwrap().get(0);
+    assert_eq!(sub.as_deref(), Some("user-1"));
+    tx.commit().unwrap();
+}
+
+#[test]
+fn s24_jwt_set_role_refuses_a_role_with_the_database_owner_s_privileges() {
+    setup();
+    let mut su = superuser();
+    let public: String = su
+        .query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
+        .unwrap()
+        .get(0);
+    su.batch_execute("DROP DATABASE IF EXISTS s24 WITH (FORCE)").unwrap();
+    su.batch_execute(
+        "DO $$ BEGIN
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 's24_dbo') THEN CREATE ROLE s24_dbo; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 's24_heir') THEN CREATE ROLE s24_heir; END IF;
+           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 's24_reader') THEN CREATE ROLE s24_reader; END IF;
+         END $$;
+         GRANT s24_dbo TO s24_heir;
+         GRANT s24_dbo, s24_heir, s24_reader TO app;",
+    )
+    .unwrap();
+    su.batch_execute("CREATE DATABASE s24 OWNER s24_dbo").unwrap();
+    su.batch_execute(&format!(
+        "ALTER DATABASE s24 SET pg_jwt.jwks = {};
+         ALTER DATABASE s24 SET pg_jwt.audience = {};
+         ALTER DATABASE s24 SET pg_jwt.issuer = {};
+         ALTER DATABASE s24 SET pg_jwt.allowed_roles = 's24_dbo, s24_heir, s24_reader';",
+        lit(&public),
+        lit(AUDIENCE),
+        lit(ISSUER)
+    ))
+    .unwrap();
+    connect_as("postgres", "s24")
+        .batch_execute("CREATE EXTENSION pg_jwt")
+        .unwrap();
+    let mut c = connect_as("app", "s24");
+    let set_role = |c: &mut postgres::Client, t: &str| -> Result<String, postgres::Error> {
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])?;
+        let role: String = tx.query_one("SELECT jwt_set_role()", &[])?.get(0);
+        tx.rollback()?;
+        Ok(role)
+    };
+    for role in ["s24_dbo", "s24_heir"] {
+        let t = token(&mut su, 1, 600, &format!(r#"{{"role": "{role}"}}"#));
+        let r = set_role(&mut c, &t);
+        assert_eq!(sqlstate(&r), "42501", "{role}: {}", message(&r));
+        assert!(message(&r).contains("database's owner"), "{}", message(&r));
+    }
+    let t = token(&mut su, 1, 600, r#"{"role": "s24_reader"}"#);
+    assert_eq!(set_role(&mut c, &t).unwrap(), "s24_reader");
+    drop(c);
+    su.batch_execute("DROP DATABASE s24 WITH (FORCE)").unwrap();
+    su.batch_execute(
+        "REVOKE s24_dbo, s24_heir, s24_reader FROM app;
+         DROP ROLE s24_heir; DROP ROLE s24_reader; DROP ROLE s24_dbo;",
+    )
+    .unwrap();
+}
