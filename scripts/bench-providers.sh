@@ -11,7 +11,9 @@
 #     meets a token another backend verified): 5,000 distinct ES256 tokens in a session whose
 #     own cache never answers (pg_jwt.cache_size = 1), after a first pass filled the cache;
 #   - a verification with the signature checked (the shared cache off for the session's tokens:
-#     5,000 fresh tokens per round).
+#     5,000 fresh tokens per round);
+#   - the verification from the shared cache again without a list (p0 as the implicit provider):
+#     what choosing a provider by iss costs.
 # Also: how long the key fetcher takes to fetch the 900 sets after the list is loaded.
 # Writes its section into BENCHMARKS.md (between the providers markers; make bench keeps it).
 source "$(dirname "$0")/lib.sh"
@@ -70,6 +72,8 @@ list_of 1000 >"$work/list1000"
 use_list() { # file
     local want
     psql -X -q -v ON_ERROR_STOP=1 -v list="$(cat "$1")" -v ca="$work/ca.pem" <<'SQL'
+ALTER SYSTEM RESET pg_jwt.jwks;
+ALTER SYSTEM RESET pg_jwt.issuer;
 ALTER SYSTEM SET pg_jwt.providers = :'list';
 ALTER SYSTEM SET pg_jwt.jwks_ca_file = :'ca';
 SELECT pg_reload_conf() \gset
@@ -92,6 +96,17 @@ SQL
     done
     echo "the key fetcher did not fetch $want sets within a minute" >&2
     exit 1
+}
+# No list: p0's key set and issuer as the single-provider settings (the implicit provider), for
+# the cost of choosing a provider by iss.
+use_implicit() {
+    psql -X -q -v ON_ERROR_STOP=1 -v jwks="$(psql -X -At -c "SELECT jwt_public_jwks(k)::text FROM pv_keys WHERE i = 0")" <<'SQL'
+ALTER SYSTEM RESET pg_jwt.providers;
+ALTER SYSTEM SET pg_jwt.jwks = :'jwks';
+ALTER SYSTEM SET pg_jwt.issuer = 'https://p0.example';
+SELECT pg_reload_conf() \gset
+SQL
+    sleep 1
 }
 t0=$(date +%s.%N)
 use_list "$work/list1000"
@@ -139,6 +154,10 @@ for round in 1 2 3 4 5; do
         verify_range "$next" $((next + 1999)) | awk '{ printf "%.3f\n", $1 * 1000 / 2000 }' >>"$work/fresh$n"
         next=$((next + 2000))
     done
+    say "round $round, no list (the implicit provider)"
+    use_implicit
+    verify_range 1 5000 >/dev/null
+    verify_range 1 5000 | awk '{ printf "%.3f\n", $1 * 1000 / 5000 }' >>"$work/hit0"
 done
 spread() { sort -n "$1" | awk '{ a[NR] = $1 } END { printf "%s–%s", a[1], a[NR] }'; }
 row() { # label unit file1 file1000
@@ -165,6 +184,11 @@ met when the 1,000-provider median is at most 1.05x the one-provider median.
 $(row "per row: \`jwt_claim('sub')\`, token verified" "ns" "$work/row1" "$work/row1000")
 $(row "a verification whose signature is in the shared cache" "µs" "$work/hit1" "$work/hit1000")
 $(row "a verification with the signature checked" "µs" "$work/fresh1" "$work/fresh1000")
+
+The same verification from the shared cache without \`pg_jwt.providers\` (p0's key set and issuer as
+the single-provider settings), in the same rounds: $(median <"$work/hit0") µs ($(spread "$work/hit0")): choosing
+the provider by \`iss\` costs $(awk -v a="$(median <"$work/hit0")" -v b="$(median <"$work/hit1")" 'BEGIN { printf "%.3f", b - a }') µs per verification (medians; each figure
+includes the PL/pgSQL loop's own cost, the same in both).
 
 Loading the 1,000-provider list until the key fetcher had all 900 fetched sets in force:
 $fetch_all s (at most 8 fetches at once).
