@@ -147,6 +147,11 @@ version_oid=$(psql -X -At -d postgres -c "SELECT 'pg_catalog.version()'::regproc
 out=$(SIGNIN_USER=admin_member client deleg "$(token '{"sub": "carol", "db_role": "admin_member"}')" "FASTPATH $version_oid")
 check "delegate_ident_mapping: a member of a BYPASSRLS role cannot make a fast-path call either" \
     "$(echo "$out" | grep -q "^GONE.*the session's token is no longer accepted: the token's role has the privileges" && echo 0 || echo 1)" "$out"
+# Nor SET ROLE into the BYPASSRLS role it is a member of, as its first statement (SET is not
+# otherwise checked, so that it can come before SET TRANSACTION).
+out=$(SIGNIN_USER=admin_member client deleg "$(token '{"sub": "carol", "db_role": "admin_member"}')" "SET ROLE admin_like" "SELECT current_user")
+check "delegate_ident_mapping: a member of a BYPASSRLS role cannot SET ROLE into it first" \
+    "$(echo "$out" | head -1 | grep -q "^GONE.*the session's token is no longer accepted: the token's role has the privileges" && echo 0 || echo 1)" "$out"
 out=$(SIGNIN_USER=analyst client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "FASTPATH $version_oid" "SELECT current_user")
 check "a fast-path call of a good session runs" \
     "$(echo "$out" | head -1 | grep -q '^OK PostgreSQL 18' && [ "$(echo "$out" | sed -n 2p)" = "OK analyst" ] && echo 0 || echo 1)" "$out"

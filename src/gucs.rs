@@ -336,8 +336,12 @@ unsafe extern "C-unwind" fn assign_config_int(_new: c_int, _extra: *mut c_void) 
 /// `pg_db_role_setting` / `pg_proc.proconfig`; at session start they are applied as
 /// `PGC_S_DATABASE`, `PGC_S_USER` or `PGC_S_DATABASE_USER`.
 fn stored_in_readable_catalog(source: pg_sys::GucSource::Type) -> bool {
-    use pg_sys::GucSource::{PGC_S_DATABASE, PGC_S_DATABASE_USER, PGC_S_TEST, PGC_S_USER};
-    matches!(source, PGC_S_TEST | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER)
+    use pg_sys::GucSource::{PGC_S_DATABASE, PGC_S_DATABASE_USER, PGC_S_GLOBAL, PGC_S_TEST, PGC_S_USER};
+    // PGC_S_GLOBAL: ALTER ROLE ALL SET, applied at session start.
+    matches!(
+        source,
+        PGC_S_TEST | PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER
+    )
 }
 
 /// The value a string check hook is asked about; empty for NULL (RESET to no value).

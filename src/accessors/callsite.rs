@@ -13,31 +13,22 @@ use std::borrow::Cow;
 use std::ffi::c_void;
 use std::ptr::null_mut;
 
-/// One cached result and the result's copy, palloc'd in `fn_mcxt`.
+/// Copies of results a call site keeps in `fn_mcxt` over its life; after that many it keeps
+/// none (every call takes the checked path), so its memory stays bounded however often the
+/// token changes under it.
+const MAX_KEPT: u32 = 16;
+
+/// One cached result: a by-value datum, or a pointer to its copy in `fn_mcxt`.
 #[repr(C)]
 struct Entry {
     result_null: bool,
     result: pg_sys::Datum,
-    /// The palloc'd copy `result` points to (null for by-value or NULL results).
-    result_copy: *mut c_void,
 }
 
 impl Entry {
-    /// Frees what the entry owns and empties it.
-    ///
-    /// # Safety
-    /// The pointers must be null or palloc'd chunks no caller uses any more.
-    unsafe fn free(&mut self) {
-        if !self.result_copy.is_null() {
-            pg_sys::pfree(self.result_copy);
-        }
-        *self = Entry::EMPTY;
-    }
-
     const EMPTY: Entry = Entry {
         result_null: true,
         result: pg_sys::Datum::null(),
-        result_copy: null_mut(),
     };
 }
 
@@ -59,9 +50,11 @@ struct CallSite {
     /// The shared generation (fetched key set, revocations) it was made under.
     keys: u64,
     current: Entry,
-    /// The entry `current` replaced: possibly still held by the caller, freed at the next
-    /// replacement.
-    retired: Entry,
+    /// Copies of results made in `fn_mcxt` so far (at most `MAX_KEPT`). None is ever freed
+    /// before `fn_mcxt` is: a caller may hold any result it was given until the expression's
+    /// evaluation ends (an array cast keeps every element until it builds the array), and
+    /// whatever runs between two calls may have changed the token.
+    kept: u32,
     /// The token's validity window (checked per call only when `check_clock`).
     window: pg_jwt_core::claims::Window,
 }
@@ -118,7 +111,7 @@ unsafe fn datum_of(cxt: pg_sys::MemoryContext, value: &[u8], kind: Kind) -> (pg_
     (pg_sys::Datum::from(copy), copy)
 }
 
-/// A copy of `result` (of `kind`) in `cxt`: (datum, the chunk to free later or null).
+/// A copy of `result` (of `kind`) in `cxt`: (datum, its chunk, or null for a bigint, passed by value).
 ///
 /// # Safety
 /// `result` must be a valid datum of `kind`'s SQL type.
@@ -258,21 +251,21 @@ unsafe fn fill_call_site(
             result
         }
     };
-    // Only for a constant name: a caller may hold results of this call site across calls, and
-    // a call site whose name varies (a column, or an array cast that calls the accessor per
-    // element and keeps every element until the last) would replace its entries, and free one
-    // still held, within one evaluation. Other call sites get the result made above, in the
-    // caller's memory context, every time.
-    if site.const_name {
+    // Only for a constant name: a call site whose name varies (a column, or an array cast that
+    // calls the accessor per element) would replace its entry at almost every call. Those, and
+    // a call site that has made `MAX_KEPT` copies, get the result made above, in the caller's
+    // memory context, every time.
+    if site.const_name && site.kept < MAX_KEPT {
         let cxt = (*(*fcinfo).flinfo).fn_mcxt;
-        // The entry two replacements old can no longer be held by the caller: free it.
-        site.retired.free();
-        site.retired = std::mem::replace(&mut site.current, Entry::EMPTY);
+        // The copy `current` pointed to stays in fn_mcxt (see `kept`).
+        site.current = Entry::EMPTY;
         if let Some(d) = result {
             let (datum, chunk) = copy_result(cxt, d, kind);
             site.current.result = datum;
-            site.current.result_copy = chunk;
             site.current.result_null = false;
+            if !chunk.is_null() {
+                site.kept += 1;
+            }
         }
         site.local = local;
         site.keys = now.shared;

@@ -22,11 +22,11 @@
 //!
 //! Memory: the slow path builds its result in the caller's memory context (the executor resets
 //! it per row), and keeps a copy for the cache in the call site's context (`fn_mcxt`, which
-//! lives as long as the query or the PL/pgSQL expression). At most two cached entries exist per
-//! call site: the current one and the one it replaced. The replaced one may still be held by the
-//! caller within the current expression evaluation, so it is freed only at the next replacement
-//! (which needs a change of token, setting or generation: the name is the same at every call).
-//! So a call site holds at most two results, whatever the number of rows or token changes.
+//! lives as long as the query or the PL/pgSQL expression). A copy it replaced is never freed
+//! before that context is: the caller may still hold it (an array cast holds every element
+//! until it builds the array), and whatever runs between two calls may have changed the token.
+//! After `MAX_KEPT` (16) copies a call site keeps none and takes the slow path at
+//! every call: so it holds at most 16 results, whatever the number of rows or token changes.
 
 pub mod callsite;
 pub mod convert;

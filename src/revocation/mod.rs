@@ -33,8 +33,9 @@ use std::cell::Cell;
 use std::ffi::c_void;
 
 /// What a verified token is checked against: its claims in the database encoding (the encoding
-/// the revoking functions stored their arguments in). A claim the database encoding cannot
-/// represent is `None`: no row of the table can hold it.
+/// the revoking functions stored their arguments in). A string claim the database encoding cannot
+/// represent refuses the token (`22P05`): no row of the table could hold it, so no revocation
+/// could ever match it.
 pub struct Identity<'a> {
     pub jti: Option<std::borrow::Cow<'a, [u8]>>,
     pub sub: Option<std::borrow::Cow<'a, [u8]>>,
@@ -47,33 +48,36 @@ pub struct Identity<'a> {
 }
 
 /// What the revocation check looks up for verified claims.
-fn identity_of<'a>(claims: &'a Body, provider: &'a str, session_claim: &str) -> Identity<'a> {
-    Identity {
-        jti: server_text(claims.claim("jti")),
-        sub: server_text(claims.claim("sub")),
-        sid: server_text(claims.claim(session_claim)),
+fn identity_of<'a>(claims: &'a Body, provider: &'a str, session_claim: &str) -> Result<Identity<'a>, ErrorReport> {
+    Ok(Identity {
+        jti: server_text(claims.claim("jti"))?,
+        sub: server_text(claims.claim("sub"))?,
+        sid: server_text(claims.claim(session_claim))?,
         iat: match claims.claim("iat") {
             Some(Claim::Number(n)) => pg_jwt_core::claims::number_value(n),
             _ => None,
         },
         provider,
-    }
+    })
 }
 
 /// Whether `identity_of` the claims would hold a `jti`, `sub` or session id (the same test,
 /// stopping at the first).
-fn names_someone(claims: &Body, session_claim: &str) -> bool {
-    ["jti", "sub", session_claim]
-        .into_iter()
-        .any(|name| server_text(claims.claim(name)).is_some())
+fn names_someone(claims: &Body, session_claim: &str) -> Result<bool, ErrorReport> {
+    let mut found = false;
+    for name in ["jti", "sub", session_claim] {
+        found |= server_text(claims.claim(name))?.is_some();
+    }
+    Ok(found)
 }
 
-/// A string claim in the database encoding; `None` when absent, not a string, or not
-/// representable there.
-fn server_text(v: Option<Claim<'_>>) -> Option<std::borrow::Cow<'_, [u8]>> {
-    match v? {
-        Claim::String(s) => crate::encoding::to_server(s).ok(),
-        _ => None,
+/// A string claim in the database encoding; `None` when absent or not a string (verification
+/// refused `sub`, `jti` and the session claim of another type); an error (`22P05`) when the
+/// database encoding cannot represent it.
+fn server_text(v: Option<Claim<'_>>) -> Result<Option<std::borrow::Cow<'_, [u8]>>, ErrorReport> {
+    match v {
+        Some(Claim::String(s)) => crate::encoding::to_server(s).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -545,7 +549,7 @@ pub fn is_revoked(claims: &Body, provider: &str, session_claim: &str, generation
         // Seen empty at this generation: a revocation committed since would have bumped it.
         // The common case (an empty list) reads no more of the claims than whether they name
         // someone (what the lookup counts), without building the identity.
-        if names_someone(claims, session_claim) {
+        if names_someone(claims, session_claim)? {
             count(1, 0, 0);
         }
         return Ok(Lookup {
@@ -553,7 +557,7 @@ pub fn is_revoked(claims: &Body, provider: &str, session_claim: &str, generation
             fresh: true,
         });
     }
-    let who = identity_of(claims, provider, session_claim);
+    let who = identity_of(claims, provider, session_claim)?;
     if who.jti.is_none() && who.sub.is_none() && who.sid.is_none() {
         return Ok(Lookup {
             revoked: false,

@@ -563,6 +563,16 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     if let Some(p) = chosen.listed() {
         REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
     }
+    // The claims were read to choose the provider (`choose`): a token refused for its form gets
+    // that reason before any other, as when the header was checked first (`token::peek`).
+    let was_peeked = peeked.is_some();
+    let form_first = |e: SessionError| match (was_peeked, &e) {
+        (true, SessionError::Keys(_)) => match token::check_form(token, &config.policy) {
+            Err(t) => SessionError::Token(t),
+            Ok(()) => e,
+        },
+        _ => e,
+    };
     // The coarse clock (a few ms behind at most), as every access's expiry re-check reads it:
     // seconds are all the claims are checked to.
     let now_s = clock::now_unix_coarse();
@@ -573,7 +583,10 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     let listed_keyer;
     let (keys, keyer, policy, validation, provider, leeway) = match &chosen {
         Chosen::Default => {
-            let keys = config.keys.as_ref().map_err(|e| SessionError::Keys(e.clone()))?;
+            let keys = config
+                .keys
+                .as_ref()
+                .map_err(|e| form_first(SessionError::Keys(e.clone())))?;
             let validation = Validation {
                 leeway: config.leeway,
                 audience: config.audience.as_deref(),
@@ -588,8 +601,8 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
             let p = list
                 .list
                 .get(*i)
-                .ok_or_else(|| SessionError::Keys(KeyError::Set("the provider list changed".into())))?;
-            let (set, print) = crate::providers::keys(p).map_err(SessionError::Keys)?;
+                .ok_or_else(|| form_first(SessionError::Keys(KeyError::Set("the provider list changed".into()))))?;
+            let (set, print) = crate::providers::keys(p).map_err(|e| form_first(SessionError::Keys(e)))?;
             listed_keys = set;
             listed_keyer = token::CacheKeyer::new(&print);
             listed_policy = HeaderPolicy {
@@ -624,7 +637,6 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
     let place = shared_cache::place(token);
     let cache_key = keyer.key(token);
     let found = shared_cache::lookup(&place, &cache_key, now_s);
-    let was_peeked = peeked.is_some();
     let from_record = match (found, peeked) {
         (Some(Some(alg)), Some(peeked)) => token::verify_recorded_peeked(token, peeked, alg, policy, &validation),
         (Some(Some(alg)), None) => token::verify_recorded(token, alg, policy, &validation),

@@ -385,13 +385,15 @@ unsafe extern "C-unwind" fn process_utility(
 ) {
     // Transaction control and SET take no snapshot and read nothing pg_jwt guards; checking there
     // would take the transaction's snapshot before `BEGIN ISOLATION LEVEL ...` or
-    // `SET TRANSACTION ...` may set it. The next statement checks.
+    // `SET TRANSACTION ...` may set it. The next statement checks. Except what a role can do
+    // with them alone: COMMIT/ROLLBACK PREPARED (another user's prepared transaction, once the
+    // role is a superuser's member), and SET ROLE / SET SESSION AUTHORIZATION while a delegated
+    // role's memberships are not checked yet (into a superuser it is a member of).
     // SAFETY: pstmt is PostgreSQL's planned utility statement for this call.
-    let tag = unsafe { pstmt.as_ref().and_then(|p| p.utilityStmt.as_ref()).map(|n| n.type_) };
-    if !matches!(
-        tag,
-        Some(pg_sys::NodeTag::T_TransactionStmt | pg_sys::NodeTag::T_VariableSetStmt)
-    ) {
+    let node = unsafe { pstmt.as_ref().map(|p| p.utilityStmt).filter(|n| !n.is_null()) };
+    // SAFETY: a node PostgreSQL made for this statement, read as the type its tag says.
+    let unchecked = node.is_some_and(|n| unsafe { needs_no_check(n) });
+    if !unchecked {
         enforce_guarded();
     }
     // SAFETY: as in executor_start.
@@ -407,8 +409,11 @@ unsafe extern "C-unwind" fn process_utility(
 // call (the protocol's FunctionCall message, as libpq's PQfn and large-object calls send it)
 // runs a function with no statement, so no planner, executor or utility hook sees it; PostgreSQL
 // reports it here, after its permission check and before the call. Executors report each
-// function they set up here too (a statement already checked by the hooks above: `enforce` is
-// then the cached path).
+// function they set up here too, in a statement the hooks above checked: `enforce` is then
+// usually the session's cached claims (a transaction that changed revocations, or parallel
+// mode, looks revocation up again each time). With an object-access hook installed, PostgreSQL
+// 17 and later also recompute the search path at each lookup instead of caching it: costs of a
+// signed-in session only.
 unsafe extern "C-unwind" fn object_access(
     access: pg_sys::ObjectAccessType::Type,
     class_id: pg_sys::Oid,
@@ -424,6 +429,26 @@ unsafe extern "C-unwind" fn object_access(
         if let Some(prev) = PREV_OBJECT_ACCESS {
             prev(access, class_id, object_id, sub_id, arg);
         }
+    }
+}
+
+/// Whether utility statement `node` may run without `enforce` (see `process_utility`).
+///
+/// # Safety
+/// `node` must point to a valid parse node.
+unsafe fn needs_no_check(node: *mut pg_sys::Node) -> bool {
+    match (*node).type_ {
+        pg_sys::NodeTag::T_TransactionStmt => !matches!(
+            (*node.cast::<pg_sys::TransactionStmt>()).kind,
+            pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
+                | pg_sys::TransactionStmtKind::TRANS_STMT_ROLLBACK_PREPARED
+        ),
+        pg_sys::NodeTag::T_VariableSetStmt => {
+            let name = (*node.cast::<pg_sys::VariableSetStmt>()).name;
+            let role = !name.is_null() && matches!(CStr::from_ptr(name).to_bytes(), b"role" | b"session_authorization");
+            !(role && DELEGATED.load(Ordering::Acquire) && !ROLE_CHECKED.load(Ordering::Acquire))
+        }
+        _ => false,
     }
 }
 

@@ -56,6 +56,42 @@ fn s20_an_accessor_called_per_element_of_an_array_cast_keeps_every_value() {
     su.batch_execute("DROP TYPE s20_text CASCADE").unwrap();
 }
 
+/// The same class, as the application role alone: a cast function of its own type sets a token
+/// per element and reads a claim with a constant name. (PostgreSQL 15 calls the SQL function
+/// per element rather than inlining it, and copies its results: this keeps the outcome checked
+/// whatever the call site keeps.)
+#[test]
+fn s20_a_cast_function_changing_the_token_per_element_keeps_every_value() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute("DROP SCHEMA IF EXISTS s20 CASCADE; CREATE SCHEMA s20 AUTHORIZATION app")
+        .unwrap();
+    let tokens: Vec<String> = (1..=3).map(|i| token(&mut su, i, 600, "")).collect();
+    let mut c = app();
+    c.batch_execute(
+        "CREATE TYPE s20.tk AS (tok text);
+         CREATE FUNCTION s20.tk_text(x s20.tk) RETURNS text LANGUAGE sql VOLATILE AS
+           $$ SELECT CASE WHEN (x).tok IS NULL OR set_config('pg_jwt.token', (x).tok, true) IS NOT NULL
+                          THEN jwt_claim('sub') END $$;
+         CREATE CAST (s20.tk AS text) WITH FUNCTION s20.tk_text(s20.tk);",
+    )
+    .unwrap();
+    for _ in 0..20 {
+        let mut tx = c.transaction().unwrap();
+        let got: String = tx
+            .query_one(
+                "SELECT (ARRAY[ROW($1)::s20.tk, ROW(NULL)::s20.tk, ROW($2)::s20.tk, ROW($3)::s20.tk,
+                               ROW(NULL)::s20.tk, ROW($1)::s20.tk, ROW($2)::s20.tk, ROW($3)::s20.tk]::text[])::text",
+                &[&tokens[0], &tokens[1], &tokens[2]],
+            )
+            .unwrap()
+            .get(0);
+        tx.commit().unwrap();
+        assert_eq!(got, "{user-1,user-1,user-2,user-3,user-3,user-1,user-2,user-3}");
+    }
+    su.batch_execute("DROP SCHEMA s20 CASCADE").unwrap();
+}
+
 #[test]
 fn s21_a_session_claim_that_is_not_a_string_is_refused() {
     setup();
@@ -83,6 +119,46 @@ fn s21_a_session_claim_that_is_not_a_string_is_refused() {
     assert_eq!(sqlstate(&r), "28000", "{}", message(&r));
     assert!(message(&r).contains("revoked"), "{}", message(&r));
     su.batch_execute("SELECT jwt_unrevoke('sid', 's21-7021')").unwrap();
+}
+
+/// The same class in a database whose encoding cannot represent a token's `sub`: no revocation
+/// could match it there, so the token is refused (22P05), without the value.
+#[test]
+fn s21_a_subject_the_database_encoding_cannot_represent_is_refused() {
+    setup();
+    let mut su = superuser();
+    let public: String = su
+        .query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
+        .unwrap()
+        .get(0);
+    let mut dsu = connect_as("postgres", "enc_latin1");
+    dsu.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS pg_jwt;
+         ALTER DATABASE enc_latin1 SET pg_jwt.jwks = {p};
+         ALTER DATABASE enc_latin1 SET pg_jwt.audience = {a};",
+        p = lit(&public),
+        a = lit(AUDIENCE)
+    ))
+    .unwrap();
+    let mut c = connect_as("app", "enc_latin1");
+    // (the JSON escape, the character): é is in LATIN1, 寿 is not.
+    for (escaped, sub) in [(r"\u00e9", "\u{e9}"), (r"\u5bff", "\u{5bff}")] {
+        let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{escaped}", "jti": "s21-jti"}}"#));
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+            .unwrap();
+        let r = tx
+            .query_one("SELECT jwt_claim('jti')", &[])
+            .map(|r| r.get::<_, Option<String>>(0));
+        if sub == "\u{e9}" {
+            assert_eq!(r.unwrap().as_deref(), Some("s21-jti"));
+        } else {
+            assert_eq!(sqlstate(&r), "22P05", "{}", message(&r));
+            assert!(message(&r).starts_with("pg_jwt:"), "{}", message(&r));
+            assert!(!message(&r).contains(sub), "{}", message(&r));
+        }
+        drop(tx);
+    }
 }
 
 #[test]
