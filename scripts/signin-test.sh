@@ -155,6 +155,18 @@ check "delegate_ident_mapping: a member of a BYPASSRLS role cannot SET ROLE into
 out=$(SIGNIN_USER=analyst client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "FASTPATH $version_oid" "SELECT current_user")
 check "a fast-path call of a good session runs" \
     "$(echo "$out" | head -1 | grep -q '^OK PostgreSQL 18' && [ "$(echo "$out" | sed -n 2p)" = "OK analyst" ] && echo 0 || echo 1)" "$out"
+# A reload that takes the role out of pg_jwt.allowed_roles ends a live delegated session at its
+# next statement.
+(SIGNIN_USER=analyst client deleg "$(token '{"sub": "carol", "db_role": "analyst"}')" "SELECT current_user" "SLEEP 3" "SELECT current_user" >"$work/unlisted.out") &
+live=$!
+sleep 1.5
+psql -X -q -d postgres -c "ALTER SYSTEM SET pg_jwt.allowed_roles = 'admin_like, admin_member'" -c "SELECT pg_reload_conf()" >/dev/null
+wait "$live"
+psql -X -q -d postgres -c "ALTER SYSTEM RESET pg_jwt.allowed_roles" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+out=$(cat "$work/unlisted.out")
+check "a reload that takes a delegated role out of pg_jwt.allowed_roles ends its live session" \
+    "$([ "$(echo "$out" | head -1)" = "OK analyst" ] && echo "$out" | sed -n 2p | grep -q "^GONE.*no longer in pg_jwt.allowed_roles" && echo 0 || echo 1)" "$out"
 # 5. Expiry: an idle session is ended by a timer at exp; so is one whose timer an error
 #    disabled (error recovery disables every timeout; the abort re-arms it).
 short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')

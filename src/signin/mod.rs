@@ -28,9 +28,18 @@ use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-/// Signed in with `delegate_ident_mapping=1`: the role is checked before the first statement.
+/// Signed in with `delegate_ident_mapping=1`: the role is checked before the first statement,
+/// and again after every change of the settings (a reload may have taken it out of
+/// `pg_jwt.allowed_roles`; a membership granted since is seen then too).
 static DELEGATED: AtomicBool = AtomicBool::new(false);
-static ROLE_CHECKED: AtomicBool = AtomicBool::new(false);
+/// The configuration generation (plus one; 0: never) the delegated role was last found allowed at.
+static ROLE_CHECKED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// A delegated session whose role was not checked under the settings in force.
+fn role_unchecked() -> bool {
+    DELEGATED.load(Ordering::Acquire)
+        && ROLE_CHECKED_AT.load(Ordering::Acquire) != crate::generations::config_generation().wrapping_add(1)
+}
 
 fn remember(token: &[u8], delegated: bool) {
     gucs::set_login_token(token);
@@ -220,11 +229,23 @@ fn enforce() {
             None => report.message().to_owned(),
         }),
     }
-    if DELEGATED.load(Ordering::Acquire) && !ROLE_CHECKED.load(Ordering::Acquire) {
+    if role_unchecked() {
+        // Read before the checks: a change meanwhile makes the next statement check again.
+        let at = crate::generations::config_generation().wrapping_add(1);
         // SAFETY: inside a transaction (a statement is starting).
         let user = unsafe { pg_sys::GetSessionUserId() };
+        // SAFETY: as above; NULL (noerr) when the role no longer exists.
+        let name = unsafe { pg_sys::GetUserNameFromId(user, true) };
+        // SAFETY: a NUL-terminated name PostgreSQL made, read before anything else allocates.
+        let listed = !name.is_null() && {
+            let name = unsafe { CStr::from_ptr(name) }.to_bytes();
+            gucs::allowed_roles().iter().any(|r| r.as_bytes() == name)
+        };
+        if !listed {
+            end_session("the session's role is no longer in pg_jwt.allowed_roles");
+        }
         match crate::roles::forbidden_role(user) {
-            Ok(None) => ROLE_CHECKED.store(true, Ordering::Release),
+            Ok(None) => ROLE_CHECKED_AT.store(at, Ordering::Release),
             Ok(Some(why)) => end_session(why.reason()),
             Err(_) => end_session("the role's privileges could not be checked"),
         }
@@ -446,7 +467,7 @@ unsafe fn needs_no_check(node: *mut pg_sys::Node) -> bool {
         pg_sys::NodeTag::T_VariableSetStmt => {
             let name = (*node.cast::<pg_sys::VariableSetStmt>()).name;
             let role = !name.is_null() && matches!(CStr::from_ptr(name).to_bytes(), b"role" | b"session_authorization");
-            !(role && DELEGATED.load(Ordering::Acquire) && !ROLE_CHECKED.load(Ordering::Acquire))
+            !(role && role_unchecked())
         }
         _ => false,
     }
