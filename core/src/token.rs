@@ -104,22 +104,29 @@ pub fn verify_recorded(
     policy: &HeaderPolicy,
     validation: &Validation<'_>,
 ) -> Option<Result<(claims::Body, claims::TimeClaims), TokenError>> {
+    // The claims checked as strictly as a full verification's `parse_claims`, without building
+    // the tree.
+    record_checks(token, alg, policy).map(|checked| {
+        checked
+            .and_then(|()| payload_claims(token, policy.max_token_bytes))
+            .and_then(|claims| validated(claims, validation))
+    })
+}
+
+/// What a record leaves to check before the claims: `None` when the policy has a rule the record
+/// cannot answer (a `typ` allowlist); else the size cap and the algorithm allowlist of now.
+fn record_checks(token: &[u8], alg: Algorithm, policy: &HeaderPolicy) -> Option<Result<(), TokenError>> {
     if policy.allowed_typ.is_some() {
         return None;
     }
-    Some(recorded_claims(token, alg, policy, validation))
+    Some(check_size(token, policy.max_token_bytes).and_then(|()| check_allowed(alg, policy)))
 }
 
-fn recorded_claims(
-    token: &[u8],
-    alg: Algorithm,
-    policy: &HeaderPolicy,
+/// Step 11: `claims` against `validation` (time, issuer, audience, required claims).
+fn validated(
+    claims: claims::Body,
     validation: &Validation<'_>,
 ) -> Result<(claims::Body, claims::TimeClaims), TokenError> {
-    check_size(token, policy.max_token_bytes)?;
-    check_allowed(alg, policy)?;
-    // Checked as strictly as a full verification's `parse_claims`, without building the tree.
-    let claims = payload_claims(token, policy.max_token_bytes)?;
     let times = claims::validate(&claims, validation)?;
     Ok((claims, times))
 }
@@ -406,15 +413,7 @@ pub fn verify_recorded_peeked(
     policy: &HeaderPolicy,
     validation: &Validation<'_>,
 ) -> Option<Result<(claims::Body, claims::TimeClaims), TokenError>> {
-    if policy.allowed_typ.is_some() {
-        return None;
-    }
-    Some((|| {
-        check_size(token, policy.max_token_bytes)?;
-        check_allowed(alg, policy)?;
-        let times = claims::validate(&peeked.0, validation)?;
-        Ok((peeked.0, times))
-    })())
+    record_checks(token, alg, policy).map(|checked| checked.and_then(|()| validated(peeked.0, validation)))
 }
 
 /// Steps 1, 2 and 10 without the header: the size cap, the segments, and the payload decoded

@@ -147,6 +147,13 @@ pub fn setup() {
     });
 }
 
+/// The public key set of the test key (`setup`), for other databases' `pg_jwt.jwks`.
+pub fn public_jwks(su: &mut Client) -> String {
+    su.query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
+        .unwrap()
+        .get(0)
+}
+
 /// A token for tenant `i` (valid `ttl` seconds) with extra claims.
 pub fn token(su: &mut Client, i: usize, ttl: i64, extra: &str) -> String {
     let sql = format!(

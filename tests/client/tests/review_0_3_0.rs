@@ -127,10 +127,7 @@ fn s21_a_session_claim_that_is_not_a_string_is_refused() {
 fn s21_a_subject_the_database_encoding_cannot_represent_is_refused() {
     setup();
     let mut su = superuser();
-    let public: String = su
-        .query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
-        .unwrap()
-        .get(0);
+    let public = public_jwks(&mut su);
     let mut dsu = connect_as("postgres", "enc_latin1");
     dsu.batch_execute(&format!(
         "CREATE EXTENSION IF NOT EXISTS pg_jwt;
@@ -224,10 +221,7 @@ fn s22_a_token_is_never_a_stored_default() {
 fn s24_jwt_set_role_refuses_a_role_with_the_database_owner_s_privileges() {
     setup();
     let mut su = superuser();
-    let public: String = su
-        .query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
-        .unwrap()
-        .get(0);
+    let public = public_jwks(&mut su);
     su.batch_execute("DROP DATABASE IF EXISTS s24 WITH (FORCE)").unwrap();
     su.batch_execute(
         "DO $$ BEGIN

@@ -221,10 +221,7 @@ fn connect_db(user: &str, db: &str) -> Client {
 fn s4_claims_keep_their_meaning_in_non_utf8_databases() {
     setup();
     let mut su = superuser();
-    let public: String = su
-        .query_one("SELECT jwt_public_jwks(key)::text FROM test_keys", &[])
-        .unwrap()
-        .get(0);
+    let public = public_jwks(&mut su);
     let plain = token(
         &mut su,
         1,
