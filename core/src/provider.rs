@@ -63,6 +63,9 @@ pub struct Provider {
     pub audience: Vec<String>,
     /// Allowed algorithms; `None`: what the keys allow.
     pub algorithms: Option<Vec<Algorithm>>,
+    /// Accepted header `typ` values (e.g. `at+jwt`, RFC 9068 access tokens), compared
+    /// case-insensitively with an optional `application/` prefix; `None`: `typ` is not checked.
+    pub typ: Option<Vec<String>>,
     /// `None`: `pg_jwt.required_claims`.
     pub required_claims: Option<Vec<String>>,
     /// Seconds; `None`: `pg_jwt.leeway`.
@@ -257,6 +260,7 @@ fn parse_provider(value: &Json, check_keys: bool) -> Result<Provider, String> {
         jwks: None,
         audience: Vec::new(),
         algorithms: None,
+        typ: None,
         required_claims: None,
         leeway: None,
         max_lifetime: None,
@@ -301,6 +305,7 @@ fn parse_provider(value: &Json, check_keys: bool) -> Result<Provider, String> {
                 }
                 p.algorithms = Some(algs);
             }
+            "typ" => p.typ = Some(string_list(v, "typ").map_err(at)?),
             "required_claims" => match v {
                 Json::Array(items) => {
                     let mut names = Vec::new();
@@ -573,6 +578,30 @@ mod tests {
             r#"[{{"name":"a","issuer":"x","jwks":{KEY},"audience":["p","q"],"algorithms":["HS256"],"leeway":5,"max_lifetime":900,"required_claims":["exp","sub"],"claims":{{"t":"1","n":[1,2]}}}}]"#
         ));
         assert!(ok.is_ok(), "{ok:?}");
+        // typ: a string or a non-empty array of non-empty strings.
+        let typ = |v: &str| {
+            list(&format!(
+                r#"[{{"name":"a","issuer":"x","jwks_uri":"https://k","typ":{v}}}]"#
+            ))
+        };
+        assert_eq!(typ(r#""at+jwt""#).unwrap().list[0].typ, Some(vec!["at+jwt".to_owned()]));
+        assert_eq!(
+            typ(r#"["at+jwt","application/at+jwt"]"#).unwrap().list[0]
+                .typ
+                .as_ref()
+                .map(Vec::len),
+            Some(2)
+        );
+        for bad in ["[]", r#""""#, "1", r#"[1]"#, r#"{"a":1}"#] {
+            assert!(typ(bad).is_err(), "typ {bad}");
+        }
+        assert_eq!(
+            list(r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"}]"#)
+                .unwrap()
+                .list[0]
+                .typ,
+            None
+        );
     }
 
     #[test]

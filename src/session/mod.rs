@@ -607,6 +607,7 @@ fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> R
             listed_keyer = token::CacheKeyer::new(&print);
             listed_policy = HeaderPolicy {
                 allowed_algs: p.algorithms.clone(),
+                allowed_typ: p.typ.clone(),
                 ..config.policy.clone()
             };
             let leeway = p.leeway.unwrap_or(config.leeway);

@@ -673,3 +673,73 @@ fn pv10_a_fetched_key_set_with_a_secret_key_is_refused() {
     assert!(!message(&r).contains("c2VjcmV0"), "{}", message(&r));
     finish(&mut su2);
 }
+
+/// base64url without padding.
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// An HS256 token with `header` and `claims` (JSON text), signed with `secret`.
+fn hs256(header: &str, claims: &str, secret: &[u8]) -> String {
+    let input = format!("{}.{}", b64url(header.as_bytes()), b64url(claims.as_bytes()));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!("{input}.{}", b64url(tag.as_ref()))
+}
+
+/// A provider's `typ` rule (RFC 9068 access tokens: `at+jwt`): a token whose header `typ` is
+/// another (an ID token's `JWT`) or missing is refused, in every backend (a record in the shared
+/// cache does not hold the header: with the rule, the header is always read). Another
+/// provider without the rule accepts any `typ`.
+#[test]
+fn pv11_a_provider_s_typ_rule_refuses_other_token_types() {
+    let secret = b"pv11-secret-pv11-secret-pv11-secret!";
+    let jwk = format!(r#"{{"kty":"oct","kid":"h","alg":"HS256","k":"{}"}}"#, b64url(secret));
+    let list = format!(
+        r#"[{{"name":"api","issuer":"https://api.test","jwks":{{"keys":[{jwk}]}},"typ":"at+jwt"}},
+            {{"name":"any","issuer":"https://any.test","jwks":{{"keys":[{jwk}]}}}}]"#
+    );
+    let mut su = start("", &list);
+    let mut app = connect_fetch("app");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = |iss: &str| format!(r#"{{"iss":"{iss}","sub":"s-1","exp":{exp}}}"#);
+    let header = |typ: Option<&str>| match typ {
+        Some(t) => format!(r#"{{"alg":"HS256","kid":"h","typ":"{t}"}}"#),
+        None => r#"{"alg":"HS256","kid":"h"}"#.to_owned(),
+    };
+    for typ in ["at+jwt", "application/at+jwt", "AT+JWT"] {
+        let t = hs256(&header(Some(typ)), &claims("https://api.test"), secret);
+        assert_eq!(
+            who(&mut app, &t).unwrap(),
+            (Some("s-1".into()), Some("api".into())),
+            "{typ}"
+        );
+    }
+    for typ in [Some("JWT"), Some("at+jwt+x"), None] {
+        let t = hs256(&header(typ), &claims("https://api.test"), secret);
+        refused(&who(&mut app, &t), "typ");
+        let other = hs256(&header(typ), &claims("https://any.test"), secret);
+        assert_eq!(who(&mut app, &other).unwrap().1, Some("any".into()));
+    }
+    let id_token = hs256(&header(Some("JWT")), &claims("https://api.test"), secret);
+    let mut next = connect_fetch("app");
+    refused(&who(&mut next, &id_token), "typ");
+    let access = hs256(&header(Some("at+jwt")), &claims("https://api.test"), secret);
+    assert_eq!(who(&mut next, &access).unwrap().1, Some("api".into()));
+    finish(&mut su);
+}
