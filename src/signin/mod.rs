@@ -236,8 +236,8 @@ fn enforce() {
         let user = unsafe { pg_sys::GetSessionUserId() };
         // SAFETY: as above; NULL (noerr) when the role no longer exists.
         let name = unsafe { pg_sys::GetUserNameFromId(user, true) };
-        // SAFETY: a NUL-terminated name PostgreSQL made, read before anything else allocates.
         let listed = !name.is_null() && {
+            // SAFETY: a NUL-terminated name PostgreSQL made (not null: checked above).
             let name = unsafe { CStr::from_ptr(name) }.to_bytes();
             gucs::allowed_roles().iter().any(|r| r.as_bytes() == name)
         };
@@ -426,15 +426,15 @@ unsafe extern "C-unwind" fn process_utility(
     }
 }
 
-// SAFETY (for callers): installed as object_access_hook. A function about to run: a fast-path
-// call (the protocol's FunctionCall message, as libpq's PQfn and large-object calls send it)
-// runs a function with no statement, so no planner, executor or utility hook sees it; PostgreSQL
-// reports it here, after its permission check and before the call. Executors report each
-// function they set up here too, in a statement the hooks above checked: `enforce` is then
-// usually the session's cached claims (a transaction that changed revocations, or parallel
-// mode, looks revocation up again each time). With an object-access hook installed, PostgreSQL
-// 17 and later also recompute the search path at each lookup instead of caching it: costs of a
-// signed-in session only.
+// A function about to run: a fast-path call (the protocol's FunctionCall message, as libpq's PQfn
+// and large-object calls send it) runs a function with no statement, so no planner, executor or
+// utility hook sees it; PostgreSQL reports it here, after its permission check and before the
+// call. Executors report each function they set up here too, in a statement the hooks above
+// checked: `enforce` is then usually the session's cached claims (a transaction that changed
+// revocations, or parallel mode, looks revocation up again each time). With an object-access
+// hook installed, PostgreSQL 17 and later also recompute the search path at each lookup instead
+// of caching it: costs of a signed-in session only.
+// SAFETY (for callers): installed as object_access_hook; PostgreSQL calls it with its own arguments.
 unsafe extern "C-unwind" fn object_access(
     access: pg_sys::ObjectAccessType::Type,
     class_id: pg_sys::Oid,
