@@ -59,6 +59,18 @@ pub fn untranslatable(message: &str) -> ErrorReport {
     )
 }
 
+/// A number PostgreSQL's `numeric` cannot hold (a signed claim may carry one: JSON sets no range),
+/// where a jsonb value is built: SQLSTATE 22003, without the number.
+pub fn numeric_out_of_range() -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        "pg_jwt: a claim holds a number outside the range of PostgreSQL's numeric type (jsonb cannot hold it)"
+            .to_owned(),
+        FUNC,
+    )
+    .set_hint("Read the other claims one by one (jwt_claim); the token itself was not refused.")
+}
+
 /// The session-token path used without `shared_preload_libraries`: SQLSTATE 55000.
 pub fn not_preloaded() -> ErrorReport {
     ErrorReport::new(

@@ -120,6 +120,9 @@ pub unsafe fn jsonb_from_text(text: &str) -> Result<pg_sys::Datum, ErrorReport> 
 pub unsafe fn jsonb_from_json(value: &pg_jwt_core::Json) -> Result<pg_sys::Datum, ErrorReport> {
     use pg_jwt_core::Json;
     if !matches!(value, Json::Object(_) | Json::Array(_)) {
+        if let Json::Number(n) = value {
+            number(n)?;
+        }
         return jsonb_from_text(&value.to_json_string());
     }
     let mut steps = Vec::with_capacity(32);
@@ -187,7 +190,7 @@ fn flatten<'a>(
         }
         Json::Null => out.push(Step::Scalar(token, Scalar::Null)),
         Json::Bool(b) => out.push(Step::Scalar(token, Scalar::Bool(*b))),
-        Json::Number(n) => out.push(Step::Scalar(token, number(n))),
+        Json::Number(n) => out.push(Step::Scalar(token, number(n)?)),
         Json::String(s) => out.push(Step::Scalar(token, string(s)?)),
     }
     Ok(())
@@ -195,14 +198,19 @@ fn flatten<'a>(
 
 /// A JSON number (valid syntax) as `Scalar::Int` when `numeric_in` would read it as a 64-bit
 /// integer of scale 0, else its text. `-0` keeps the text path (the same value either way).
-fn number(n: &str) -> Scalar<'_> {
+/// A number `numeric` cannot hold is refused here (22003, `pg_jwt:`), not by `numeric_in`
+/// inside the build.
+fn number(n: &str) -> Result<Scalar<'_>, ErrorReport> {
     let digits = n.strip_prefix('-').unwrap_or(n);
     if digits.bytes().all(|b| b.is_ascii_digit()) && digits != "0" || n == "0" {
         if let Ok(i) = n.parse::<i64>() {
-            return Scalar::Int(i);
+            return Ok(Scalar::Int(i));
         }
     }
-    Scalar::Number(n)
+    if !pg_jwt_core::json::fits_pg_numeric(n) {
+        return Err(crate::errors::numeric_out_of_range());
+    }
+    Ok(Scalar::Number(n))
 }
 
 /// The server functions of a jsonb build, declared here to be called without pgrx's guard

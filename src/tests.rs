@@ -112,25 +112,65 @@ mod tests {
         assert_eq!(same_bytes, Some(true));
     }
 
-    /// A number numeric cannot hold: `jwt_verify` raises what `jsonb_in` raises (22003), from
-    /// inside the one guard of its jsonb build. (jwt_sign takes jsonb, which cannot hold it: the
-    /// token is signed here.)
-    #[pg_test(error = "value overflows numeric format")]
-    fn pg_jwt_verify_number_out_of_numeric_range() {
-        let key = Spi::get_one::<JsonB>("SELECT jwt_generate_jwk('HS256', 'k')")
-            .unwrap()
-            .unwrap()
-            .0
-            .to_string();
-        let signing = pg_jwt_core::SigningKey::parse(key.as_bytes()).unwrap();
+    /// A token signed with `private` (a JWK of `alg`, kid `k1` or `k`) over exactly `payload`:
+    /// claims jwt_sign cannot take (it takes jsonb).
+    fn sign_raw(payload: &str, private: &str, alg: &str) -> String {
+        let signing = pg_jwt_core::SigningKey::parse(private.as_bytes()).unwrap();
+        let kid = serde_json::from_str::<serde_json::Value>(private).unwrap()["kid"].clone();
         let b64 = |b: &[u8]| pg_jwt_core::b64::encode(b);
-        let message = format!(
-            "{}.{}",
-            b64(br#"{"alg":"HS256","kid":"k"}"#),
-            b64(br#"{"sub":"a","exp":9999999999,"n":1e1000000}"#)
-        );
-        let token = format!("{message}.{}", b64(&signing.sign(message.as_bytes()).unwrap()));
-        let _ = Spi::run(&format!("SELECT jwt_verify({}, {})", quote(&token), quote(&key)));
+        let header = serde_json::json!({"alg": alg, "kid": kid}).to_string();
+        let message = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        format!("{message}.{}", b64(&signing.sign(message.as_bytes()).unwrap()))
+    }
+
+    /// A signed claim number that numeric cannot hold (JSON sets no range): `jwt_verify` and
+    /// `jwt_claims()` refuse to build their jsonb with 22003 and pg_jwt's message (not
+    /// `numeric_in`'s, raised inside the build), at each limit of numeric; the token is not
+    /// refused, and the accessors of its other claims still read them.
+    #[pg_test]
+    fn numbers_outside_numeric_range_are_22003_with_pg_jwts_message() {
+        let key = private_jwk("HS256");
+        let message = "22003 pg_jwt: a claim holds a number outside the range of PostgreSQL's numeric type (jsonb cannot hold it)";
+        for n in [
+            "1e1000000",
+            "1e131072",
+            "-1e131072",
+            "1e-16384",
+            "0e-16384",
+            "[1, {\"x\": 1e-999999}]",
+        ] {
+            let token = sign_raw(&format!(r#"{{"sub":"a","exp":9999999999,"n":{n}}}"#), &key, "HS256");
+            assert_eq!(
+                outcome(&format!("SELECT jwt_verify({}, {})", quote(&token), quote(&key))),
+                message,
+                "{n}"
+            );
+        }
+        // At the limits, inside the range: the same value as jsonb_in makes.
+        let edge = r#"{"sub":"a","exp":9999999999,"big":1e131071,"small":1e-16383}"#;
+        let token = sign_raw(edge, &key, "HS256");
+        let same = Spi::get_one::<bool>(&format!(
+            "SELECT jwt_verify({}, {}) = {}::jsonb",
+            quote(&token),
+            quote(&key),
+            quote(edge)
+        ))
+        .unwrap();
+        assert_eq!(same, Some(true));
+
+        // The session token: jwt_claims() and the jsonb of that claim refuse; the others read.
+        let p = private_jwk("ES256");
+        Spi::run(&format!("SET pg_jwt.jwks = {}", quote(&verify_jwks(&p)))).unwrap();
+        let exp = crate::clock::now_unix() + 600;
+        set_token(&sign_raw(
+            &format!(r#"{{"sub":"alice","exp":{exp},"n":1e999999,"deep":{{"m":[2e-99999]}}}}"#),
+            &p,
+            "ES256",
+        ));
+        assert_eq!(outcome("SELECT jwt_claims()"), message);
+        assert_eq!(outcome("SELECT jwt_claims() -> 'n'"), message);
+        assert_eq!(one_text("SELECT jwt_claim('sub')"), Some("alice".into()));
+        assert_eq!(one_text("SELECT jwt_claim('n')"), Some("1e999999".into()));
     }
 
     #[pg_test]

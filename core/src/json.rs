@@ -157,6 +157,52 @@ pub fn write_json_string(s: &str, out: &mut String) {
     out.push('"');
 }
 
+/// Whether PostgreSQL's `numeric` can hold the JSON number `n` (valid JSON number syntax), as
+/// `numeric_in` reads it: a display scale (digits after the point, after the exponent) of at
+/// most 16,383, the first significant digit at most 131,071 places before the point (a weight of
+/// 32,767 base-10,000 digits), and an exponent under 2^30 in size. `jwt_claims()` and
+/// `jwt_verify()` build their jsonb with `numeric_in`, which raises an error for a number past
+/// these; a signed claim may hold one (JSON sets no range), and this says so before the build.
+pub fn fits_pg_numeric(n: &str) -> bool {
+    const DSCALE_MAX: i64 = 0x3FFF;
+    const DECIMAL_PLACES_MAX: i64 = 4 * 32_767 + 3;
+    const EXPONENT_LIMIT: i64 = (i32::MAX / 2) as i64;
+    let body = n.strip_prefix('-').unwrap_or(n);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(at) => {
+            let (m, e) = body.split_at(at);
+            let e = e.get(1..).unwrap_or("");
+            let e = e.strip_prefix('+').unwrap_or(e);
+            // More digits than an i64 holds is past the limit either way (strtol saturates).
+            let magnitude = e.trim_start_matches('-').trim_start_matches('0');
+            if magnitude.len() > 12 {
+                return false;
+            }
+            match e.parse::<i64>() {
+                Ok(x) if x.abs() < EXPONENT_LIMIT => (m, x),
+                _ => return false,
+            }
+        }
+        None => (body, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let frac_digits = i64::try_from(frac.len()).unwrap_or(i64::MAX);
+    if frac_digits.saturating_sub(exponent) > DSCALE_MAX {
+        return false;
+    }
+    // The decimal place of the first significant digit (0: units); a zero fits whatever it is.
+    let int_digits = i64::try_from(int.len()).unwrap_or(i64::MAX);
+    let first = match mantissa.bytes().filter(|b| *b != b'.').position(|b| b != b'0') {
+        None => return true,
+        Some(i) => i64::try_from(i).unwrap_or(i64::MAX),
+    };
+    int_digits
+        .saturating_sub(1)
+        .saturating_sub(first)
+        .saturating_add(exponent)
+        <= DECIMAL_PLACES_MAX
+}
+
 struct Parser<'a> {
     /// The whole input, already validated as UTF-8; `s` is the same bytes.
     text: &'a str,
@@ -752,6 +798,46 @@ mod tests {
 
     fn p(s: &str) -> Result<Json, JsonError> {
         Json::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn pg_numeric_range() {
+        // Each checked against PostgreSQL 15's numeric_in ('...'::numeric).
+        for n in [
+            "0",
+            "-0",
+            "1",
+            "1.5",
+            "-2.5e10",
+            "1e131071",
+            "9.99e131071",
+            "0.1e131072",
+            "1e-16383",
+            "12e-16383",
+            "1.5e-16382",
+            "0e1073741822",
+            "0.0",
+            "123456789012345678901234567890e-400",
+            "100000e131066",
+            "-1E+131071",
+        ] {
+            assert!(fits_pg_numeric(n), "{n}");
+        }
+        for n in [
+            "1e131072",
+            "10e131071",
+            "1e999999",
+            "-1e131072",
+            "1e-16384",
+            "0e-16384",
+            "1e-999999",
+            "0e1073741823",
+            "1e99999999999999999999",
+            "1.00000e-16379",
+            "100000e131067",
+        ] {
+            assert!(!fits_pg_numeric(n), "{n}");
+        }
     }
 
     #[test]
