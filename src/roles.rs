@@ -132,6 +132,13 @@ v1_function! {
         if !pg_sys::is_member_of_role(pg_sys::GetSessionUserId(), role) {
             return Err(errors::forbidden("the session user is not a member of the role the token names"));
         }
+        // PostgreSQL refuses `role` there (GUC_NOT_WHILE_SEC_REST) with its own message: said
+        // here first, in pg_jwt's words.
+        if pg_sys::InLocalUserIdChange() || pg_sys::InSecurityRestrictedOperation() {
+            return Err(errors::forbidden(
+                "jwt_set_role() cannot run inside a security-definer function or a security-restricted operation",
+            ));
+        }
         // SET LOCAL ROLE: PostgreSQL's check hook applies its own rules again.
         pg_sys::set_config_option(
             c"role".as_ptr(),

@@ -2,7 +2,8 @@
 //! → parse gives the same value, numbers as written) and nests at most 32 deep; input with a
 //! NUL character is refused (lone surrogates cannot even be represented in the parsed value).
 //! Its top-level members read without the tree (`Members`) give the same error, or hand the
-//! input back, or give every member as the tree has it.
+//! input back, or give every member as the tree has it. Asking whether PostgreSQL's numeric
+//! holds any number it accepts never panics.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use pg_jwt_core::json::Members;
@@ -56,9 +57,22 @@ fn members_agree(data: &[u8]) {
     }
 }
 
+/// Every number the parser accepts can be asked whether numeric holds it (never panics).
+fn numbers_ranged(v: &Json) {
+    match v {
+        Json::Number(n) => {
+            let _ = pg_jwt_core::json::fits_pg_numeric(n);
+        }
+        Json::Array(items) => items.iter().for_each(numbers_ranged),
+        Json::Object(members) => members.iter().for_each(|(_, v)| numbers_ranged(v)),
+        _ => {}
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     members_agree(data);
     let Ok(value) = Json::parse(data) else { return };
+    numbers_ranged(&value);
     assert!(depth(&value) <= 32, "accepted a document nested deeper than 32");
     assert!(no_duplicates(&value), "accepted a duplicate member");
     let text = value.to_json_string();

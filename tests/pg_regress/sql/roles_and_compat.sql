@@ -76,6 +76,14 @@ SET LOCAL pg_jwt.token = :'alice';
 SELECT jwt_set_role(), current_user;
 COMMIT;
 SELECT current_user AS after_commit;
+-- Inside a security-definer function, where PostgreSQL refuses the role setting itself:
+-- refused first, in pg_jwt's words (42501).
+CREATE FUNCTION pg_temp.definer_sets_role() RETURNS text SECURITY DEFINER LANGUAGE sql AS 'SELECT jwt_set_role()';
+BEGIN;
+SET LOCAL pg_jwt.token = :'alice';
+SELECT pg_temp.definer_sets_role();
+ROLLBACK;
+DROP FUNCTION pg_temp.definer_sets_role();
 -- A BYPASSRLS role, or a superuser, is refused even when listed.
 BEGIN;
 SET LOCAL pg_jwt.token = :'admin';
