@@ -550,15 +550,15 @@ pub struct Verified {
     pub identity_claim: Option<String>,
 }
 
-/// Chooses the provider of `token` by its `iss` (for a sign-in: the provider whose issuer is the
-/// `pg_hba.conf` line's, `signin_issuer`, and the token's `iss` must then be that issuer), and
-/// verifies signature and claims with that provider's keys and rules.
-fn verify_token(config: &Config, token: &[u8], signin_issuer: Option<&str>) -> Result<Verified, SessionError> {
+/// Chooses the provider of `token` by its `iss` (a sign-in's, `signin`, is the provider whose
+/// issuer is the `pg_hba.conf` line's: `choose_for_signin`, and the token's `iss` must then be
+/// that issuer), and verifies signature and claims with that provider's keys and rules.
+fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result<Verified, SessionError> {
     REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
     UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
-    let (chosen, peeked) = match signin_issuer {
+    let (chosen, peeked) = match signin {
         None => choose(config, token)?,
-        Some(issuer) => (choose_for_signin(config, issuer)?, None),
+        Some(chosen) => (chosen, None),
     };
     if let Some(p) = chosen.listed() {
         REFUSED_BY.with(|r| *r.borrow_mut() = Rc::from(p.name.as_str()));
@@ -706,17 +706,19 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         crate::generations::keys_generation(),
     );
     let config = Config::load();
-    // A refusal before `verify_token` chooses the provider (the size cap) is counted and logged
-    // for the provider the line's issuer names.
-    let list = crate::providers::list();
-    let line_provider = list
-        .choose(issuer)
-        .and_then(|c| list.list.get(c.0))
-        .map_or_else(|| DEFAULT_NAME.with(Rc::clone), |p| Rc::from(p.name.as_str()));
-    REFUSED_BY.with(|r| *r.borrow_mut() = line_provider);
+    // The provider is the line's, chosen once; a refusal before the verification (the size cap
+    // comes first, then an issuer no provider has) is counted and logged for it (`default` when
+    // the line's issuer names none).
+    let chosen = choose_for_signin(&config, issuer);
+    let line_provider = match &chosen {
+        Ok(c) => c.listed().map(|p| Rc::from(p.name.as_str())),
+        Err(_) => None,
+    };
+    REFUSED_BY.with(|r| *r.borrow_mut() = line_provider.unwrap_or_else(|| DEFAULT_NAME.with(Rc::clone)));
     let result = token::check_size(token, config.policy.max_token_bytes)
         .map_err(SessionError::Token)
-        .and_then(|()| verify_token(&config, token, Some(issuer)));
+        .and_then(|()| chosen)
+        .and_then(|c| verify_token(&config, token, Some(c)));
     if let Ok(v) = &result {
         // The session starts with this configuration and this verification in its cache, so its
         // first statement does not verify the token again; it does check revocation (no table
