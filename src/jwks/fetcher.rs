@@ -152,7 +152,7 @@ fn turn_body(turn: &mut Turn, ticket: u64) {
     if turn.in_flight.is_none() {
         let request = state::take_request();
         let (next_refresh, last_attempt) = state::read(|s| (s.next_refresh, s.last_attempt));
-        let due = now >= next_refresh;
+        let due = now >= next_refresh || persist::clock_moved_back(now, last_attempt);
         let asked = match request {
             state::REQUEST_FORCED => true,
             state::REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),
@@ -286,7 +286,7 @@ fn collect(turn: &mut Turn, uri: &str, result: Result<http::Fetched, String>) {
 
 /// Drops the fetched set after `pg_jwt.jwks_max_stale` without a successful fetch.
 fn drop_if_stale(now: i64) {
-    let stale = state::read(|s| s.jwks().is_some() && now - s.last_success > gucs::jwks_max_stale());
+    let stale = state::read(|s| s.jwks().is_some() && persist::stale(now, s.last_success, gucs::jwks_max_stale()));
     if stale {
         let from = state::read(|s| s.from());
         state::update(|s| {
@@ -306,8 +306,10 @@ fn log_kid_changes(old: Option<&[u8]>, new: &[String], from: &str) {
         .and_then(|t| KeySet::parse(t).ok())
         .map(|s| s.kids().into_iter().map(str::to_owned).collect())
         .unwrap_or_default();
-    let added: Vec<&str> = new.iter().filter(|k| !old.contains(k)).map(String::as_str).collect();
-    let removed: Vec<&str> = old.iter().filter(|k| !new.contains(k)).map(String::as_str).collect();
+    // A provider chooses its kids: logged printable (control characters escaped).
+    let shown = |k: &String| pg_jwt_core::error::printable(k);
+    let added: Vec<String> = new.iter().filter(|k| !old.contains(k)).map(shown).collect();
+    let removed: Vec<String> = old.iter().filter(|k| !new.contains(k)).map(shown).collect();
     log!(
         "pg_jwt: new key set from {from}: kids added [{}], removed [{}]",
         added.join(", "),

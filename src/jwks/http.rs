@@ -5,11 +5,13 @@
 //! certificates verified against the system trust store (the first of the distributions' known
 //! bundle paths that exists, `SYSTEM_CA_BUNDLES`) or, when
 //! `pg_jwt.jwks_ca_file` is set, that file alone; DNS, connect and total timeouts; a size cap on the
-//! body; no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
+//! body, and one on every byte read from the server in a fetch (`RAW_BUDGET`: headers, chunk
+//! framing and bodies, redirects and discovery included); no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
 //! no async runtime: the worker fetches one document at a time and has nothing else to do).
 
 use pg_jwt_core::{Json, KeySet};
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,13 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_REDIRECTS: u32 = 3;
+/// Bytes one fetch may read from the servers it talks to, after TLS: headers, chunk framing
+/// and bodies of every response (redirects, discovery and key set). The body cap alone bounds
+/// only the decoded body: ureq 2 collects a chunked response's size line, and each header line,
+/// before any cap applies, so an endless size line grew the worker's memory at the link's speed
+/// for the whole 10 s deadline (gigabytes; the worker's crash then restarts the cluster).
+/// Two capped bodies and every header ureq accepts fit with room.
+pub const RAW_BUDGET: u64 = 2 * 1024 * 1024;
 /// Name resolution is bounded too: ureq's connect timeout starts after it, and the system
 /// resolver may wait far longer than this on an unreachable DNS server.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,7 +104,7 @@ pub struct Source<'a> {
 
 /// Fetches and imports the key set. Errors are one line without key bytes.
 pub fn fetch(source: &Source<'_>) -> Result<Fetched, String> {
-    let agent = agent(source.ca_file)?;
+    let agent = &agent(source.ca_file)?;
     let uri = if source.jwks_uri == "discover" {
         discover(&agent, source.issuer)?
     } else {
@@ -120,9 +129,13 @@ pub fn fetch(source: &Source<'_>) -> Result<Fetched, String> {
     })
 }
 
-/// An ASCII `https://` URL with something after the scheme.
+/// An `https://` URL of printable ASCII (no space or control character: a discovered
+/// `jwks_uri` is the provider's text, and it reaches the server log) with something after the
+/// scheme.
 pub fn is_https(uri: &[u8]) -> bool {
-    uri.is_ascii() && uri.len() > 8 && uri.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"https://"))
+    uri.iter().all(u8::is_ascii_graphic)
+        && uri.len() > 8
+        && uri.get(..8).is_some_and(|p| p.eq_ignore_ascii_case(b"https://"))
 }
 
 fn require_https(uri: &str, what: &str) -> Result<(), String> {
@@ -135,7 +148,7 @@ fn require_https(uri: &str, what: &str) -> Result<(), String> {
 
 /// OpenID Connect discovery: `<issuer>/.well-known/openid-configuration`, whose `issuer` must
 /// equal `pg_jwt.issuer` exactly (OIDC Discovery 4.3) and whose `jwks_uri` must be https.
-fn discover(agent: &ureq::Agent, issuer: Option<&str>) -> Result<String, String> {
+fn discover(agent: &Client, issuer: Option<&str>) -> Result<String, String> {
     let issuer = issuer
         .filter(|i| !i.is_empty())
         .ok_or("pg_jwt.jwks_uri = 'discover' needs pg_jwt.issuer")?;
@@ -154,7 +167,74 @@ fn discover(agent: &ureq::Agent, issuer: Option<&str>) -> Result<String, String>
     Ok(jwks_uri.to_owned())
 }
 
-fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
+/// An HTTPS client for one fetch, and what is left of its `RAW_BUDGET`.
+struct Client {
+    agent: ureq::Agent,
+    left: Arc<AtomicU64>,
+}
+
+/// The TLS connector of a fetch: ureq's rustls connection, its reads counted against the fetch's
+/// budget (`Capped`). With `https_only`, every connection of the agent is one of these.
+struct CappedTls {
+    config: Arc<rustls::ClientConfig>,
+    left: Arc<AtomicU64>,
+}
+
+impl ureq::TlsConnector for CappedTls {
+    fn connect(&self, dns_name: &str, io: Box<dyn ureq::ReadWrite>) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
+        let tls = ureq::TlsConnector::connect(&self.config, dns_name, io)?;
+        Ok(Box::new(Capped {
+            inner: tls,
+            left: Arc::clone(&self.left),
+        }))
+    }
+}
+
+/// A connection whose reads fail once the fetch's budget is spent.
+struct Capped {
+    inner: Box<dyn ureq::ReadWrite>,
+    left: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Capped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capped").field("inner", &self.inner).finish()
+    }
+}
+
+impl Read for Capped {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.left.load(Ordering::Relaxed);
+        if left == 0 {
+            return Err(std::io::Error::other(BUDGET_SPENT));
+        }
+        let room = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(buf.get_mut(..room).unwrap_or_default())?;
+        // One thread reads a fetch's connections, one at a time: load and store do not race.
+        self.left.store(left.saturating_sub(n as u64), Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl ureq::ReadWrite for Capped {
+    // ureq sets its read and write timeouts (the deadline) on the socket: the TLS stream's.
+    fn socket(&self) -> Option<&std::net::TcpStream> {
+        self.inner.socket()
+    }
+}
+
+const BUDGET_SPENT: &str = "the responses are larger than the fetch allows";
+
+fn agent(ca_file: Option<&str>) -> Result<Client, String> {
     let path = ca_bundle(ca_file, &SYSTEM_CA_BUNDLES);
     let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {path}: {}", e.kind()))?;
     let mut roots = rustls::RootCertStore::empty();
@@ -174,20 +254,31 @@ fn agent(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
         .map_err(|e| format!("TLS configuration: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    Ok(ureq::AgentBuilder::new()
-        .tls_config(Arc::new(config))
+    let left = Arc::new(AtomicU64::new(RAW_BUDGET));
+    let tls = CappedTls {
+        config: Arc::new(config),
+        left: Arc::clone(&left),
+    };
+    let agent = ureq::AgentBuilder::new()
+        .tls_connector(Arc::new(tls))
         .https_only(true)
-        .redirects(MAX_REDIRECTS)
+        // ureq 2 counts the first response among its `redirects`: MAX_REDIRECTS hops are
+        // MAX_REDIRECTS + 1.
+        .redirects(MAX_REDIRECTS + 1)
         .resolver(BoundedResolver)
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
         .user_agent(concat!("pg_jwt/", env!("CARGO_PKG_VERSION")))
-        .build())
+        .build();
+    Ok(Client { agent, left })
 }
 
 /// GET with the size cap; the body and the server's caching lifetime.
-fn get(agent: &ureq::Agent, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-    let response = agent.get(url).call().map_err(|e| match e {
+fn get(client: &Client, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+    let spent = || client.left.load(Ordering::Relaxed) == 0;
+    let over = || format!("{url}: {BUDGET_SPENT} ({RAW_BUDGET} bytes with headers and redirects)");
+    let response = client.agent.get(url).call().map_err(|e| match e {
+        _ if spent() => over(),
         ureq::Error::Status(code, _) => format!("{url} answered HTTP {code}"),
         // ureq's transport messages name the URL themselves.
         ureq::Error::Transport(t) => transport_error(&t),
@@ -202,7 +293,10 @@ fn get(agent: &ureq::Agent, url: &str) -> Result<(Vec<u8>, Option<Duration>), St
         .into_reader()
         .take(MAX_BODY_BYTES as u64 + 1)
         .read_to_end(&mut body)
-        .map_err(|e| format!("{url}: reading the body failed ({})", e.kind()))?;
+        .map_err(|e| match () {
+            _ if spent() => over(),
+            _ => format!("{url}: reading the body failed ({})", e.kind()),
+        })?;
     if body.len() > MAX_BODY_BYTES {
         return Err(format!("{url}: the body is larger than {MAX_BODY_BYTES} bytes"));
     }
@@ -294,6 +388,8 @@ mod tests {
             "https://",
             "file:///etc/passwd",
             "discover",
+            "https://id.example.com/jwks\nLOG:  forged",
+            "https://id.example.com/a b",
         ] {
             assert!(require_https(bad, "x").is_err(), "{bad}");
         }

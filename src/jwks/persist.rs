@@ -12,6 +12,25 @@ use pgrx::prelude::*;
 /// The file in the data directory that keeps the last good key set across restarts.
 pub const FILE: &str = "pg_jwt_jwks.json";
 
+/// Seconds a recorded fetch time may lie ahead of the clock (NTP's small corrections).
+pub const CLOCK_SKEW: i64 = 60;
+
+/// Whether a key set last fetched at `fetched_at` (Unix seconds) is stale at `now`: no
+/// successful fetch within `max_stale`, or a fetch time more than `CLOCK_SKEW` ahead of the
+/// clock. The clock moved back: how long ago the fetch was is unknown, and a set kept until the
+/// clock caught up would stay in force for the size of the step beyond `pg_jwt.jwks_max_stale`
+/// (fail closed; the fetcher fetches again at once, see `clock_moved_back`).
+pub fn stale(now: i64, fetched_at: i64, max_stale: i64) -> bool {
+    now.saturating_sub(fetched_at) > max_stale || fetched_at.saturating_sub(now) > CLOCK_SKEW
+}
+
+/// Whether the clock moved back past `last_attempt` (a fetch time recorded by this clock): a
+/// schedule made before (the next refresh, a backoff) is then that much later than meant, and
+/// the fetcher fetches at once instead.
+pub fn clock_moved_back(now: i64, last_attempt: i64) -> bool {
+    last_attempt.saturating_sub(now) > CLOCK_SKEW
+}
+
 pub struct Persisted {
     pub from: String,
     pub fetched_at: i64,
@@ -94,7 +113,7 @@ pub fn load_for(provider: Option<&str>, uri: &str, issuer: &str, now: i64) -> Op
         Some(Json::Number(n)) => n.parse().ok()?,
         _ => return None,
     };
-    if now - fetched_at > gucs::jwks_max_stale() || jwks.len() > state::MAX_JWKS {
+    if stale(now, fetched_at, gucs::jwks_max_stale()) || jwks.len() > state::MAX_JWKS {
         return None;
     }
     KeySet::parse(jwks.as_bytes()).ok()?;
@@ -103,4 +122,25 @@ pub fn load_for(provider: Option<&str>, uri: &str, issuer: &str, now: i64) -> Op
         fetched_at,
         jwks: jwks.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{clock_moved_back, stale, CLOCK_SKEW};
+
+    #[test]
+    fn a_fetch_too_old_or_in_the_future_is_stale() {
+        let (now, max) = (1_000_000, 3600);
+        assert!(!stale(now, now, max));
+        assert!(!stale(now, now - max, max));
+        assert!(stale(now, now - max - 1, max));
+        // The clock moved back: a fetch time ahead of it by more than the skew.
+        assert!(!stale(now, now + CLOCK_SKEW, max));
+        assert!(stale(now, now + CLOCK_SKEW + 1, max));
+        assert!(stale(0, i64::MAX, max));
+        assert!(stale(i64::MAX, i64::MIN, max));
+        assert!(!clock_moved_back(now, now + CLOCK_SKEW));
+        assert!(clock_moved_back(now, now + CLOCK_SKEW + 1));
+        assert!(!clock_moved_back(now, 0));
+    }
 }

@@ -21,11 +21,12 @@ fn timestamptz(unix: i64) -> Option<TimestampWithTimeZone> {
     TimestampWithTimeZone::try_from((unix - POSTGRES_EPOCH_UNIX).saturating_mul(1_000_000)).ok()
 }
 
-/// Text that is plain ASCII in every database encoding: other characters as `\u{..}`.
+/// Text that is plain printable ASCII in every database encoding: other characters (control
+/// characters included: a provider chooses its `kid`s) as `\u{..}`.
 fn ascii(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_ascii() {
+            if c.is_ascii() && !c.is_ascii_control() {
                 c.to_string()
             } else {
                 format!("\\u{{{:x}}}", c as u32)

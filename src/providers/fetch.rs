@@ -121,10 +121,11 @@ fn scan(f: &mut Fetching, now: i64) {
             REQUEST_UNKNOWN_KID => now - last_attempt >= min_refresh,
             _ => false,
         };
-        if (asked || now >= next_refresh) && f.running < CONCURRENCY {
+        let due = now >= next_refresh || persist::clock_moved_back(now, last_attempt);
+        if (asked || due) && f.running < CONCURRENCY {
             start(f, name);
             f.running += 1;
-        } else if asked || now >= next_refresh {
+        } else if asked || due {
             // No thread free: waits for a later turn (the next that collects a fetch scans).
             if asked {
                 signals.request.fetch_max(request, Ordering::AcqRel);
@@ -393,7 +394,13 @@ fn apply(f: &mut Fetching, name: &str, result: Result<http::Fetched, String>) {
                 log!(
                     "pg_jwt: new key set for provider \"{name}\" from {}: kids [{}]",
                     fetched.uri,
-                    fetched.kids.join(", ")
+                    // A provider chooses its kids: printable (control characters escaped).
+                    fetched
+                        .kids
+                        .iter()
+                        .map(|k| pg_jwt_core::error::printable(k))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 crate::generations::key_set_changed();
             }
@@ -430,7 +437,7 @@ fn drop_stale(f: &mut Fetching, now: i64) {
         (0..r.len())
             .filter(|&i| {
                 r.head(i)
-                    .is_some_and(|h| h.used == 1 && h.jwks_len > 0 && now - h.last_success > max_stale)
+                    .is_some_and(|h| h.used == 1 && h.jwks_len > 0 && persist::stale(now, h.last_success, max_stale))
             })
             .collect()
     })

@@ -27,6 +27,9 @@ pub enum Reply {
     Huge,
     /// 200, then the body one byte per second.
     Slow,
+    /// 200, chunked, then one chunk-size line that never ends (64 MiB of hex digits, as fast as
+    /// the reader takes them).
+    EndlessChunkSize,
     /// 302 to this location.
     Redirect(String),
     /// Close the connection before answering.
@@ -232,6 +235,20 @@ fn serve(
                     break;
                 }
                 r = tls.write_all(&chunk);
+            }
+            r
+        }
+        Reply::EndlessChunkSize => {
+            let digits = vec![b'1'; 64 * 1024];
+            let mut r = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            );
+            for _ in 0..1024 {
+                if r.is_err() {
+                    break;
+                }
+                r = tls.write_all(&digits);
             }
             r
         }

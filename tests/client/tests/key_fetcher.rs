@@ -309,6 +309,9 @@ fn k7_outages_keep_the_last_good_set() {
             },
         ),
         ("larger than", Reply::Huge),
+        // The size line of a chunk is collected before the body's cap applies: the fetch's
+        // budget of bytes read ends it (it grew the worker's memory to gigabytes in 10 s).
+        ("larger than the fetch allows", Reply::EndlessChunkSize),
         (
             "https",
             Reply::Redirect(format!("http://127.0.0.1:{}/jwks", server.port)),
@@ -468,4 +471,27 @@ fn k11_unchanged_fetches_refresh_the_persisted_fetched_at() {
     let mut app = connect_fetch("app");
     assert_eq!(sub_of(&mut app, &t).unwrap(), Some("steady-user".into()));
     server.set_body("/jwks", &jwks(&[&public]));
+}
+
+/// A provider chooses its kids: one with control characters (a newline, an escape) is shown
+/// escaped by `jwt_jwks_status()` and in the server log's line about the new set, and still
+/// matches its tokens' `kid` byte for byte.
+#[test]
+fn k12_kids_with_control_characters_are_shown_escaped() {
+    let server = JwksServer::start();
+    let mut su = connect_fetch("postgres");
+    let (private, public) = key(&mut su, "x\nLOG:  y\u{1b}[2J");
+    server.set_body("/jwks", &jwks(&[&public]));
+    let mut su = start(&server, &[]);
+    let status = refresh(&mut su);
+    assert_eq!(
+        status["kids"],
+        serde_json::json!(["x\\u{a}LOG:  y\\u{1b}[2J"]),
+        "{status}"
+    );
+    let kids: Vec<String> = su.query_one("SELECT kids FROM jwt_jwks_status()", &[]).unwrap().get(0);
+    assert_eq!(kids, vec!["x\\u{a}LOG:  y\\u{1b}[2J".to_owned()]);
+    let t = sign(&mut su, &private, "alice", "");
+    let mut app = connect_fetch("app");
+    assert_eq!(sub_of(&mut app, &t).unwrap(), Some("alice".into()));
 }
