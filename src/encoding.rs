@@ -3,7 +3,8 @@
 //!
 //! - Claim values leave as the database encoding: a `sub` of "é" must read back as "é" in an
 //!   EUC_JP or LATIN1 database, never as the bytes of another character. A value the database
-//!   encoding cannot represent raises 22P05 (untranslatable_character), without the value.
+//!   encoding cannot represent raises 22P05 (untranslatable_character), without the value; so
+//!   does one whose conversion does not convert back to it (two characters written alike).
 //! - Claim names and other text arguments arrive in the database encoding and are converted to
 //!   UTF-8 before they are compared with the token's names.
 //! - Tokens are base64url (ASCII by construction). Key sets are JSON: ASCII in practice (a
@@ -100,6 +101,12 @@ pub fn to_server(s: &str) -> Result<Cow<'_, [u8]>, ErrorReport> {
     }
     let end = dst.iter().position(|b| *b == 0).unwrap_or(dst.len());
     dst.truncate(end);
+    // Not every conversion is one to one: EUC_JP writes U+00A6 and U+FFE4 as the same bytes, so
+    // two identities (or two member names of jwt_claims()) would read as one. The text must come
+    // back as it was; otherwise the database encoding cannot represent it.
+    if from_server(&dst).ok().as_deref() != Some(s) {
+        return Err(untranslatable());
+    }
     Ok(Cow::Owned(dst))
 }
 

@@ -26,7 +26,7 @@ use pg_jwt_core::Providers;
 use pg_jwt_core::{Json, KeyError, KeySet, TokenError, Validation};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use table::Table;
 
@@ -357,6 +357,7 @@ pub fn current_claims() -> Result<Option<Rc<Claims>>, ErrorReport> {
         // Expiry is checked at every access against the clock, not only at verification.
         c.times.check(clock::now_unix_coarse(), c.leeway).map_err(|e| {
             REFUSED_BY.with(|r| *r.borrow_mut() = Rc::clone(&c.provider));
+            SIGNED.with(|v| v.set(true));
             refused(SessionError::Token(e))
         })?;
     }
@@ -371,6 +372,11 @@ thread_local! {
     static DEFAULT_NAME: Rc<str> = Rc::from(pg_jwt_core::provider::DEFAULT_NAME);
     /// The provider a refusal is counted and logged for: the chosen one, else `default`.
     static REFUSED_BY: RefCell<Rc<str>> = RefCell::new(Rc::from(pg_jwt_core::provider::DEFAULT_NAME));
+    /// Whether the token being refused got past its signature (checked, or vouched for by the
+    /// shared cache's record): only then does the refusal log show its `sub` and `jti` as the
+    /// issuer's. A refusal before (an `iss` no provider has, claims read to choose the
+    /// provider) shows them as unverified, whatever its reason.
+    static SIGNED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// After an unknown `kid`: a refetch of the chosen provider's key set (see
@@ -458,6 +464,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         token::check_size(token, max).map_err(SessionError::Token)?;
         if let Some(hit) = s.cache.get_mut(token) {
             let claims = Rc::clone(&hit.claims);
+            SIGNED.with(|v| v.set(true));
             if hit.checked != now.shared {
                 // The revocation list changed (or a standby replayed) since this token was last
                 // found not revoked: check that again, nothing else (keys and settings are as
@@ -556,6 +563,7 @@ pub struct Verified {
 fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result<Verified, SessionError> {
     REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
     UNKNOWN_KID_OF.with(|u| *u.borrow_mut() = None);
+    SIGNED.with(|v| v.set(false));
     let (chosen, peeked) = match signin {
         None => choose(config, token)?,
         Some(chosen) => (chosen, None),
@@ -635,6 +643,10 @@ fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result
     // `token::verify_recorded`, on the claims `choose` read if it read them); with a `typ` rule,
     // which needs the header, the signature only is vouched for. Nothing on record: everything.
     // (Both callers checked the size cap before anything hashes the token.)
+    // From here a refusal for the claims (expiry, audience, issuer, ...) comes after the
+    // signature: `verify_with` checks it before them, a record vouches for it. Earlier
+    // refusals for the form or the key (outcomes the log never shows claims for) may follow too.
+    SIGNED.with(|v| v.set(true));
     let place = shared_cache::place(token);
     let cache_key = keyer.key(token);
     let found = shared_cache::lookup(&place, &cache_key, now_s);
@@ -750,7 +762,7 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         };
         let provider = REFUSED_BY.with(|r| Rc::clone(&r.borrow()));
         if let Some(outcome) = outcome {
-            crate::stats::log::refused(&provider, outcome, Some(token));
+            crate::stats::log::refused(&provider, outcome, Some(token), SIGNED.with(Cell::get));
         }
         let report = e.report();
         match report.detail() {
@@ -786,7 +798,12 @@ fn refused(e: SessionError) -> ErrorReport {
     if let Some(outcome) = outcome {
         // SAFETY: the token is only read within this call, which assigns no setting.
         let provider = REFUSED_BY.with(|r| Rc::clone(&r.borrow()));
-        crate::stats::log::refused(&provider, outcome, unsafe { gucs::token_bytes() });
+        crate::stats::log::refused(
+            &provider,
+            outcome,
+            unsafe { gucs::token_bytes() },
+            SIGNED.with(Cell::get),
+        );
     }
     e.report()
 }
@@ -813,16 +830,34 @@ v1_function! {
     /// "revocation_lookups": n,
     /// "revocation_filtered": n, "revocation_probes": n, "shared": {...}}`, where "shared" is the
     /// server's shared verification cache (capacity, entries, hits, misses, inserts, evictions)
-    /// and "cluster" the revocation figures of every backend since the server started.
-    /// VOLATILE, PARALLEL SAFE.
+    /// and "cluster" the revocation figures of every backend since the server started. Those two
+    /// cover every database and tenant (how many distinct tokens the cluster verified, and when),
+    /// so they are for superusers and members of pg_monitor, as `jwt_stats()` is: null for
+    /// anyone else, who sees this backend's own figures. VOLATILE, PARALLEL SAFE.
     fn jwt_cache_stats_wrapper / pg_finfo_jwt_cache_stats_wrapper(_fcinfo) {
         let (verifications, cached, capacity, shared_hits, shared_record_hits) = cache_stats();
         let (lookups, filtered, probes) = crate::revocation::stats();
-        let sh = shared_cache::stats(clock::now_unix());
-        let (c_lookups, c_filtered, c_probes) = crate::stats::revocation_figures();
+        // SAFETY: a SQL function's call, inside a transaction (a catalog lookup is allowed).
+        let monitor = unsafe {
+            pg_sys::has_privs_of_role(pg_sys::GetUserId(), pg_sys::Oid::from(pg_sys::ROLE_PG_MONITOR))
+        };
+        let (shared, cluster) = if monitor {
+            let sh = shared_cache::stats(clock::now_unix());
+            let (c_lookups, c_filtered, c_probes) = crate::stats::revocation_figures();
+            (
+                format!(
+                    r#"{{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}"#,
+                    sh.capacity, sh.entries, sh.hits, sh.misses, sh.inserts, sh.evictions
+                ),
+                format!(
+                    r#"{{"revocation_lookups": {c_lookups}, "revocation_filtered": {c_filtered}, "revocation_probes": {c_probes}}}"#
+                ),
+            )
+        } else {
+            ("null".to_owned(), "null".to_owned())
+        };
         crate::fmgr::jsonb_from_text(&format!(
-            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "shared_record_hits": {shared_record_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {{"capacity": {}, "entries": {}, "hits": {}, "misses": {}, "inserts": {}, "evictions": {}}}, "cluster": {{"revocation_lookups": {c_lookups}, "revocation_filtered": {c_filtered}, "revocation_probes": {c_probes}}}}}"#,
-            sh.capacity, sh.entries, sh.hits, sh.misses, sh.inserts, sh.evictions
+            r#"{{"verifications": {verifications}, "cached_tokens": {cached}, "capacity": {capacity}, "shared_signature_hits": {shared_hits}, "shared_record_hits": {shared_record_hits}, "revocation_lookups": {lookups}, "revocation_filtered": {filtered}, "revocation_probes": {probes}, "shared": {shared}, "cluster": {cluster}}}"#
         ))
     }
 }

@@ -4,7 +4,8 @@
 //! - `pg_jwt.log_refusals` (on): one line per refused token, `pg_jwt: refused token:
 //!   reason=<reason> provider=<name> kid=<kid> iss=<iss> sub=<sub> jti=<jti>`. `sub` and `jti`
 //!   appear only when the signature was valid (the refusal came after it: expiry, audience,
-//!   issuer, required claims, revocation); otherwise the line says `claims=unverified` and `kid`
+//!   issuer, required claims, revocation; not an `iss` no listed provider has, refused before
+//!   any signature); otherwise the line says `claims=unverified` and `kid`
 //!   and `iss` are what the token claims, unverified. Never the token, a segment or a
 //!   signature; every value is quoted, escaped and cut to 128 characters.
 //! - Rate limited cluster-wide: at most `pg_jwt.log_refusals_per_second` lines per second; the
@@ -41,12 +42,31 @@ fn field(v: Option<&Json>) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            // Control characters, and every other character that is not plainly printable
+            // (line and paragraph separators, bidirectional overrides, zero-width and private
+            // characters), escaped: a claim must not forge or disguise a log line.
+            c if !shown_as_is(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
             c => out.push(c),
         }
     }
     out.push('"');
     out
+}
+
+/// Whether a character of a claim goes into a log line as it is: printable ASCII, and letters,
+/// marks, numbers, punctuation and symbols beyond it; not controls, formats (U+202E, U+200B),
+/// separators other than the space (U+2028), private use or unassigned code points.
+fn shown_as_is(c: char) -> bool {
+    if c.is_ascii() {
+        return c == ' ' || c.is_ascii_graphic();
+    }
+    !c.is_control()
+        && !c.is_whitespace()
+        && !matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFF | 0xE000..=0xF8FF | 0xE0000..=0xE0FFF
+            | 0xF0000..=0x10FFFF)
 }
 
 /// A number claim for a log line (`exp`), or `-`.
@@ -57,7 +77,14 @@ fn number(v: Option<&Json>) -> String {
     }
 }
 
-/// Writes `message` to the server log at LOG, without the statement or context lines.
+/// Writes `message` to the server log at `LOG_SERVER_ONLY` (never to the client, whatever its
+/// `client_min_messages`), without the statement or context lines.
+///
+/// Callers hold Rust state (the session cache is borrowed while a verification logs), so no
+/// PostgreSQL error may jump over their frames: interrupts are held while the line is written
+/// (`errfinish` checks for them, and a pending cancel or `statement_timeout` raised its ERROR
+/// there, leaving the session cache borrowed for the life of the backend), and the calls run
+/// inside pgrx's FFI guard, which turns any other error into a Rust panic that unwinds them.
 pub fn emit(message: &str) {
     // errstart/errfinish as pgrx's own ereport calls them; errhidestmt and errhidecontext keep
     // the statement (which may hold a token literal) and the context out of the line.
@@ -69,23 +96,49 @@ pub fn emit(message: &str) {
         fn errhidestmt(hide: bool) -> std::ffi::c_int;
         fn errhidecontext(hide: bool) -> std::ffi::c_int;
     }
+    /// HOLD_INTERRUPTS() for its life; RESUME_INTERRUPTS() when dropped, also when a panic
+    /// unwinds through it.
+    struct HeldInterrupts;
+    impl HeldInterrupts {
+        fn hold() -> HeldInterrupts {
+            // SAFETY: the backend's (or worker's) own counter, on its main thread, as the
+            // HOLD_INTERRUPTS() macro increments it.
+            unsafe { pgrx::pg_sys::InterruptHoldoffCount += 1 };
+            HeldInterrupts
+        }
+    }
+    impl Drop for HeldInterrupts {
+        fn drop(&mut self) {
+            // SAFETY: as in `hold`; RESUME_INTERRUPTS() decrements it (never below zero here:
+            // error recovery may have reset it to zero before this drop runs).
+            unsafe {
+                let count = pgrx::pg_sys::InterruptHoldoffCount;
+                pgrx::pg_sys::InterruptHoldoffCount = count.saturating_sub(1);
+            }
+        }
+    }
     let Ok(text) = std::ffi::CString::new(message.replace('\0', "")) else {
         return;
     };
-    // The sequence PostgreSQL's ereport() expands to, at LOG (below ERROR, so errfinish
-    // returns); errstart's false means the line is not wanted and nothing else may be called.
-    // SAFETY: as ereport() does; the format is a constant "%s" whose one argument is NUL-terminated and outlives the call.
+    let _held = HeldInterrupts::hold();
+    // The sequence PostgreSQL's ereport() expands to, at LOG_SERVER_ONLY (below ERROR, so
+    // errfinish returns; with interrupts held it does not process a cancel); errstart's false
+    // means the line is not wanted and nothing else may be called.
+    // SAFETY: as ereport() does; the format is a constant "%s" whose one argument is
+    // NUL-terminated and outlives the call; an error raised inside reaches the guard as a panic.
     unsafe {
-        if errstart(pgrx::pg_sys::LOG as std::ffi::c_int, std::ptr::null()) {
-            errmsg_internal(c"%s".as_ptr(), text.as_ptr());
-            errhidestmt(true);
-            errhidecontext(true);
-            errfinish(
-                c"src/stats/log.rs".as_ptr(),
-                line!() as std::ffi::c_int,
-                c"pg_jwt".as_ptr(),
-            );
-        }
+        pgrx::pg_sys::ffi::pg_guard_ffi_boundary(|| {
+            if errstart(pgrx::pg_sys::LOG_SERVER_ONLY as std::ffi::c_int, std::ptr::null()) {
+                errmsg_internal(c"%s".as_ptr(), text.as_ptr());
+                errhidestmt(true);
+                errhidecontext(true);
+                errfinish(
+                    c"src/stats/log.rs".as_ptr(),
+                    line!() as std::ffi::c_int,
+                    c"pg_jwt".as_ptr(),
+                );
+            }
+        });
     }
 }
 
@@ -113,8 +166,9 @@ pub fn roll_second() {
 }
 
 /// A refused token: counts it, and writes its line if the log wants it and the rate allows.
-/// `token` is the raw token (only its header and claims are read, never written out).
-pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>) {
+/// `token` is the raw token (only its header and claims are read, never written out); `signed`:
+/// it got past its signature (its claims are the issuer's when the reason is about them).
+pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>, signed: bool) {
     super::count(super::row_of(provider), outcome);
     if !gucs::log_refusals() {
         return;
@@ -135,7 +189,7 @@ pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>) {
     let reason = OUTCOMES.get(outcome).copied().unwrap_or("refused");
     let kid = field(header.as_ref().and_then(|h| h.get("kid")));
     let iss = field(claims.as_ref().and_then(|c| c.get("iss")));
-    let tail = if after_signature(outcome) {
+    let tail = if signed && after_signature(outcome) {
         format!(
             "sub={} jti={}",
             field(claims.as_ref().and_then(|c| c.get("sub"))),

@@ -271,3 +271,58 @@ fn s24_jwt_set_role_refuses_a_role_with_the_database_owner_s_privileges() {
     )
     .unwrap();
 }
+
+/// S4, completed: EUC_JP writes U+00A6 (broken bar) and U+FFE4 (fullwidth broken bar) as the
+/// same bytes, so two subjects read as one identity and two member names of `jwt_claims()` as
+/// one member. A value whose conversion does not convert back to it is refused (22P05): at most
+/// one of the two subjects reads, as itself.
+#[test]
+fn s4_a_conversion_that_merges_two_characters_is_refused() {
+    setup();
+    let mut su = superuser();
+    let public = public_jwks(&mut su);
+    let mut dsu = connect_as("postgres", "enc_euc_jp");
+    dsu.batch_execute(&format!(
+        "CREATE EXTENSION IF NOT EXISTS pg_jwt;
+         ALTER DATABASE enc_euc_jp SET pg_jwt.jwks = {p};
+         ALTER DATABASE enc_euc_jp SET pg_jwt.audience = {a};",
+        p = lit(&public),
+        a = lit(AUDIENCE)
+    ))
+    .unwrap();
+    let mut c = connect_as("app", "enc_euc_jp");
+    let mut read = Vec::new();
+    for (escaped, sub) in [(r"user\u00a6x", "user\u{a6}x"), (r"user\uffe4x", "user\u{ffe4}x")] {
+        let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{escaped}"}}"#));
+        let mut tx = c.transaction().unwrap();
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+            .unwrap();
+        let r = tx
+            .query_one("SELECT jwt_claim('sub')", &[])
+            .map(|r| r.get::<_, Option<String>>(0));
+        match r {
+            Ok(v) => {
+                assert_eq!(v.as_deref(), Some(sub), "a subject reads as itself");
+                read.push(sub);
+            }
+            Err(_) => {
+                assert_eq!(sqlstate(&r), "22P05", "{}", message(&r));
+                assert!(message(&r).starts_with("pg_jwt:"), "{}", message(&r));
+            }
+        }
+        drop(tx);
+    }
+    assert!(read.len() <= 1, "both subjects read: {read:?}");
+    // Two member names that would become one.
+    let t = token(
+        &mut su,
+        1,
+        600,
+        r#"{"sub": "a", "n": {"k\u00a6": "A", "k\uffe4": "B"}}"#,
+    );
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+        .unwrap();
+    let r = tx.query_one("SELECT jwt_claims()::text", &[]);
+    assert_eq!(sqlstate(&r), "22P05", "{}", message(&r));
+}

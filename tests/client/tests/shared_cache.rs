@@ -24,9 +24,41 @@ fn database(name: &str) {
         .unwrap();
 }
 
+/// `c`'s own figures, and the cluster-wide ones (`shared`, `cluster`: for superusers and
+/// pg_monitor only, so read through a superuser's session when `c` cannot see them).
 fn stats(c: &mut Client) -> serde_json::Value {
-    let text: String = c.query_one("SELECT jwt_cache_stats()::text", &[]).unwrap().get(0);
-    serde_json::from_str(&text).unwrap()
+    let read = |c: &mut Client| -> serde_json::Value {
+        let text: String = c.query_one("SELECT jwt_cache_stats()::text", &[]).unwrap().get(0);
+        serde_json::from_str(&text).unwrap()
+    };
+    let mut own = read(c);
+    if own["shared"].is_null() {
+        let all = read(&mut superuser());
+        own["shared"] = all["shared"].clone();
+        own["cluster"] = all["cluster"].clone();
+    }
+    own
+}
+
+/// The application role sees its own backend's figures, not the cluster's.
+#[test]
+fn c0_the_cluster_wide_figures_are_for_pg_monitor() {
+    setup();
+    let mut app = connect_as("app", "app");
+    let text: String = app.query_one("SELECT jwt_cache_stats()::text", &[]).unwrap().get(0);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["shared"].is_null() && v["cluster"].is_null(), "{v}");
+    assert!(v["verifications"].is_i64(), "{v}");
+    let mut su = superuser();
+    su.batch_execute("DROP ROLE IF EXISTS c0_monitor; CREATE ROLE c0_monitor LOGIN IN ROLE pg_monitor")
+        .unwrap();
+    let mut m = connect_as("c0_monitor", "app");
+    let text: String = m.query_one("SELECT jwt_cache_stats()::text", &[]).unwrap().get(0);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["shared"]["capacity"].as_i64().unwrap_or(0) > 0, "{v}");
+    assert!(v["cluster"]["revocation_lookups"].is_i64(), "{v}");
+    drop(m);
+    su.batch_execute("DROP ROLE c0_monitor").unwrap();
 }
 
 fn n(v: &serde_json::Value, path: &[&str]) -> i64 {

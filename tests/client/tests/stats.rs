@@ -341,3 +341,112 @@ fn st6_the_log_settings_refuse_bad_values_and_the_application_role() {
     let refusals: String = su.query_one("SHOW pg_jwt.log_refusals", &[]).unwrap().get(0);
     assert_eq!(refusals, "on");
 }
+
+/// S28: a cancel (or `statement_timeout`) pending while a line is written. `errfinish` checks
+/// for interrupts; the cancel's ERROR jumped over the Rust frames of the verification that
+/// logged, which held the session cache: every later accessor of that backend failed
+/// ("already mutably borrowed"). Now the line is written with interrupts held: the statement
+/// is still cancelled (after pg_jwt returns), and the backend goes on.
+#[test]
+fn st7_a_cancel_while_a_line_is_written_leaves_the_backend_whole() {
+    setup();
+    let mut su = superuser();
+    configure(&mut su, &[("pg_jwt.log_verified", "first")]);
+    // No sub, jti or session id: no revocation lookup runs before the line (it would take the
+    // cancel first).
+    let sign = |su: &mut Client, n: i64| -> String {
+        su.query_one(
+            &format!(
+                "SELECT jwt_sign(jsonb_build_object('tenant', 'st7-{n}', 'aud', {a}, 'iss', {i},
+                   'exp', extract(epoch FROM now())::bigint + 600), key) FROM test_keys",
+                a = lit(AUDIENCE),
+                i = lit(ISSUER)
+            ),
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let (first, second) = (sign(&mut su, 1), sign(&mut su, 2));
+    let mut c = app();
+    let r = c.query_one(
+        "SELECT set_config('pg_jwt.token', $1, false), pg_cancel_backend(pg_backend_pid()), jwt_claim('tenant')",
+        &[&first],
+    );
+    assert_eq!(sqlstate(&r), "57014", "{}", message(&r));
+    c.execute("SELECT set_config('pg_jwt.token', $1, false)", &[&second])
+        .unwrap();
+    let tenant: Option<String> = c.query_one("SELECT jwt_claim('tenant')", &[]).unwrap().get(0);
+    assert_eq!(tenant.as_deref(), Some("st7-2"));
+    c.query_one("SELECT jwt_cache_stats()", &[]).unwrap();
+    configure(&mut su, &[("pg_jwt.log_verified", "off")]);
+}
+
+/// S29: with `pg_jwt.providers`, a token whose `iss` no provider has is refused before any
+/// signature (its `sub` and `jti` are anyone's): its line says `claims=unverified`, although
+/// its reason ("issuer mismatch") is one that follows the signature for a chosen provider.
+/// S30: the lines never reach the client, whatever its `client_min_messages`, and a claim
+/// cannot forge or disguise a line (line separators, bidirectional overrides are escaped).
+#[test]
+fn st8_refusal_lines_show_only_signed_claims_and_stay_in_the_server_log() {
+    setup();
+    let mut su = superuser();
+    let public = public_jwks(&mut su);
+    let providers = format!(
+        r#"[{{"name": "st8", "issuer": "https://st8.example.com", "jwks": {public}, "audience": "{AUDIENCE}"}}]"#
+    );
+    configure(
+        &mut su,
+        &[
+            ("pg_jwt.log_refusals", "on"),
+            ("pg_jwt.log_refusals_per_second", "1000"),
+            ("pg_jwt.providers", &providers),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1100)); // a fresh second for the rate limiter
+    let before = server_log().len();
+    let forged = tampered(&token(
+        &mut su,
+        1,
+        600,
+        r#"{"iss": "https://evil.example.com", "sub": "alice@victim", "jti": "st8-forged"}"#,
+    ));
+    let expired = token(
+        &mut su,
+        1,
+        -3600,
+        r#"{"iss": "https://st8.example.com", "sub": "st8\u2028LOG:  x\u202e", "jti": "st8-jti"}"#,
+    );
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let mut cfg = postgres::Config::new();
+    cfg.host_path(std::env::var("PGJWT_TEST_HOST").unwrap())
+        .port(std::env::var("PGJWT_TEST_PORT").unwrap().parse().unwrap())
+        .user("app")
+        .dbname("app")
+        .notice_callback(move |n| seen.lock().unwrap().push(n.message().to_owned()));
+    let mut c = cfg.connect(postgres::NoTls).unwrap();
+    c.batch_execute("SET client_min_messages = log").unwrap();
+    assert_eq!(attempt(&mut c, &forged), "28000");
+    assert_eq!(attempt(&mut c, &expired), "28000");
+    configure(&mut su, &[("pg_jwt.providers", "")]);
+    std::thread::sleep(Duration::from_millis(300));
+    let log = server_log()[before..].to_owned();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("pg_jwt: refused token:")).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(lines[0].contains("reason=\"issuer mismatch\""), "{}", lines[0]);
+    assert!(lines[0].contains("claims=unverified"), "{}", lines[0]);
+    assert!(
+        !lines[0].contains("alice@victim"),
+        "an unsigned sub was logged: {}",
+        lines[0]
+    );
+    assert!(lines[1].contains("reason=\"token expired\""), "{}", lines[1]);
+    assert!(lines[1].contains(r#"sub="st8\u{2028}LOG:  x\u{202e}""#), "{}", lines[1]);
+    assert!(!log.contains('\u{2028}') && !log.contains('\u{202e}'), "{log}");
+    let notices = notices.lock().unwrap();
+    assert!(
+        notices.iter().all(|m| !m.contains("pg_jwt: refused token")),
+        "a log line reached the client: {notices:?}"
+    );
+}
