@@ -26,8 +26,13 @@ use std::ffi::c_int;
 enum Database {
     /// UTF8 or SQL_ASCII: bytes pass through.
     PassThrough,
-    /// Another encoding: non-ASCII text is converted (`proc`: the UTF8 -> database conversion).
-    Convert { encoding: c_int, proc_oid: pg_sys::Oid },
+    /// Another encoding: non-ASCII text is converted (`proc_oid`: the UTF8 -> database
+    /// conversion; `back_oid`: database -> UTF8, to check that a value survives the round trip).
+    Convert {
+        encoding: c_int,
+        proc_oid: pg_sys::Oid,
+        back_oid: pg_sys::Oid,
+    },
 }
 
 thread_local! {
@@ -48,6 +53,7 @@ fn database() -> Database {
             Database::Convert {
                 encoding,
                 proc_oid: pg_sys::FindDefaultConversionProc(pg_sys::pg_enc::PG_UTF8 as c_int, encoding),
+                back_oid: pg_sys::FindDefaultConversionProc(encoding, pg_sys::pg_enc::PG_UTF8 as c_int),
             }
         }
     };
@@ -64,32 +70,50 @@ pub fn to_server(s: &str) -> Result<Cow<'_, [u8]>, ErrorReport> {
     if s.is_ascii() {
         return Ok(Cow::Borrowed(s.as_bytes()));
     }
-    let (encoding, proc_oid) = match database() {
+    let (encoding, proc_oid, back_oid) = match database() {
         Database::PassThrough => return Ok(Cow::Borrowed(s.as_bytes())),
-        Database::Convert { encoding, proc_oid } => (encoding, proc_oid),
+        Database::Convert {
+            encoding,
+            proc_oid,
+            back_oid,
+        } => (encoding, proc_oid, back_oid),
     };
-    if proc_oid == pg_sys::InvalidOid {
+    if proc_oid == pg_sys::InvalidOid || back_oid == pg_sys::InvalidOid {
         return Err(untranslatable());
     }
-    let src_len = c_int::try_from(s.len()).map_err(|_| untranslatable())?;
+    let converted =
+        convert(proc_oid, pg_sys::pg_enc::PG_UTF8 as c_int, encoding, s.as_bytes()).ok_or_else(untranslatable)?;
+    // Not every conversion is one to one: EUC_JP writes U+00A6 and U+FFE4 as the same bytes, so
+    // two identities (or two member names of jwt_claims()) would read as one. The text must come
+    // back as it was; otherwise the database encoding cannot represent it.
+    if convert(back_oid, encoding, pg_sys::pg_enc::PG_UTF8 as c_int, &converted).as_deref() != Some(s.as_bytes()) {
+        return Err(untranslatable());
+    }
+    Ok(Cow::Owned(converted))
+}
+
+/// `src` (text in encoding `from`) converted to `to` by the conversion function `proc_oid`, or
+/// None when some of it has no equivalent there (never an error: nothing of `src` is shown).
+fn convert(proc_oid: pg_sys::Oid, from: c_int, to: c_int, src: &[u8]) -> Option<Vec<u8>> {
+    let src_len = c_int::try_from(src.len()).ok()?;
     // pg_do_encoding_conversion_buf converts only what surely fits: srclen < (dstlen - 1) / 4.
-    let dst_len = s
+    let dst_len = src
         .len()
         .checked_mul(pg_sys::MAX_CONVERSION_GROWTH as usize)
-        .and_then(|n| n.checked_add(8))
-        .ok_or_else(untranslatable)?;
-    let dst_len_c = c_int::try_from(dst_len).map_err(|_| untranslatable())?;
-    let mut src = s.as_bytes().to_vec();
+        .and_then(|n| n.checked_add(8))?;
+    let dst_len_c = c_int::try_from(dst_len).ok()?;
+    let mut input = src.to_vec();
     let mut dst = vec![0u8; dst_len];
-    // SAFETY: src and dst are valid buffers of the lengths passed; with noError = true the
-    // conversion reports how much of the input it converted instead of raising an error, and it
-    // NUL-terminates its output inside dst.
+    // SAFETY: input and dst are valid buffers of the lengths passed; with noError = true the
+    // conversion reports how much of the input it converted instead of raising an error (for a
+    // character without equivalent, or input that is not valid in `from`), and it NUL-terminates
+    // its output inside dst.
     let consumed = unsafe {
         pg_sys::pg_do_encoding_conversion_buf(
             proc_oid,
-            pg_sys::pg_enc::PG_UTF8 as c_int,
-            encoding,
-            src.as_mut_ptr(),
+            from,
+            to,
+            input.as_mut_ptr(),
             src_len,
             dst.as_mut_ptr(),
             dst_len_c,
@@ -97,17 +121,11 @@ pub fn to_server(s: &str) -> Result<Cow<'_, [u8]>, ErrorReport> {
         )
     };
     if consumed != src_len {
-        return Err(untranslatable());
+        return None;
     }
     let end = dst.iter().position(|b| *b == 0).unwrap_or(dst.len());
     dst.truncate(end);
-    // Not every conversion is one to one: EUC_JP writes U+00A6 and U+FFE4 as the same bytes, so
-    // two identities (or two member names of jwt_claims()) would read as one. The text must come
-    // back as it was; otherwise the database encoding cannot represent it.
-    if from_server(&dst).ok().as_deref() != Some(s) {
-        return Err(untranslatable());
-    }
-    Ok(Cow::Owned(dst))
+    Some(dst)
 }
 
 /// Text in the database encoding (a claim name, an argument) as UTF-8.

@@ -166,6 +166,8 @@ pub fn write_json_string(s: &str, out: &mut String) {
 pub fn fits_pg_numeric(n: &str) -> bool {
     const DSCALE_MAX: i64 = 0x3FFF;
     const DECIMAL_PLACES_MAX: i64 = 4 * 32_767 + 3;
+    // PostgreSQL 15's limit (16 and later also accept exactly 2^30 - 1, which only a zero can
+    // carry and stay in range: refused here, a value no one writes).
     const EXPONENT_LIMIT: i64 = (i32::MAX / 2) as i64;
     let body = n.strip_prefix('-').unwrap_or(n);
     let (mantissa, exponent) = match body.find(['e', 'E']) {

@@ -151,8 +151,18 @@ fn turn_body(turn: &mut Turn, ticket: u64) {
     }
     if turn.in_flight.is_none() {
         let request = state::take_request();
-        let (next_refresh, last_attempt) = state::read(|s| (s.next_refresh, s.last_attempt));
-        let due = now >= next_refresh || persist::clock_moved_back(now, last_attempt);
+        let (mut next_refresh, last_attempt) = state::read(|s| (s.next_refresh, s.last_attempt));
+        if persist::clock_moved_back(now, last_attempt) {
+            // Times the old clock recorded are ahead of this one: back to the present (the set
+            // counts as fetched now, `persist::clock_moved_back`), and fetch at once.
+            state::update(|s| {
+                s.last_success = s.last_success.min(now);
+                s.last_attempt = s.last_attempt.min(now);
+                s.next_refresh = now;
+            });
+            next_refresh = now;
+        }
+        let due = now >= next_refresh;
         let asked = match request {
             state::REQUEST_FORCED => true,
             state::REQUEST_UNKNOWN_KID => now - last_attempt >= gucs::jwks_min_refresh(),

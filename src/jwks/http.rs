@@ -5,28 +5,35 @@
 //! certificates verified against the system trust store (the first of the distributions' known
 //! bundle paths that exists, `SYSTEM_CA_BUNDLES`) or, when
 //! `pg_jwt.jwks_ca_file` is set, that file alone; DNS, connect and total timeouts; a size cap on the
-//! body, and one on every byte read from the server in a fetch (`RAW_BUDGET`: headers, chunk
-//! framing and bodies, redirects and discovery included); no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
+//! body, and one on every byte a fetch reads from the network (`RAW_BUDGET`: TLS, headers, chunk
+//! framing and bodies, redirects and discovery included) and on its time (`FETCH_DEADLINE`);
+//! no proxy from the environment. Client: `ureq` 2 with rustls (pure Rust TLS, blocking,
 //! no async runtime: the worker fetches one document at a time and has nothing else to do).
 
 use pg_jwt_core::{Json, KeySet};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Largest response accepted (the shared-memory buffer for the key set is this large).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_REDIRECTS: u32 = 3;
-/// Bytes one fetch may read from the servers it talks to, after TLS: headers, chunk framing
-/// and bodies of every response (redirects, discovery and key set). The body cap alone bounds
-/// only the decoded body: ureq 2 collects a chunked response's size line, and each header line,
-/// before any cap applies, so an endless size line grew the worker's memory at the link's speed
-/// for the whole 10 s deadline (gigabytes; the worker's crash then restarts the cluster).
-/// Two capped bodies and every header ureq accepts fit with room.
+/// Bytes one fetch may read from the servers it talks to, as they arrive on the socket: TLS
+/// handshakes and records, so headers, chunk framing and bodies of every response (redirects,
+/// discovery and key set). The body cap alone bounds only the decoded body: ureq 2 collects a
+/// chunked response's size line, and every header line (up to 101 of 100 KiB each, and lines
+/// it cannot parse without limit), before any cap applies, so an endless size line grew the
+/// worker's memory at the link's speed for the whole 10 s deadline (gigabytes; the worker's
+/// crash then restarts the cluster). Two capped bodies fit with room.
 pub const RAW_BUDGET: u64 = 2 * 1024 * 1024;
+/// How long one fetch may read from the network in all (discovery and key set): ureq's total
+/// timeout is checked between reads, and each read's socket timeout starts again at every byte,
+/// so a server trickling records (a certificate, TLS 1.3 session tickets, which give no
+/// plaintext) held a fetch thread for ever.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(2 * TOTAL_TIMEOUT.as_secs());
 /// Name resolution is bounded too: ureq's connect timeout starts after it, and the system
 /// resolver may wait far longer than this on an unreachable DNS server.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -173,27 +180,32 @@ struct Client {
     left: Arc<AtomicU64>,
 }
 
-/// The TLS connector of a fetch: ureq's rustls connection, its reads counted against the fetch's
-/// budget (`Capped`). With `https_only`, every connection of the agent is one of these.
+/// The TLS connector of a fetch: ureq's rustls connection over the socket, whose reads count
+/// against the fetch's budget and deadline (`Capped`). With `https_only`, every connection of
+/// the agent is one of these.
 struct CappedTls {
     config: Arc<rustls::ClientConfig>,
     left: Arc<AtomicU64>,
+    deadline: Instant,
 }
 
 impl ureq::TlsConnector for CappedTls {
     fn connect(&self, dns_name: &str, io: Box<dyn ureq::ReadWrite>) -> Result<Box<dyn ureq::ReadWrite>, ureq::Error> {
-        let tls = ureq::TlsConnector::connect(&self.config, dns_name, io)?;
-        Ok(Box::new(Capped {
-            inner: tls,
+        let capped = Box::new(Capped {
+            inner: io,
             left: Arc::clone(&self.left),
-        }))
+            deadline: self.deadline,
+        });
+        ureq::TlsConnector::connect(&self.config, dns_name, capped)
     }
 }
 
-/// A connection whose reads fail once the fetch's budget is spent.
+/// The socket under TLS: a read fails once the fetch's budget is spent or its deadline passed,
+/// and waits at most until the deadline.
 struct Capped {
     inner: Box<dyn ureq::ReadWrite>,
     left: Arc<AtomicU64>,
+    deadline: Instant,
 }
 
 impl std::fmt::Debug for Capped {
@@ -207,6 +219,15 @@ impl Read for Capped {
         let left = self.left.load(Ordering::Relaxed);
         if left == 0 {
             return Err(std::io::Error::other(BUDGET_SPENT));
+        }
+        let time = self
+            .deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "the fetch took too long"))?;
+        if let Some(socket) = self.inner.socket() {
+            // ureq sets its own read timeout per read; this one never outlasts the fetch.
+            socket.set_read_timeout(Some(time))?;
         }
         let room = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.read(buf.get_mut(..room).unwrap_or_default())?;
@@ -226,7 +247,7 @@ impl std::io::Write for Capped {
 }
 
 impl ureq::ReadWrite for Capped {
-    // ureq sets its read and write timeouts (the deadline) on the socket: the TLS stream's.
+    // ureq sets its read and write timeouts (the deadline) on the socket.
     fn socket(&self) -> Option<&std::net::TcpStream> {
         self.inner.socket()
     }
@@ -258,6 +279,7 @@ fn agent(ca_file: Option<&str>) -> Result<Client, String> {
     let tls = CappedTls {
         config: Arc::new(config),
         left: Arc::clone(&left),
+        deadline: Instant::now() + FETCH_DEADLINE,
     };
     let agent = ureq::AgentBuilder::new()
         .tls_connector(Arc::new(tls))

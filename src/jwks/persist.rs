@@ -12,23 +12,25 @@ use pgrx::prelude::*;
 /// The file in the data directory that keeps the last good key set across restarts.
 pub const FILE: &str = "pg_jwt_jwks.json";
 
-/// Seconds a recorded fetch time may lie ahead of the clock (NTP's small corrections).
+/// Seconds a recorded time may lie ahead of the clock before the clock is taken to have moved
+/// back (NTP's small corrections stay under it).
 pub const CLOCK_SKEW: i64 = 60;
 
 /// Whether a key set last fetched at `fetched_at` (Unix seconds) is stale at `now`: no
-/// successful fetch within `max_stale`, or a fetch time more than `CLOCK_SKEW` ahead of the
-/// clock. The clock moved back: how long ago the fetch was is unknown, and a set kept until the
-/// clock caught up would stay in force for the size of the step beyond `pg_jwt.jwks_max_stale`
-/// (fail closed; the fetcher fetches again at once, see `clock_moved_back`).
+/// successful fetch within `max_stale`. Callers never pass a time ahead of the clock: they
+/// bring such times back to the present first (`clock_moved_back`, `load_for`).
 pub fn stale(now: i64, fetched_at: i64, max_stale: i64) -> bool {
-    now.saturating_sub(fetched_at) > max_stale || fetched_at.saturating_sub(now) > CLOCK_SKEW
+    now.saturating_sub(fetched_at) > max_stale
 }
 
-/// Whether the clock moved back past `last_attempt` (a fetch time recorded by this clock): a
-/// schedule made before (the next refresh, a backoff) is then that much later than meant, and
-/// the fetcher fetches at once instead.
-pub fn clock_moved_back(now: i64, last_attempt: i64) -> bool {
-    last_attempt.saturating_sub(now) > CLOCK_SKEW
+/// Whether the clock moved back past `recorded` (a time this process took from it: the last
+/// turn, the last attempt). Times recorded before are then ahead of the clock: the fetcher
+/// brings them back to the present and fetches at once. Otherwise a fetch time in the future
+/// was never stale (a set stayed in force for the size of the step beyond
+/// `pg_jwt.jwks_max_stale`), and the next refresh came that much late. (Dropping such a set at
+/// once instead would take every provider's keys out of service at an NTP step.)
+pub fn clock_moved_back(now: i64, recorded: i64) -> bool {
+    recorded.saturating_sub(now) > CLOCK_SKEW
 }
 
 pub struct Persisted {
@@ -113,6 +115,8 @@ pub fn load_for(provider: Option<&str>, uri: &str, issuer: &str, now: i64) -> Op
         Some(Json::Number(n)) => n.parse().ok()?,
         _ => return None,
     };
+    // Written by a clock that has since moved back: fetched now, as far as this clock can say.
+    let fetched_at = fetched_at.min(now);
     if stale(now, fetched_at, gucs::jwks_max_stale()) || jwks.len() > state::MAX_JWKS {
         return None;
     }
@@ -129,18 +133,15 @@ mod tests {
     use super::{clock_moved_back, stale, CLOCK_SKEW};
 
     #[test]
-    fn a_fetch_too_old_or_in_the_future_is_stale() {
+    fn stale_sets_and_a_clock_that_moved_back() {
         let (now, max) = (1_000_000, 3600);
         assert!(!stale(now, now, max));
         assert!(!stale(now, now - max, max));
         assert!(stale(now, now - max - 1, max));
-        // The clock moved back: a fetch time ahead of it by more than the skew.
-        assert!(!stale(now, now + CLOCK_SKEW, max));
-        assert!(stale(now, now + CLOCK_SKEW + 1, max));
-        assert!(stale(0, i64::MAX, max));
         assert!(stale(i64::MAX, i64::MIN, max));
         assert!(!clock_moved_back(now, now + CLOCK_SKEW));
         assert!(clock_moved_back(now, now + CLOCK_SKEW + 1));
         assert!(!clock_moved_back(now, 0));
+        assert!(clock_moved_back(0, i64::MAX));
     }
 }

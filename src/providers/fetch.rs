@@ -80,6 +80,20 @@ pub fn turn(f: &mut Fetching) {
     }
     // Idle turns (every 100 ms) cost a few loads, whatever the number of providers: the list is
     // scanned only when a fetch is due, a backend asked, or a fetch finished.
+    if persist::clock_moved_back(now, f.stale_checked) {
+        // Times the old clock recorded are ahead of this one: back to the present (each set
+        // counts as fetched now, `persist::clock_moved_back`), and every provider fetches now.
+        slots::write(|w| {
+            for i in 0..w.len() {
+                if let Some(h) = w.head(i) {
+                    h.last_success = h.last_success.min(now);
+                    h.last_attempt = h.last_attempt.min(now);
+                    h.next_refresh = h.next_refresh.min(now);
+                }
+            }
+        });
+        f.next_due = now;
+    }
     let asked_any = slots::take_requests();
     if asked_any || now >= f.next_due || f.scan_again {
         scan(f, now);
@@ -121,7 +135,7 @@ fn scan(f: &mut Fetching, now: i64) {
             REQUEST_UNKNOWN_KID => now - last_attempt >= min_refresh,
             _ => false,
         };
-        let due = now >= next_refresh || persist::clock_moved_back(now, last_attempt);
+        let due = now >= next_refresh;
         if (asked || due) && f.running < CONCURRENCY {
             start(f, name);
             f.running += 1;

@@ -439,6 +439,7 @@ fn choose(config: &Config, token: &[u8]) -> Result<(Chosen, Option<token::Peeked
 }
 
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
+    SIGNED.with(|v| v.set(false));
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         // Through a plain reference, the fields borrow apart (the settings while counting).
@@ -712,6 +713,7 @@ fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result
 /// is counted and logged as any other; the error is its reason, for the sign-in's log line.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))]
 pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String> {
+    SIGNED.with(|v| v.set(false));
     // Read before the configuration is loaded: a change meanwhile makes the session load again.
     let loaded = (
         crate::generations::config_generation(),

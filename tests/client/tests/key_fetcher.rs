@@ -495,3 +495,62 @@ fn k12_kids_with_control_characters_are_shown_escaped() {
     let mut app = connect_fetch("app");
     assert_eq!(sub_of(&mut app, &t).unwrap(), Some("alice".into()));
 }
+
+/// S25, the time half: a server that trickles one TLS record a byte a second (a record header
+/// announcing 16 KiB, then its bytes). Each read returned a byte before its timeout, so the
+/// fetch thread was held for hours; now no read waits past the fetch's 20 s, the fetch fails,
+/// and the key fetcher fetches again later.
+#[test]
+fn k13_a_trickling_server_cannot_hold_a_fetch() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let trickle = std::thread::spawn(move || {
+        listener.set_nonblocking(true).unwrap();
+        let mut open = Vec::new();
+        let started = std::time::Instant::now();
+        while !stopping.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < Duration::from_secs(90) {
+            if let Ok((mut s, _)) = listener.accept() {
+                use std::io::Write;
+                let _ = s.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]);
+                open.push(s);
+            }
+            for s in &mut open {
+                use std::io::Write;
+                let _ = s.write_all(&[0x00]);
+            }
+            std::thread::sleep(Duration::from_millis(1000));
+        }
+    });
+    let server = JwksServer::start();
+    let mut su = start(&server, &[]);
+    let url = format!("https://127.0.0.1:{port}/jwks");
+    configure(&mut su, &[("pg_jwt.jwks_uri", &url)]);
+    let started = std::time::Instant::now();
+    let _ = su.query_one("SELECT jwt_jwks_refresh()::text", &[]);
+    let mut error = String::new();
+    while started.elapsed() < Duration::from_secs(40) {
+        let status: Option<String> = su
+            .query_one("SELECT last_error FROM jwt_jwks_status() WHERE uri = $1", &[&url])
+            .map(|r| r.get(0))
+            .unwrap_or(None);
+        if let Some(e) = status.filter(|e| !e.is_empty()) {
+            error = e;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    trickle.join().unwrap();
+    assert!(
+        !error.is_empty(),
+        "the fetch was still held after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(35),
+        "{:?}: {error}",
+        started.elapsed()
+    );
+}
