@@ -107,7 +107,8 @@ fn convert(proc_oid: pg_sys::Oid, from: c_int, to: c_int, src: &[u8]) -> Option<
     // SAFETY: input and dst are valid buffers of the lengths passed; with noError = true the
     // conversion reports how much of the input it converted instead of raising an error (for a
     // character without equivalent, or input that is not valid in `from`), and it NUL-terminates
-    // its output inside dst.
+    // its output inside dst. The function is called by OID, which needs a transaction: every
+    // caller runs in one (a SQL function, the accessors).
     let consumed = unsafe {
         pg_sys::pg_do_encoding_conversion_buf(
             proc_oid,
@@ -137,24 +138,11 @@ pub fn from_server(b: &[u8]) -> Result<Cow<'_, str>, ErrorReport> {
     let not_utf8 = || errors::untranslatable("a text argument cannot be represented in UTF-8");
     let converted: Vec<u8> = match database() {
         Database::PassThrough => return std::str::from_utf8(b).map(Cow::Borrowed).map_err(|_| not_utf8()),
-        Database::Convert { .. } => {
-            let len = c_int::try_from(b.len()).map_err(|_| not_utf8())?;
-            // SAFETY: b is valid for len bytes and holds text in the database encoding (it came
-            // from a text datum, which PostgreSQL validated on input). pg_server_to_any returns
-            // either its input (nothing to convert) or a palloc'd NUL-terminated copy; either way
-            // we copy out at once. It raises only for invalid input, which cannot happen here.
-            // SAFETY: as explained above (valid input, result copied out at once).
-            unsafe {
-                let out = pg_sys::pg_server_to_any(b.as_ptr().cast(), len, pg_sys::pg_enc::PG_UTF8 as c_int);
-                if out.cast::<u8>().cast_const() == b.as_ptr() {
-                    b.to_vec()
-                } else {
-                    let bytes = std::ffi::CStr::from_ptr(out).to_bytes().to_vec();
-                    pg_sys::pfree(out.cast());
-                    bytes
-                }
-            }
+        // Without raising PostgreSQL's own error, which would show the bytes (`convert`).
+        Database::Convert { encoding, back_oid, .. } if back_oid != pg_sys::InvalidOid => {
+            convert(back_oid, encoding, pg_sys::pg_enc::PG_UTF8 as c_int, b).ok_or_else(not_utf8)?
         }
+        Database::Convert { .. } => return Err(not_utf8()),
     };
     String::from_utf8(converted).map(Cow::Owned).map_err(|_| not_utf8())
 }

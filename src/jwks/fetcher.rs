@@ -59,6 +59,8 @@ struct Turn {
     failures_in_a_row: u32,
     /// Unix seconds of the last purge of expired revocations.
     last_purge: i64,
+    /// Unix seconds at the previous turn (to see the clock move back).
+    last_now: i64,
     /// Listed providers (`providers::fetch`).
     providers: crate::providers::fetch::Fetching,
 }
@@ -76,6 +78,7 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         in_flight: None,
         failures_in_a_row: 0,
         last_purge: clock::now_unix(),
+        last_now: clock::now_unix(),
         providers: Default::default(),
     };
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
@@ -95,6 +98,11 @@ fn one_turn(turn: &mut Turn) {
     // Requests with a ticket up to this one are answered by the end of this turn, unless a
     // fetch is running: then by the end of the turn that collects it.
     let ticket = state::last_ticket();
+    let now = clock::now_unix();
+    if persist::clock_moved_back(now, turn.last_now) {
+        clock_moved_back(turn, turn.last_now.saturating_sub(now));
+    }
+    turn.last_now = now;
     standby_replay(turn);
     // Suppressed refused-token lines of an earlier second are reported within a turn.
     crate::stats::log::roll_second();
@@ -104,6 +112,22 @@ fn one_turn(turn: &mut Turn) {
     if turn.in_flight.is_none() {
         state::answer(ticket);
     }
+}
+
+/// The clock moved back by `step` seconds since the previous turn (an NTP step): every time the
+/// worker recorded by the old clock moves back by as much, so that each key set keeps its age
+/// (`pg_jwt.jwks_max_stale` still counts from its last successful fetch) and each schedule its
+/// delay (see `persist::clock_moved_back`). A fetch in flight records the new clock's time.
+fn clock_moved_back(turn: &mut Turn, step: i64) {
+    let back = |t: i64| if t == 0 { 0 } else { t.saturating_sub(step) };
+    state::update(|s| {
+        s.last_success = back(s.last_success);
+        s.last_attempt = back(s.last_attempt);
+        s.next_refresh = back(s.next_refresh);
+    });
+    turn.last_purge = back(turn.last_purge);
+    crate::providers::fetch::clock_moved_back(&mut turn.providers, step);
+    warning!("pg_jwt: the clock moved back {step} s; the key fetcher's times moved back with it");
 }
 
 /// On a hot standby, revocations arrive by WAL replay, without the commit callback that bumps
@@ -151,17 +175,7 @@ fn turn_body(turn: &mut Turn, ticket: u64) {
     }
     if turn.in_flight.is_none() {
         let request = state::take_request();
-        let (mut next_refresh, last_attempt) = state::read(|s| (s.next_refresh, s.last_attempt));
-        if persist::clock_moved_back(now, last_attempt) {
-            // Times the old clock recorded are ahead of this one: back to the present (the set
-            // counts as fetched now, `persist::clock_moved_back`), and fetch at once.
-            state::update(|s| {
-                s.last_success = s.last_success.min(now);
-                s.last_attempt = s.last_attempt.min(now);
-                s.next_refresh = now;
-            });
-            next_refresh = now;
-        }
+        let (next_refresh, last_attempt) = state::read(|s| (s.next_refresh, s.last_attempt));
         let due = now >= next_refresh;
         let asked = match request {
             state::REQUEST_FORCED => true,

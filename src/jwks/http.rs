@@ -29,11 +29,11 @@ pub const MAX_REDIRECTS: u32 = 3;
 /// worker's memory at the link's speed for the whole 10 s deadline (gigabytes; the worker's
 /// crash then restarts the cluster). Two capped bodies fit with room.
 pub const RAW_BUDGET: u64 = 2 * 1024 * 1024;
-/// How long one fetch may read from the network in all (discovery and key set): ureq's total
-/// timeout is checked between reads, and each read's socket timeout starts again at every byte,
-/// so a server trickling records (a certificate, TLS 1.3 session tickets, which give no
-/// plaintext) held a fetch thread for ever.
-pub const FETCH_DEADLINE: Duration = Duration::from_secs(2 * TOTAL_TIMEOUT.as_secs());
+/// How long one fetch may use the network in all (discovery and key set, each with its name
+/// resolution and its request): ureq's total timeout is checked between reads, and each read's
+/// socket timeout starts again at every byte, so a server trickling records (a certificate,
+/// TLS 1.3 session tickets, which give no plaintext) held a fetch thread for ever.
+pub const FETCH_DEADLINE: Duration = Duration::from_secs(2 * (DNS_TIMEOUT.as_secs() + TOTAL_TIMEOUT.as_secs()));
 /// Name resolution is bounded too: ureq's connect timeout starts after it, and the system
 /// resolver may wait far longer than this on an unreachable DNS server.
 pub const DNS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -214,20 +214,32 @@ impl std::fmt::Debug for Capped {
     }
 }
 
+impl Capped {
+    /// The time left to the fetch's deadline (never zero: an error once it has passed).
+    fn time_left(&self) -> std::io::Result<Duration> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "the fetch took too long"))
+    }
+}
+
+/// The shorter of the socket's timeout (ureq's, per request, when it set one) and `left`.
+fn shorter(set: Option<Duration>, left: Duration) -> Duration {
+    set.filter(|d| !d.is_zero()).map_or(left, |d| d.min(left))
+}
+
 impl Read for Capped {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let left = self.left.load(Ordering::Relaxed);
         if left == 0 {
             return Err(std::io::Error::other(BUDGET_SPENT));
         }
-        let time = self
-            .deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "the fetch took too long"))?;
+        let time = self.time_left()?;
         if let Some(socket) = self.inner.socket() {
-            // ureq sets its own read timeout per read; this one never outlasts the fetch.
-            socket.set_read_timeout(Some(time))?;
+            // ureq sets its own read timeout (what is left of its request's); this read waits
+            // no longer than that, nor past the fetch's deadline.
+            socket.set_read_timeout(Some(shorter(socket.read_timeout()?, time)))?;
         }
         let room = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = self.inner.read(buf.get_mut(..room).unwrap_or_default())?;
@@ -239,6 +251,11 @@ impl Read for Capped {
 
 impl std::io::Write for Capped {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // A server that stops reading cannot hold a write past the deadline either.
+        let time = self.time_left()?;
+        if let Some(socket) = self.inner.socket() {
+            socket.set_write_timeout(Some(shorter(socket.write_timeout()?, time)))?;
+        }
         self.inner.write(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {

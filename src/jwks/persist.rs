@@ -17,18 +17,16 @@ pub const FILE: &str = "pg_jwt_jwks.json";
 pub const CLOCK_SKEW: i64 = 60;
 
 /// Whether a key set last fetched at `fetched_at` (Unix seconds) is stale at `now`: no
-/// successful fetch within `max_stale`. Callers never pass a time ahead of the clock: they
-/// bring such times back to the present first (`clock_moved_back`, `load_for`).
+/// successful fetch within `max_stale`.
 pub fn stale(now: i64, fetched_at: i64, max_stale: i64) -> bool {
     now.saturating_sub(fetched_at) > max_stale
 }
 
-/// Whether the clock moved back past `recorded` (a time this process took from it: the last
-/// turn, the last attempt). Times recorded before are then ahead of the clock: the fetcher
-/// brings them back to the present and fetches at once. Otherwise a fetch time in the future
-/// was never stale (a set stayed in force for the size of the step beyond
-/// `pg_jwt.jwks_max_stale`), and the next refresh came that much late. (Dropping such a set at
-/// once instead would take every provider's keys out of service at an NTP step.)
+/// Whether the clock moved back past `recorded` (a time this process took from it: the previous
+/// turn) by more than `CLOCK_SKEW`. The key fetcher then moves every time it recorded back by
+/// the step, so that a set keeps its age: otherwise a fetch time in the future was never stale
+/// (a set stayed in force for the size of the step beyond `pg_jwt.jwks_max_stale`), and the
+/// next refresh came that much late.
 pub fn clock_moved_back(now: i64, recorded: i64) -> bool {
     recorded.saturating_sub(now) > CLOCK_SKEW
 }
@@ -115,9 +113,12 @@ pub fn load_for(provider: Option<&str>, uri: &str, issuer: &str, now: i64) -> Op
         Some(Json::Number(n)) => n.parse().ok()?,
         _ => return None,
     };
-    // Written by a clock that has since moved back: fetched now, as far as this clock can say.
-    let fetched_at = fetched_at.min(now);
-    if stale(now, fetched_at, gucs::jwks_max_stale()) || jwks.len() > state::MAX_JWKS {
+    // A fetch time ahead of the clock: written before the clock moved back, by how much this
+    // clock cannot say, so the set's age is unknown: not used (the fetcher fetches at start).
+    if stale(now, fetched_at, gucs::jwks_max_stale())
+        || clock_moved_back(now, fetched_at)
+        || jwks.len() > state::MAX_JWKS
+    {
         return None;
     }
     KeySet::parse(jwks.as_bytes()).ok()?;

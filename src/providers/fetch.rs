@@ -58,6 +58,26 @@ pub fn reloaded(f: &mut Fetching) {
     f.loaded = false;
 }
 
+/// The clock moved back by `step` seconds (the key fetcher's turn saw it,
+/// `fetcher::clock_moved_back`): every provider's recorded times move back by as much, so that
+/// each set keeps its age and each schedule its delay.
+pub fn clock_moved_back(f: &mut Fetching, step: i64) {
+    let back = |t: i64| if t == 0 { 0 } else { t.saturating_sub(step) };
+    slots::write(|w| {
+        for i in 0..w.len() {
+            if let Some(h) = w.head(i) {
+                h.last_success = back(h.last_success);
+                h.last_attempt = back(h.last_attempt);
+                h.next_refresh = back(h.next_refresh);
+            }
+        }
+    });
+    if f.next_due != i64::MAX {
+        f.next_due = back(f.next_due);
+    }
+    f.stale_checked = back(f.stale_checked);
+}
+
 /// One turn: follow the list, collect finished fetches, answer requests, start what is due.
 pub fn turn(f: &mut Fetching) {
     let now = clock::now_unix();
@@ -80,20 +100,6 @@ pub fn turn(f: &mut Fetching) {
     }
     // Idle turns (every 100 ms) cost a few loads, whatever the number of providers: the list is
     // scanned only when a fetch is due, a backend asked, or a fetch finished.
-    if persist::clock_moved_back(now, f.stale_checked) {
-        // Times the old clock recorded are ahead of this one: back to the present (each set
-        // counts as fetched now, `persist::clock_moved_back`), and every provider fetches now.
-        slots::write(|w| {
-            for i in 0..w.len() {
-                if let Some(h) = w.head(i) {
-                    h.last_success = h.last_success.min(now);
-                    h.last_attempt = h.last_attempt.min(now);
-                    h.next_refresh = h.next_refresh.min(now);
-                }
-            }
-        });
-        f.next_due = now;
-    }
     let asked_any = slots::take_requests();
     if asked_any || now >= f.next_due || f.scan_again {
         scan(f, now);
