@@ -78,7 +78,9 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         in_flight: None,
         failures_in_a_row: 0,
         last_purge: clock::now_unix(),
-        last_now: clock::now_unix(),
+        // A worker restarted after the clock moved back finds the times its predecessor
+        // recorded ahead of it: the last attempt stands for its last turn.
+        last_now: clock::now_unix().max(state::read(|s| s.last_attempt)),
         providers: Default::default(),
     };
     while BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
@@ -126,6 +128,13 @@ fn clock_moved_back(turn: &mut Turn, step: i64) {
         s.next_refresh = back(s.next_refresh);
     });
     turn.last_purge = back(turn.last_purge);
+    // The persisted file too, so that a restart keeps the set and its age.
+    let saved = state::read(|s| s.jwks().map(|j| (j.to_vec(), s.from(), s.last_success)));
+    if let Some((jwks, from, fetched_at)) = saved.filter(|(_, _, t)| *t > 0) {
+        if let Ok(text) = String::from_utf8(jwks) {
+            persist::save(&turn.uri, &turn.issuer, &from, &text, fetched_at);
+        }
+    }
     crate::providers::fetch::clock_moved_back(&mut turn.providers, step);
     warning!("pg_jwt: the clock moved back {step} s; the key fetcher's times moved back with it");
 }

@@ -210,7 +210,8 @@ pub fn take_request() -> u64 {
 pub fn request_refetch(kind: u64, now: i64, min_interval: i64) -> Option<u64> {
     if kind == REQUEST_UNKNOWN_KID {
         let last = LAST_REQUEST.get().load(Ordering::Acquire);
-        if now - last < min_interval {
+        // A request "in the future" was made before the clock moved back: not a recent one.
+        if (0..min_interval).contains(&(now - last)) {
             return None;
         }
         if LAST_REQUEST

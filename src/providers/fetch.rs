@@ -76,6 +76,21 @@ pub fn clock_moved_back(f: &mut Fetching, step: i64) {
         f.next_due = back(f.next_due);
     }
     f.stale_checked = back(f.stale_checked);
+    // The persisted files too, so that a restart keeps each set and its age.
+    for (name, t) in &f.tracked {
+        let Some(slot) = t.slot else { continue };
+        let saved = slots::read(|r| {
+            r.jwks(slot)
+                .zip(r.head(slot))
+                .map(|(j, h)| (j.to_vec(), h.from(), h.last_success))
+        })
+        .flatten();
+        if let Some((jwks, from, fetched_at)) = saved.filter(|(_, _, t)| *t > 0) {
+            if let Ok(text) = String::from_utf8(jwks) {
+                persist::save_for(Some(name), &t.uri, &t.source_issuer, &from, &text, fetched_at);
+            }
+        }
+    }
 }
 
 /// One turn: follow the list, collect finished fetches, answer requests, start what is due.

@@ -295,7 +295,8 @@ pub fn request(i: usize, kind: u64, now: i64, min_interval: i64) -> Option<u64> 
     let s = signals(i)?;
     if kind == REQUEST_UNKNOWN_KID {
         let last = s.last_request.load(Ordering::Acquire);
-        if now - last < min_interval
+        // A request "in the future" was made before the clock moved back: not a recent one.
+        if (0..min_interval).contains(&(now - last))
             || s.last_request
                 .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
