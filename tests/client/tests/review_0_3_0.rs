@@ -121,23 +121,29 @@ fn s21_a_session_claim_that_is_not_a_string_is_refused() {
     su.batch_execute("SELECT jwt_unrevoke('sid', 's21-7021')").unwrap();
 }
 
+/// The application's session in `db` (one of the suite's databases in another encoding), with
+/// pg_jwt and the test key set there.
+fn encoded_database(su: &mut postgres::Client, db: &str) -> postgres::Client {
+    let public = public_jwks(su);
+    connect_as("postgres", db)
+        .batch_execute(&format!(
+            "CREATE EXTENSION IF NOT EXISTS pg_jwt;
+             ALTER DATABASE {db} SET pg_jwt.jwks = {p};
+             ALTER DATABASE {db} SET pg_jwt.audience = {a};",
+            p = lit(&public),
+            a = lit(AUDIENCE)
+        ))
+        .unwrap();
+    connect_as("app", db)
+}
+
 /// The same class in a database whose encoding cannot represent a token's `sub`: no revocation
 /// could match it there, so the token is refused (22P05), without the value.
 #[test]
 fn s21_a_subject_the_database_encoding_cannot_represent_is_refused() {
     setup();
     let mut su = superuser();
-    let public = public_jwks(&mut su);
-    let mut dsu = connect_as("postgres", "enc_latin1");
-    dsu.batch_execute(&format!(
-        "CREATE EXTENSION IF NOT EXISTS pg_jwt;
-         ALTER DATABASE enc_latin1 SET pg_jwt.jwks = {p};
-         ALTER DATABASE enc_latin1 SET pg_jwt.audience = {a};",
-        p = lit(&public),
-        a = lit(AUDIENCE)
-    ))
-    .unwrap();
-    let mut c = connect_as("app", "enc_latin1");
+    let mut c = encoded_database(&mut su, "enc_latin1");
     // (the JSON escape, the character): é is in LATIN1, 寿 is not.
     for (escaped, sub) in [(r"\u00e9", "\u{e9}"), (r"\u5bff", "\u{5bff}")] {
         let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{escaped}", "jti": "s21-jti"}}"#));
@@ -280,17 +286,7 @@ fn s24_jwt_set_role_refuses_a_role_with_the_database_owner_s_privileges() {
 fn s4_a_conversion_that_merges_two_characters_is_refused() {
     setup();
     let mut su = superuser();
-    let public = public_jwks(&mut su);
-    let mut dsu = connect_as("postgres", "enc_euc_jp");
-    dsu.batch_execute(&format!(
-        "CREATE EXTENSION IF NOT EXISTS pg_jwt;
-         ALTER DATABASE enc_euc_jp SET pg_jwt.jwks = {p};
-         ALTER DATABASE enc_euc_jp SET pg_jwt.audience = {a};",
-        p = lit(&public),
-        a = lit(AUDIENCE)
-    ))
-    .unwrap();
-    let mut c = connect_as("app", "enc_euc_jp");
+    let mut c = encoded_database(&mut su, "enc_euc_jp");
     let mut read = Vec::new();
     for (escaped, sub) in [(r"user\u00a6x", "user\u{a6}x"), (r"user\uffe4x", "user\u{ffe4}x")] {
         let t = token(&mut su, 1, 600, &format!(r#"{{"sub": "{escaped}"}}"#));
