@@ -104,11 +104,11 @@ fn convert(proc_oid: pg_sys::Oid, from: c_int, to: c_int, src: &[u8]) -> Option<
     let dst_len_c = c_int::try_from(dst_len).ok()?;
     let mut input = src.to_vec();
     let mut dst = vec![0u8; dst_len];
-    // SAFETY: input and dst are valid buffers of the lengths passed; with noError = true the
-    // conversion reports how much of the input it converted instead of raising an error (for a
-    // character without equivalent, or input that is not valid in `from`), and it NUL-terminates
-    // its output inside dst. The function is called by OID, which needs a transaction: every
-    // caller runs in one (a SQL function, the accessors).
+    // With noError = true the conversion reports how much of the input it converted instead of
+    // raising an error (for a character without equivalent, or input that is not valid in
+    // `from`), and it NUL-terminates its output inside dst.
+    // SAFETY: input and dst are valid buffers of the lengths passed; the function is called by
+    // OID, which needs a transaction: every caller runs in one (a SQL function, the accessors).
     let consumed = unsafe {
         pg_sys::pg_do_encoding_conversion_buf(
             proc_oid,

@@ -121,7 +121,7 @@ fn one_turn(turn: &mut Turn) {
 /// (`pg_jwt.jwks_max_stale` still counts from its last successful fetch) and each schedule its
 /// delay (see `persist::clock_moved_back`). A fetch in flight records the new clock's time.
 fn clock_moved_back(turn: &mut Turn, step: i64) {
-    let back = |t: i64| if t == 0 { 0 } else { t.saturating_sub(step) };
+    let back = |t: i64| persist::moved_back(t, step);
     state::update(|s| {
         s.last_success = back(s.last_success);
         s.last_attempt = back(s.last_attempt);

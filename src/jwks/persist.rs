@@ -31,6 +31,16 @@ pub fn clock_moved_back(now: i64, recorded: i64) -> bool {
     recorded.saturating_sub(now) > CLOCK_SKEW
 }
 
+/// A time `t` the old clock recorded, on the clock that moved back by `step` (0, "never",
+/// stays 0).
+pub fn moved_back(t: i64, step: i64) -> i64 {
+    if t == 0 {
+        0
+    } else {
+        t.saturating_sub(step)
+    }
+}
+
 pub struct Persisted {
     pub from: String,
     pub fetched_at: i64,
@@ -144,5 +154,8 @@ mod tests {
         assert!(clock_moved_back(now, now + CLOCK_SKEW + 1));
         assert!(!clock_moved_back(now, 0));
         assert!(clock_moved_back(0, i64::MAX));
+        assert_eq!(super::moved_back(0, 100), 0);
+        assert_eq!(super::moved_back(1_000, 100), 900);
+        assert_eq!(super::moved_back(i64::MIN + 1, 100), i64::MIN);
     }
 }

@@ -62,7 +62,7 @@ pub fn reloaded(f: &mut Fetching) {
 /// `fetcher::clock_moved_back`): every provider's recorded times move back by as much, so that
 /// each set keeps its age and each schedule its delay.
 pub fn clock_moved_back(f: &mut Fetching, step: i64) {
-    let back = |t: i64| if t == 0 { 0 } else { t.saturating_sub(step) };
+    let back = |t: i64| persist::moved_back(t, step);
     slots::write(|w| {
         for i in 0..w.len() {
             if let Some(h) = w.head(i) {

@@ -798,14 +798,10 @@ fn refused(e: SessionError) -> ErrorReport {
         SessionError::Keys(_) | SessionError::Report(_) => None,
     };
     if let Some(outcome) = outcome {
-        // SAFETY: the token is only read within this call, which assigns no setting.
         let provider = REFUSED_BY.with(|r| Rc::clone(&r.borrow()));
-        crate::stats::log::refused(
-            &provider,
-            outcome,
-            unsafe { gucs::token_bytes() },
-            SIGNED.with(Cell::get),
-        );
+        // SAFETY: the token is only read within this call, which assigns no setting.
+        let token = unsafe { gucs::token_bytes() };
+        crate::stats::log::refused(&provider, outcome, token, SIGNED.with(Cell::get));
     }
     e.report()
 }
