@@ -3,7 +3,8 @@
 # pg_basebackup -R, both on unix sockets. Checks that the standby gives the same rows for the
 # same token, that a revocation committed on the primary is honoured on the standby once
 # replayed (and how soon), that the standby never answers from the revocation filter (rows
-# arrive there without triggers), and that key settings set by ALTER SYSTEM do not replicate.
+# arrive there without triggers), that key settings set by ALTER SYSTEM do not replicate, that
+# a revocation applied by logical replication and one replayed at a promotion take effect.
 # Needs the current build installed. Prints a cargo-style result line for the summary.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -11,6 +12,7 @@ set +e
 PGPORT=${PGJWT_PRIMARY_PORT:-54335}
 STANDBY_PORT=${PGJWT_STANDBY_PORT:-54336}
 start_cluster "shared_preload_libraries = 'pg_jwt'
+wal_level = logical
 log_min_messages = warning"
 STANDBY=$(mktemp -d /tmp/pgjwt-sb.XXXXXX)
 chmod 755 "$STANDBY"
@@ -151,6 +153,56 @@ check "the fetch to the hanging provider was attempted" "t" \
     "$(standby -c "SELECT last_attempt IS NOT NULL OR next_refresh IS NOT NULL FROM jwt_jwks_status()")"
 psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "ALTER SYSTEM RESET pg_jwt.jwks_uri" -c "SELECT pg_reload_conf()" >/dev/null
 kill "$HANG_PID" 2>/dev/null || true
+
+# Logical replication (review of 0.3.0): jwt_revocations published by database app, subscribed
+# by app2 of the same cluster. The apply worker fires row triggers only; its commit must void
+# the verdicts cached in app2's backends as a local revocation does. (The subscription is
+# disabled while the publisher commits: in one cluster, the publisher's own commit would move
+# the shared generation and hide a missing bump.)
+primary -c "CREATE PUBLICATION revs FOR TABLE jwt_revocations" -c "SELECT pg_create_logical_replication_slot('revs', 'pgoutput')" >/dev/null
+psql -X -q -c "CREATE DATABASE app2" >/dev/null
+psql -X -q -d app2 -c "CREATE EXTENSION pg_jwt" \
+    -c "CREATE SUBSCRIPTION revs CONNECTION 'host=$PGHOST port=$PGPORT dbname=app user=postgres' PUBLICATION revs WITH (create_slot = false, slot_name = 'revs', copy_data = false)" >/dev/null
+T5=$(sign k1 1 replica-jti-5)
+out=$(psql -X -At -q -d app2 -U app -v token="$T5" 2>&1 <<SQL
+SELECT set_config('pg_jwt.token', :'token', false) IS NULL;
+SELECT jwt_claim('sub');
+\! psql -X -q -d app2 -c "ALTER SUBSCRIPTION revs DISABLE" >/dev/null
+\! psql -X -q -d app -c "SELECT jwt_revoke_token('replica-jti-5', now() + interval '1 hour')" >/dev/null
+SELECT jwt_claim('sub');
+\! psql -X -q -d app2 -c "ALTER SUBSCRIPTION revs ENABLE" >/dev/null
+\! for i in \$(seq 100); do [ "\$(psql -X -At -d app2 -c "SELECT count(*) FROM jwt_revocations")" = 1 ] && break; sleep 0.1; done
+\set VERBOSITY verbose
+SELECT jwt_claim('sub');
+SQL
+)
+check "logical replication: a revocation applied by the subscription refuses the session's cached token" \
+    "f replica-user replica-user 28000" \
+    "$(echo "$out" | sed -nE 's/^ERROR:  ([0-9A-Z]{5}):.*/\1/p; /^(f|replica-user)$/p' | tr '\n' ' ' | sed 's/ $//')"
+psql -X -q -d app2 -c "ALTER SUBSCRIPTION revs DISABLE" -c "ALTER SUBSCRIPTION revs SET (slot_name = NONE)" -c "DROP SUBSCRIPTION revs" >/dev/null
+primary -c "SELECT pg_drop_replication_slot('revs')" >/dev/null 2>&1 || true
+
+# A promotion (review of 0.3.0): revocations replayed between the key fetcher's last turn in
+# recovery and the end of recovery (here a paused replay's backlog) reach the sessions of the
+# promoted server. Last: the standby is a primary afterwards.
+T6=$(sign k1 2 replica-jti-6)
+out=$(psql -X -At -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -U app -v token="$T6" 2>&1 <<SQL
+SELECT set_config('pg_jwt.token', :'token', false) IS NULL;
+SELECT jwt_claim('sub');
+\! psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "SELECT pg_wal_replay_pause()" >/dev/null
+\! psql -X -q -d app -c "SELECT jwt_revoke_token('replica-jti-6', now() + interval '1 hour')" >/dev/null
+\! sleep 0.5
+SELECT jwt_claim('sub');
+\! psql -X -q -h "$STANDBY" -p "$STANDBY_PORT" -d app -c "SELECT pg_promote(true)" >/dev/null
+\! sleep 1.5
+\set VERBOSITY verbose
+SELECT pg_is_in_recovery();
+SELECT jwt_claim('sub');
+SQL
+)
+check "promotion: a revocation replayed at the end of recovery refuses the session's cached token" \
+    "f replica-user replica-user f 28000" \
+    "$(echo "$out" | sed -nE 's/^ERROR:  ([0-9A-Z]{5}):.*/\1/p; /^(f|replica-user)$/p' | tr '\n' ' ' | sed 's/ $//')"
 
 if grep -E "terminated by signal" "$PGTMP/server.log" "$STANDBY/server.log" >&2; then
     check "no process crashed" "none" "crash"

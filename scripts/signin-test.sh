@@ -45,6 +45,7 @@ trap '[ -z "$IDP_PID" ] || kill "$IDP_PID" 2>/dev/null; cp "$PGTMP/server.log" "
 as_postgres tee "$PGTMP/data/pg_hba.conf" >/dev/null <<HBA
 local all postgres trust
 local deleg all oauth issuer="$ISSUER" scope="openid db" delegate_ident_mapping=1
+local deleg2 all oauth issuer="https://other.test" scope="openid db" delegate_ident_mapping=1
 local all all oauth issuer="$ISSUER" scope="openid db" map=okta
 HBA
 as_postgres tee "$PGTMP/data/pg_ident.conf" >/dev/null <<'IDENT'
@@ -60,6 +61,7 @@ CREATE ROLE admin_member LOGIN;
 GRANT admin_like TO admin_member;
 CREATE DATABASE app;
 CREATE DATABASE deleg;
+CREATE DATABASE deleg2;
 \c app
 CREATE EXTENSION pg_jwt;
 CREATE TABLE notes (owner text, body text);
@@ -70,6 +72,8 @@ GRANT SELECT ON notes TO alice, bob;
 GRANT pg_read_all_stats TO alice;
 CREATE TABLE keys AS SELECT jwt_generate_jwk('ES256', 'k1') AS jwk, jwt_generate_jwk('ES256', 'other') AS stranger;
 \c deleg
+CREATE EXTENSION pg_jwt;
+\c deleg2
 CREATE EXTENSION pg_jwt;
 SQL
 psql -X -At -d app -c "SELECT jwt_public_jwks(jwk) FROM keys" >"$work/www/jwks.json"
@@ -94,7 +98,7 @@ SQL
 client() { # database, token, statements...
     local db=$1 t=$2
     shift 2
-    "$work/client" "host=$PGHOST port=$PGPORT dbname=$db user=${SIGNIN_USER:-alice} oauth_issuer=$ISSUER oauth_client_id=test" "$t" "$@" 2>&1 || true
+    "$work/client" "host=$PGHOST port=$PGPORT dbname=$db user=${SIGNIN_USER:-alice} oauth_issuer=${SIGNIN_ISSUER:-$ISSUER} oauth_client_id=test" "$t" "$@" 2>&1 || true
 }
 log_has() { grep -c -- "$1" "$PGTMP/server.log" 2>/dev/null || true; }
 
@@ -167,6 +171,27 @@ sleep 0.5
 out=$(cat "$work/unlisted.out")
 check "a reload that takes a delegated role out of pg_jwt.allowed_roles ends its live session" \
     "$([ "$(echo "$out" | head -1)" = "OK analyst" ] && echo "$out" | sed -n 2p | grep -q "^GONE.*no longer in pg_jwt.allowed_roles" && echo 0 || echo 1)" "$out"
+# A listed provider's tokens sign in only as the roles of its own allowed_roles (S33), never as
+# those pg_jwt.allowed_roles lists for the provider default's users.
+providers() { # the list's JSON
+    psql -X -q -d postgres -v list="$1" >/dev/null <<'SQL'
+ALTER SYSTEM SET pg_jwt.providers = :'list';
+SELECT pg_reload_conf();
+SQL
+    sleep 0.5
+}
+other_jwks=$(psql -X -At -d app -c "SELECT jwt_public_jwks(stranger) FROM keys")
+other=$(token '{"iss": "https://other.test", "sub": "dave", "db_role": "analyst"}' stranger)
+providers "[{\"name\": \"other\", \"issuer\": \"https://other.test\", \"audience\": \"db\", \"jwks\": $other_jwks}]"
+out=$(SIGNIN_USER=analyst SIGNIN_ISSUER=https://other.test client deleg2 "$other" "SELECT current_user")
+check "delegate_ident_mapping: a listed provider without allowed_roles signs in as none of pg_jwt.allowed_roles" \
+    "$(echo "$out" | grep -q '^CONNFAIL' && [ "$(log_has "sign-in refused: the requested role is not in the allowed_roles of the token's provider")" -ge 1 ] && echo 0 || echo 1)" "$out"
+providers "[{\"name\": \"other\", \"issuer\": \"https://other.test\", \"audience\": \"db\", \"jwks\": $other_jwks, \"allowed_roles\": [\"analyst\"]}]"
+out=$(SIGNIN_USER=analyst SIGNIN_ISSUER=https://other.test client deleg2 "$other" "SELECT current_user, jwt_provider()")
+check "delegate_ident_mapping: a listed provider signs in as a role of its own allowed_roles" \
+    "$([ "$out" = "OK analyst|other" ] && echo 0 || echo 1)" "$out"
+psql -X -q -d postgres -c "ALTER SYSTEM RESET pg_jwt.providers" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
 # 5. Expiry: an idle session is ended by a timer at exp; so is one whose timer an error
 #    disabled (error recovery disables every timeout; the abort re-arms it).
 short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')

@@ -31,6 +31,11 @@ CHANGES = [
     "jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.",
     "jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).",
     "pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().",
+    "pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider that is neither default nor listed (was: a row that matched nothing).",
+    "jwt_cache_stats(): PARALLEL RESTRICTED (its figures are the calling backend's, never a parallel worker's).",
+    "privileges: the update takes back every privilege that default privileges gave another role on pg_jwt's tables and functions.",
+    "jwt_revocations: the primary key is found by its table, not by its name, to be replaced.",
+    "jwt_set_role: a listed provider's tokens switch only to the roles of its own allowed_roles (comment).",
     "the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.",
 ]
 
@@ -38,7 +43,9 @@ CHANGES = [
 def regions():
     begin, end = f"-- upgrade {VERSION} begin", f"-- upgrade {VERSION} end"
     # The preload check (src/setup.rs) first: an update without preloading stops before anything.
-    for path in sorted((ROOT / "src").rglob("*.rs"), key=lambda p: (p.name != "setup.rs", str(p))):
+    # The privileges (src/privileges.rs) last: they are taken back from what the update created.
+    order = {"setup.rs": 0, "privileges.rs": 2}
+    for path in sorted((ROOT / "src").rglob("*.rs"), key=lambda p: (order.get(p.name, 1), str(p))):
         text = path.read_text()
         for m in re.finditer(re.escape(begin) + r"\n(.*?)" + re.escape(end) + r"\n", text, re.S):
             yield m.group(1)

@@ -4,7 +4,9 @@
 # arguments, results, volatility, parallel safety, strictness, C symbols, comments and
 # privileges; tables with columns, defaults, constraints, triggers and privileges; other
 # member objects) with a fresh install of this version. They must be
-# identical. Needs a running cluster (PGHOST/PGPORT set by the caller) with the current build
+# identical, also where default privileges of the installing role would grant pg_jwt's tables
+# and functions to other roles (src/privileges.rs) and where a relation took the name of the
+# revocation table's primary key first. Needs a running cluster (PGHOST/PGPORT set by the caller) with the current build
 # installed. Prints a cargo-style result line for the summary.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
@@ -16,7 +18,7 @@ catalog() {
     psql -X -At -v ON_ERROR_STOP=1 -d "$1" <<'SQL'
 SELECT 'function ' || p.proname || '(' || pg_get_function_arguments(p.oid) || ') -> ' || pg_get_function_result(p.oid)
        || ' vol=' || p.provolatile::text || ' par=' || p.proparallel::text || ' strict=' || p.proisstrict::text
-       || ' sym=' || p.prosrc || ' acl=' || coalesce(p.proacl::text, 'default')
+       || ' sym=' || p.prosrc || ' acl=' || coalesce(p.proacl, acldefault('f', p.proowner))::text
        || ' comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '')
 FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass::oid
 WHERE d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e'
@@ -27,7 +29,7 @@ FROM pg_depend d
 WHERE d.refclassid = 'pg_extension'::regclass::oid AND d.deptype = 'e' AND d.classid <> 'pg_proc'::regclass::oid
   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_jwt')
 UNION ALL
-SELECT 'table ' || c.relname || ' acl=' || coalesce(c.relacl::text, 'default')
+SELECT 'table ' || c.relname || ' acl=' || coalesce(c.relacl, acldefault('r', c.relowner))::text
        || ' comment=' || coalesce(obj_description(c.oid, 'pg_class'), '') || ' columns='
        || (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' notnull=' || a.attnotnull
                              || ' default=' || coalesce(pg_get_expr(ad.adbin, ad.adrelid), ''), ', ' ORDER BY a.attnum)
@@ -77,8 +79,49 @@ for old in tests/upgrade/pg_jwt--*.sql; do
         echo "the catalog after upgrading from $from differs from a fresh install (- fresh, + upgraded)" >&2
         failed=$((failed + 1))
     fi
-    psql -X -q -d postgres -c "DROP DATABASE upgrade_old" -c "DROP DATABASE upgrade_new"
+    # The same with default privileges of the installing role (tables and functions for another
+    # role and for pg_monitor) and a relation that took the primary key's name before the
+    # table was created: upgraded and fresh, the catalog is still the plain fresh one.
+    psql -X -q -d postgres -c "DROP DATABASE IF EXISTS upgrade_dp" -c "DROP DATABASE IF EXISTS upgrade_dpnew" \
+        -c "CREATE DATABASE upgrade_dp" -c "CREATE DATABASE upgrade_dpnew" \
+        -c "DO \$\$ BEGIN CREATE ROLE upgrade_app; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
+        -c "DO \$\$ BEGIN CREATE ROLE upgrade_keeper; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$"
+    for db in upgrade_dp upgrade_dpnew; do
+        psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
+            -c "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO upgrade_app, pg_monitor" \
+            -c "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO upgrade_app, pg_monitor" \
+            -c "CREATE TABLE decoy (a int CONSTRAINT jwt_revocations_pkey PRIMARY KEY)"
+    done
+    psql -X -q -v ON_ERROR_STOP=1 -d upgrade_dp -c "CREATE EXTENSION pg_jwt VERSION '$from'"
+    # A grant made by hand to a role no default privilege names survives the update.
+    kept=t
+    if [ "$from" != 0.1.0 ]; then
+        psql -X -q -v ON_ERROR_STOP=1 -d upgrade_dp -c "GRANT SELECT ON jwt_revocations TO upgrade_keeper"
+    fi
+    psql -X -q -v ON_ERROR_STOP=1 -d upgrade_dp -c "ALTER EXTENSION pg_jwt UPDATE"
+    if [ "$from" != 0.1.0 ]; then
+        kept=$(psql -X -At -d upgrade_dp -c "SELECT has_table_privilege('upgrade_keeper', 'jwt_revocations', 'SELECT')")
+        psql -X -q -d upgrade_dp -c "REVOKE SELECT ON jwt_revocations FROM upgrade_keeper"
+    fi
+    if [ "$kept" = t ]; then
+        passed=$((passed + 1))
+    else
+        echo "the update from $from took back a grant made by hand" >&2
+        failed=$((failed + 1))
+    fi
+    psql -X -q -v ON_ERROR_STOP=1 -d upgrade_dpnew -c "CREATE EXTENSION pg_jwt"
+    for db in upgrade_dp upgrade_dpnew; do
+        if diff -u <(printf '%s\n' "$fresh") <(catalog "$db"); then
+            passed=$((passed + 1))
+        else
+            echo "with default privileges and a planted key name, the catalog of $db ($from) differs from a plain fresh install (- fresh, + $db)" >&2
+            failed=$((failed + 1))
+        fi
+    done
+    psql -X -q -d postgres -c "DROP DATABASE upgrade_old" -c "DROP DATABASE upgrade_new" \
+        -c "DROP DATABASE upgrade_dp" -c "DROP DATABASE upgrade_dpnew"
 done
+psql -X -q -d postgres -c "DROP ROLE IF EXISTS upgrade_app" -c "DROP ROLE IF EXISTS upgrade_keeper"
 if [ "$failed" -eq 0 ]; then
     echo "test result: ok. $passed passed; 0 failed; 0 ignored; 0 measured; 0 filtered out (upgrade parity)"
 else

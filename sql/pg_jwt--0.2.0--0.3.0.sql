@@ -8,6 +8,11 @@
 -- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
 -- jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).
 -- pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().
+-- pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider that is neither default nor listed (was: a row that matched nothing).
+-- jwt_cache_stats(): PARALLEL RESTRICTED (its figures are the calling backend's, never a parallel worker's).
+-- privileges: the update takes back every privilege that default privileges gave another role on pg_jwt's tables and functions.
+-- jwt_revocations: the primary key is found by its table, not by its name, to be replaced.
+-- jwt_set_role: a listed provider's tokens switch only to the roles of its own allowed_roles (comment).
 -- the update refuses (55000, with the hint) unless pg_jwt is in shared_preload_libraries: a 0.1.0 set-up without it stays whole at its old version.
 \echo Use "ALTER EXTENSION pg_jwt UPDATE TO '0.3.0'" to load this file. \quit
 
@@ -40,8 +45,27 @@ REVOKE EXECUTE ON FUNCTION jwt_jwks_refresh(text) FROM PUBLIC;
 COMMENT ON FUNCTION jwt_jwks_refresh(text) IS 'Superuser: fetch the keys of this provider (NULL: every provider that fetches) now, wait for the result (bounded) and return the status';
 
 -- Several providers (0.3.0): a revocation is for every provider ('') or for the named one.
-ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '',
-    DROP CONSTRAINT jwt_revocations_pkey, ADD PRIMARY KEY (kind, value, provider);
+ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '';
+-- The primary key is found by its table, never by its name: a relation of the schema named
+-- jwt_revocations_pkey before the table was created makes PostgreSQL name the key otherwise.
+DO $pg_jwt_pkey$
+DECLARE
+    key pg_catalog.name;
+    tab pg_catalog.regclass;
+BEGIN
+    SELECT k.conname, k.conrelid INTO STRICT key, tab
+      FROM pg_catalog.pg_constraint k
+     WHERE k.conrelid OPERATOR(pg_catalog.=) (SELECT c.oid FROM pg_catalog.pg_extension e
+             JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+              AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+              AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+              AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations'
+            WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt')
+       AND k.contype OPERATOR(pg_catalog.=) 'p';
+    EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD PRIMARY KEY (kind, value, provider)', tab, key);
+END
+$pg_jwt_pkey$;
 COMMENT ON COLUMN jwt_revocations.provider IS 'The provider (pg_jwt.providers name, or default) whose tokens the row revokes; empty: every provider';
 
 -- Before each statement too (0.3.0): the transaction is marked before any row changes, so that
@@ -60,6 +84,10 @@ COMMENT ON FUNCTION pg_jwt_not_null(text, text) IS 'Internal: value, or 22004 pg
 CREATE OR REPLACE FUNCTION pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_timestamptz';
 COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
+-- A revocation's provider: '' (every provider) for NULL, default or a listed name; else 22023.
+CREATE OR REPLACE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), default or a name listed in pg_jwt.providers; else 22023 (the revoking functions'' guard)';
 
 CREATE OR REPLACE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
@@ -83,7 +111,7 @@ BEGIN ATOMIC
     -- provider NULL: every provider ('').
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires, provider)
     VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires,
-            COALESCE(provider, ''::pg_catalog.text))
+            @extschema@.pg_jwt_provider_scope(provider))
     ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
@@ -98,7 +126,7 @@ BEGIN ATOMIC
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires, provider)
     VALUES ('sub', @extschema@.pg_jwt_not_null(sub, 'jwt_revoke_subject needs a subject, not NULL'::pg_catalog.text),
             @extschema@.pg_jwt_not_null(issued_before, 'jwt_revoke_subject needs issued_before, not NULL'::pg_catalog.text),
-            expires, COALESCE(provider, ''::pg_catalog.text))
+            expires, @extschema@.pg_jwt_provider_scope(provider))
     ON CONFLICT (kind, value, provider) DO UPDATE
     SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
         expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
@@ -134,6 +162,12 @@ COMMENT ON FUNCTION jwt_purge_revocations() IS 'Delete revocations whose tokens 
 REVOKE ALL ON FUNCTION jwt_revoke_token(text, timestamptz), jwt_revoke_session(text, timestamptz, text),
     jwt_revoke_subject(text, timestamptz, timestamptz, text), jwt_unrevoke(text, text), jwt_purge_revocations() FROM PUBLIC;
 
+COMMENT ON FUNCTION jwt_set_role() IS 'SET LOCAL ROLE to the role named by the verified claim pg_jwt.role_claim, if listed in pg_jwt.allowed_roles (a listed provider''s tokens: its own role_claim and allowed_roles; never a superuser or BYPASSRLS role)';
+
+-- PARALLEL RESTRICTED: the figures are the calling backend's, never a parallel worker's.
+CREATE OR REPLACE FUNCTION jwt_cache_stats() RETURNS jsonb
+    VOLATILE STRICT PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_cache_stats_wrapper';
+
 -- Statistics (src/stats/mod.rs): cluster-wide counts of verifications by provider, outcome and
 -- reason; for pg_monitor and superusers, not PUBLIC.
 CREATE OR REPLACE FUNCTION pg_jwt_stats_counts() RETURNS jsonb
@@ -155,3 +189,52 @@ CREATE OR REPLACE FUNCTION jwt_stats_reset() RETURNS void
 COMMENT ON FUNCTION jwt_stats_reset() IS 'Superuser: every counter of jwt_stats() to zero';
 REVOKE ALL ON FUNCTION pg_jwt_stats_counts(), jwt_stats(), jwt_stats_reset() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_jwt_stats_counts(), jwt_stats() TO pg_monitor;
+
+-- Default privileges never reach pg_jwt's members (src/privileges.rs): each role that a default
+-- privilege of the member's owner names (for its schema, or everywhere) loses every privilege
+-- on the member, PUBLIC too for the table (functions keep PUBLIC's EXECUTE where the script
+-- left it); then pg_monitor gets back what the script grants it. Members are found through
+-- pg_depend. A grant made by hand to a role no default privilege names is kept.
+DO $pg_jwt_privileges$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        WITH member AS (
+            SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure) AS object,
+                   p.proowner AS owner, p.pronamespace AS schema, 'f'::pg_catalog."char" AS kind
+              FROM pg_catalog.pg_extension e
+              JOIN pg_catalog.pg_depend d
+                ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+               AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
+              JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'
+            UNION ALL
+            SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass),
+                   c.relowner, c.relnamespace, 'r'::pg_catalog."char"
+              FROM pg_catalog.pg_extension e
+              JOIN pg_catalog.pg_depend d
+                ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+               AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+               AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt' AND c.relkind OPERATOR(pg_catalog.=) 'r'
+        )
+        SELECT DISTINCT m.object, a.grantee
+          FROM member m
+          JOIN pg_catalog.pg_default_acl da
+            ON da.defaclrole OPERATOR(pg_catalog.=) m.owner
+           AND da.defaclobjtype OPERATOR(pg_catalog.=) m.kind
+           AND da.defaclnamespace OPERATOR(pg_catalog.=) ANY (ARRAY[m.schema, 0::pg_catalog.oid])
+         CROSS JOIN LATERAL pg_catalog.aclexplode(da.defaclacl) a
+         WHERE a.grantee OPERATOR(pg_catalog.<>) m.owner
+           AND NOT (m.kind OPERATOR(pg_catalog.=) 'f' AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid)
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.object,
+            CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                 ELSE r.grantee::pg_catalog.regrole::pg_catalog.text END);
+    END LOOP;
+    GRANT EXECUTE ON FUNCTION @extschema@.pg_jwt_stats_counts(), @extschema@.jwt_stats() TO pg_monitor;
+END
+$pg_jwt_privileges$;

@@ -42,6 +42,33 @@ unsafe extern "C" fn on_timeout() {
     crate::generations::bump_local_generation();
 }
 
+/// Any abort: the error that caused it may have been recovered from at the top level, which
+/// disables every timeout (`disable_all_timeouts`), ours included. Call sites that outlive it
+/// (an open cursor's, after `ROLLBACK TO SAVEPOINT`) would otherwise skip the clock with no
+/// timer to stop them at the token's expiry: the local generation moves, so each one takes the
+/// checked path at its next call, which arms the timer again (or reads the clock per row).
+// SAFETY (for callers): registered with RegisterXactCallback; PostgreSQL calls it on this
+// backend's thread; it only does an atomic add.
+unsafe extern "C-unwind" fn on_transaction_event(event: pgrx::pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pgrx::pg_sys::XactEvent::*;
+    if event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT {
+        crate::generations::bump_local_generation();
+    }
+}
+
+/// A subtransaction's abort: see `on_transaction_event`.
+// SAFETY (for callers): registered with RegisterSubXactCallback; as above.
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pgrx::pg_sys::SubXactEvent::Type,
+    _sub: pgrx::pg_sys::SubTransactionId,
+    _parent: pgrx::pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pgrx::pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        crate::generations::bump_local_generation();
+    }
+}
+
 /// Makes sure the timer fires before `until` (the end of the current token's validity window,
 /// Unix seconds) leaves the last `MARGIN` seconds. True when the call sites may skip the clock
 /// (a timer covers them, or the window has no end); false when they must read it per row.
@@ -62,6 +89,12 @@ pub fn arm(until: f64, now: f64) -> bool {
             // SQL function); the handler is async-signal-safe (see on_timeout).
             let id = unsafe { RegisterTimeout(USER_TIMEOUT, Some(on_timeout)) };
             ID.with(|c| c.set(Some(id)));
+            // SAFETY: registered once per backend (ID is set just above), from a SQL function's
+            // call; the callbacks only bump an atomic counter.
+            unsafe {
+                pgrx::pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+                pgrx::pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
+            }
             id
         }
     };

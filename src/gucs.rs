@@ -749,7 +749,7 @@ pub fn init() {
         );
         GucRegistry::define_string_guc_with_hooks(
             c"pg_jwt.providers",
-            c"Several identity providers: a JSON array of {name, issuer, jwks_uri and/or jwks, audience, algorithms, required_claims, leeway, max_lifetime, claims}.",
+            c"Several identity providers: a JSON array of {name, issuer, jwks_uri and/or jwks, audience, algorithms, typ, required_claims, leeway, max_lifetime, claims, identity_claim, allowed_roles, role_claim}.",
             c"The token's iss chooses one provider. Server-wide (postgresql.conf or ALTER SYSTEM, then a reload); hidden because pinned keys may be secrets.",
             &PROVIDERS,
             GucContext::Sighup,

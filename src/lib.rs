@@ -24,7 +24,9 @@
 //! - `gucs`: every `pg_jwt.*` setting; `errors`: core errors to SQLSTATEs; `fmgr`: V1 argument
 //!   and result helpers; `clock`; `expiry`: the timer that ends the per-row path shortly before
 //!   a token expires; `encoding`: claim text to and from the database encoding; `setup`: the
-//!   install-time check that the library is preloaded; `shmem`: raw shared-memory regions.
+//!   install-time check that the library is preloaded; `privileges`: the install script's last
+//!   statement, which keeps default privileges off the extension's members; `shmem`: raw
+//!   shared-memory regions.
 
 use pgrx::prelude::*;
 
@@ -40,6 +42,7 @@ mod functions;
 mod generations;
 mod gucs;
 mod jwks;
+mod privileges;
 mod providers;
 mod revocation;
 mod roles;

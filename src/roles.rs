@@ -2,7 +2,8 @@
 //!
 //! The role comes from `pg_jwt.role_claim` of the verified session token (a top-level claim, or
 //! a JSON Pointer such as `/app_metadata/role`), must be listed in `pg_jwt.allowed_roles`
-//! (superuser-set), must exist, must be neither a superuser nor `BYPASSRLS` nor have the
+//! (superuser-set; a listed provider's tokens: its own `role_claim` and `allowed_roles`,
+//! `role_rules`), must exist, must be neither a superuser nor `BYPASSRLS` nor have the
 //! privileges of one, or of the database's owner, through membership (whatever the list says),
 //! and the session user must be
 //! a member of it (PostgreSQL's own rule for `SET ROLE`). A role that is a member of a table's
@@ -18,6 +19,35 @@ use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::ffi::CString;
+
+/// Which roles a verified token of `provider` may switch to, and where it names its role.
+pub(crate) struct RoleRules {
+    pub allowed: Vec<String>,
+    pub claim: String,
+    /// Where `allowed` comes from, for messages: the setting, or the provider's member.
+    pub source: &'static str,
+}
+
+/// The role rules of `provider` (the verified claims' provider): `pg_jwt.allowed_roles` and
+/// `pg_jwt.role_claim` for the provider `default`; a listed provider's own `allowed_roles`
+/// (none when it has none: one provider's tokens never choose among the roles listed for
+/// another's users) and `role_claim`. A provider no longer listed has none (fail closed).
+pub(crate) fn role_rules(provider: &str) -> RoleRules {
+    if provider == pg_jwt_core::provider::DEFAULT_NAME {
+        return RoleRules {
+            allowed: gucs::allowed_roles(),
+            claim: gucs::role_claim(),
+            source: "pg_jwt.allowed_roles",
+        };
+    }
+    let list = crate::providers::list();
+    let p = list.by_name(provider);
+    RoleRules {
+        allowed: p.map(|p| p.allowed_roles.clone()).unwrap_or_default(),
+        claim: p.and_then(|p| p.role_claim.clone()).unwrap_or_else(gucs::role_claim),
+        source: "the allowed_roles of the token's provider (pg_jwt.providers)",
+    }
+}
 
 /// The value at `pointer` (RFC 6901) or at the top-level claim `name`.
 pub(crate) fn claim_at<'a>(claims: &'a Json, where_: &str) -> Option<&'a Json> {
@@ -103,13 +133,14 @@ v1_function! {
     fn jwt_set_role_wrapper / pg_finfo_jwt_set_role_wrapper(_fcinfo) {
         let claims = session::current_claims()?
             .ok_or_else(|| errors::forbidden("no session token: no role to set"))?;
-        let name = claim_at(claims.json()?, &gucs::role_claim())
+        let rules = role_rules(&claims.provider);
+        let name = claim_at(claims.json()?, &rules.claim)
             .and_then(Json::as_str)
-            .ok_or_else(|| errors::forbidden("the token's role claim (pg_jwt.role_claim) is missing or not a string"))?
+            .ok_or_else(|| errors::forbidden("the token's role claim (pg_jwt.role_claim, or its provider's role_claim) is missing or not a string"))?
             .to_owned();
-        if !gucs::allowed_roles().iter().any(|r| *r == name) {
-            return Err(errors::forbidden("the role the token names is not in pg_jwt.allowed_roles")
-                .set_hint("a superuser lists the roles tokens may switch to in pg_jwt.allowed_roles"));
+        if !rules.allowed.iter().any(|r| *r == name) {
+            return Err(errors::forbidden(&format!("the role the token names is not in {}", rules.source))
+                .set_hint("a superuser lists the roles tokens may switch to in pg_jwt.allowed_roles (provider default), or in the allowed_roles member of a listed provider"));
         }
         let c_name = CString::new(name.as_str())
             .map_err(|_| errors::forbidden("the role the token names is not a valid role name"))?;
@@ -159,7 +190,9 @@ extension_sql!(
 -- Role from a claim (src/roles.rs).
 CREATE FUNCTION jwt_set_role() RETURNS text
     VOLATILE PARALLEL UNSAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_set_role_wrapper';
-COMMENT ON FUNCTION jwt_set_role() IS 'SET LOCAL ROLE to the role named by the verified claim pg_jwt.role_claim, if listed in pg_jwt.allowed_roles (never a superuser or BYPASSRLS role)';
+-- upgrade 0.3.0 begin
+COMMENT ON FUNCTION jwt_set_role() IS 'SET LOCAL ROLE to the role named by the verified claim pg_jwt.role_claim, if listed in pg_jwt.allowed_roles (a listed provider''s tokens: its own role_claim and allowed_roles; never a superuser or BYPASSRLS role)';
+-- upgrade 0.3.0 end
 
 -- PostgREST: db-pre-request = 'jwt_token_from_request_headers' (src/roles.rs).
 CREATE FUNCTION jwt_token_from_request_headers() RETURNS void

@@ -66,7 +66,7 @@ pub struct Provider {
     /// Accepted header `typ` values (e.g. `at+jwt`, RFC 9068 access tokens), compared
     /// case-insensitively with an optional `application/` prefix; `None`: `typ` is not checked.
     pub typ: Option<Vec<String>>,
-    /// `None`: `pg_jwt.required_claims`.
+    /// Claims required in addition to `pg_jwt.required_claims` (never instead of them).
     pub required_claims: Option<Vec<String>>,
     /// Seconds; `None`: `pg_jwt.leeway`.
     pub leeway: Option<i64>,
@@ -76,6 +76,12 @@ pub struct Provider {
     pub claims: Vec<(String, Vec<Json>)>,
     /// The claim that names the signed-in user (PostgreSQL 18 sign-in); `None`: the setting's.
     pub identity_claim: Option<String>,
+    /// The roles this provider's tokens may switch to (`jwt_set_role()`, a delegated sign-in);
+    /// empty: none. `pg_jwt.allowed_roles` is the provider `default`'s alone: one provider's
+    /// tokens never choose among roles listed for another's users.
+    pub allowed_roles: Vec<String>,
+    /// Where this provider's tokens name their role; `None`: `pg_jwt.role_claim`.
+    pub role_claim: Option<String>,
 }
 
 /// A checked provider list.
@@ -266,6 +272,8 @@ fn parse_provider(value: &Json, check_keys: bool) -> Result<Provider, String> {
         max_lifetime: None,
         claims: Vec::new(),
         identity_claim: None,
+        allowed_roles: Vec::new(),
+        role_claim: None,
     };
     let mut issuer = None;
     for (member, v) in members {
@@ -344,6 +352,18 @@ fn parse_provider(value: &Json, check_keys: bool) -> Result<Provider, String> {
             "identity_claim" => match v.as_str() {
                 Some(s) if !s.is_empty() && s.len() < MAX_TEXT => p.identity_claim = Some(s.to_owned()),
                 _ => return Err(at("identity_claim must be a claim name or a JSON Pointer".into())),
+            },
+            "allowed_roles" => {
+                let names = string_list(v, "allowed_roles").map_err(at)?;
+                // A role name is at most NAMEDATALEN - 1 bytes; a longer one could never match.
+                if names.iter().any(|n| n.len() > 63) {
+                    return Err(at("allowed_roles: a role name is at most 63 bytes".into()));
+                }
+                p.allowed_roles = names;
+            }
+            "role_claim" => match v.as_str() {
+                Some(s) if !s.is_empty() && s.len() < MAX_TEXT => p.role_claim = Some(s.to_owned()),
+                _ => return Err(at("role_claim must be a claim name or a JSON Pointer".into())),
             },
             other => {
                 // A misspelt member must not silently weaken a provider.
@@ -594,6 +614,34 @@ mod tests {
         );
         for bad in ["[]", r#""""#, "1", r#"[1]"#, r#"{"a":1}"#] {
             assert!(typ(bad).is_err(), "typ {bad}");
+        }
+        // allowed_roles and role_claim: the provider's own; absent, no role at all.
+        let roles = |v: &str| list(&format!(r#"[{{"name":"a","issuer":"x","jwks_uri":"https://k"{v}}}]"#));
+        let none = roles("").unwrap();
+        assert!(none.list[0].allowed_roles.is_empty());
+        assert_eq!(none.list[0].role_claim, None);
+        let some = roles(r#","allowed_roles":["reader","editor"],"role_claim":"/app/role""#).unwrap();
+        assert_eq!(
+            some.list[0].allowed_roles,
+            vec!["reader".to_owned(), "editor".to_owned()]
+        );
+        assert_eq!(some.list[0].role_claim.as_deref(), Some("/app/role"));
+        assert_eq!(
+            roles(r#","allowed_roles":"reader""#).unwrap().list[0]
+                .allowed_roles
+                .len(),
+            1
+        );
+        let long = "r".repeat(64);
+        for bad in [
+            r#","allowed_roles":[]"#.to_owned(),
+            r#","allowed_roles":[""]"#.to_owned(),
+            r#","allowed_roles":[1]"#.to_owned(),
+            format!(r#","allowed_roles":["{long}"]"#),
+            r#","role_claim":"""#.to_owned(),
+            r#","role_claim":1"#.to_owned(),
+        ] {
+            assert!(roles(&bad).is_err(), "{bad}");
         }
         assert_eq!(
             list(r#"[{"name":"a","issuer":"x","jwks_uri":"https://k"}]"#)

@@ -142,17 +142,16 @@ fn clock_moved_back(turn: &mut Turn, step: i64) {
 /// On a hot standby, revocations arrive by WAL replay, without the commit callback that bumps
 /// the shared generation on the primary. So whenever replay has advanced since the last turn
 /// (at most every 100 ms), bump it here: cached verifications are checked again against the
-/// replayed table at their next access.
+/// replayed table at their next access. Also after recovery has ended: what was replayed
+/// between the last turn in recovery and the promotion (a paused or delayed replay's whole
+/// backlog) moved the pointer once more, and the promoted server's backends must see it.
 fn standby_replay(turn: &mut Turn) {
-    // SAFETY: both read shared memory the startup process maintains; callable from any
-    // process attached to shared memory.
-    let (in_recovery, replayed) = unsafe {
-        (
-            pg_sys::RecoveryInProgress(),
-            pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut()),
-        )
-    };
-    if in_recovery && replayed != turn.replayed {
+    // SAFETY: reads shared memory the startup process maintains (under its spinlock); callable
+    // from any process attached to shared memory.
+    let replayed = unsafe { pg_sys::GetXLogReplayRecPtr(std::ptr::null_mut()) };
+    // On a server that was never a standby the pointer stays where crash recovery left it: one
+    // bump at the key fetcher's start, none after.
+    if replayed != turn.replayed {
         turn.replayed = replayed;
         crate::generations::bump_shared_generation();
     }

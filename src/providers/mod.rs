@@ -98,14 +98,16 @@ fn fetched(p: &Provider, uri: &str, issuer: &str, known: Option<[u8; 32]>) -> Fe
         match r.jwks(i) {
             Some(_) if known == Some(head.fingerprint) => Fetched::Same(head.fingerprint),
             Some(text) => Fetched::New(text.to_vec(), head.fingerprint),
-            None => {
-                let error = head.error();
-                Fetched::Missing(if error.is_empty() {
-                    format!("no key set of provider \"{}\" is in force yet", p.name)
-                } else {
-                    format!("no key set of provider \"{}\" is in force: {error}", p.name)
-                })
+            // Not the fetch's error: it names the provider's `jwks_uri` (a query string may
+            // hold a credential), which `pg_jwt.providers` hides; `jwt_jwks_status()` shows it
+            // to those who may read that setting, and the key fetcher logs it.
+            None if head.error().is_empty() => {
+                Fetched::Missing(format!("no key set of provider \"{}\" is in force yet", p.name))
             }
+            None => Fetched::Missing(format!(
+                "no key set of provider \"{}\" is in force: its last fetch failed (see jwt_jwks_status() or the server log)",
+                p.name
+            )),
         }
     });
     found.unwrap_or_else(|| {

@@ -734,16 +734,31 @@ crate::fmgr::v1_function! {
                 with_row(tuple, (*rel).rd_att, |kind, value| {
                     crate::revocation::filter::add(pg_sys::MyDatabaseId, (*rel).rd_id, kind, value)
                 });
+                // Marked here too: a logical replication apply worker fires row triggers only,
+                // never statement triggers, and its commit must void every backend's cached
+                // verdicts as a local revocation's does. (A row removed needs no mark: cached
+                // verdicts are "not revoked", which a removal cannot make wrong.)
+                mark_changing();
             }
             return Ok(pg_sys::Datum::from(0usize));
         }
-        if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+        mark_changing();
+        Ok(pg_sys::Datum::from(0usize))
+    }
+}
+
+/// This transaction changes `jwt_revocations`: its commit bumps the shared generation, its
+/// abort (or a savepoint's) voids this backend's verdicts, and it cannot be prepared.
+fn mark_changing() {
+    if !CALLBACK_REGISTERED.with(|c| c.replace(true)) {
+        // SAFETY: registered once per backend, inside a transaction (a trigger is running);
+        // the callbacks are #[pg_guard]ed.
+        unsafe {
             pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
             pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
         }
-        DIRTY.with(|d| d.set(true));
-        Ok(pg_sys::Datum::from(0usize))
     }
+    DIRTY.with(|d| d.set(true));
 }
 
 /// Calls `f` with a row's kind and value (detoasted; rows with a NULL in either are skipped:
@@ -781,6 +796,29 @@ crate::fmgr::v1_function! {
     }
 }
 
+crate::fmgr::v1_function! {
+    /// `pg_jwt_provider_scope(provider text) RETURNS text`: the `provider` column of a
+    /// revocation scoped to `provider`: `''` (every provider) for NULL, the name itself when it
+    /// is `default` or listed in `pg_jwt.providers` now, else 22023: a mistyped name would
+    /// revoke nothing, silently (no token of it can exist).
+    fn pg_jwt_provider_scope / pg_finfo_pg_jwt_provider_scope(fcinfo) {
+        if crate::fmgr::arg_is_null(fcinfo, 0) {
+            return crate::fmgr::text_datum("");
+        }
+        let name = crate::fmgr::arg_bytes(fcinfo, 0);
+        let known = std::str::from_utf8(name).is_ok_and(|n| {
+            n == pg_jwt_core::provider::DEFAULT_NAME || crate::providers::list().by_name(n).is_some()
+        });
+        if !known {
+            return Err(errors::bad_argument(
+                "no provider of that name: a revocation's provider is default or a name listed in pg_jwt.providers",
+            )
+            .set_hint("To revoke for every provider, pass provider => NULL (the default)."));
+        }
+        Ok(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))
+    }
+}
+
 /// Argument 0 unchanged, or 22004 with argument 1 as the reason when argument 0 is NULL.
 ///
 /// # Safety
@@ -814,8 +852,27 @@ CREATE TABLE jwt_revocations (
 COMMENT ON TABLE jwt_revocations IS 'Revoked tokens (by jti), sessions (by sid) and subjects (tokens issued before issued_before); kept until expires (NULL: until removed)';
 -- upgrade 0.3.0 begin
 -- Several providers (0.3.0): a revocation is for every provider ('') or for the named one.
--- upgrade only: ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '',
--- upgrade only:     DROP CONSTRAINT jwt_revocations_pkey, ADD PRIMARY KEY (kind, value, provider);
+-- upgrade only: ALTER TABLE @extschema@.jwt_revocations ADD COLUMN provider text NOT NULL DEFAULT '';
+-- The primary key is found by its table, never by its name: a relation of the schema named
+-- jwt_revocations_pkey before the table was created makes PostgreSQL name the key otherwise.
+-- upgrade only: DO $pg_jwt_pkey$
+-- upgrade only: DECLARE
+-- upgrade only:     key pg_catalog.name;
+-- upgrade only:     tab pg_catalog.regclass;
+-- upgrade only: BEGIN
+-- upgrade only:     SELECT k.conname, k.conrelid INTO STRICT key, tab
+-- upgrade only:       FROM pg_catalog.pg_constraint k
+-- upgrade only:      WHERE k.conrelid OPERATOR(pg_catalog.=) (SELECT c.oid FROM pg_catalog.pg_extension e
+-- upgrade only:              JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+-- upgrade only:               AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'
+-- upgrade only:               AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+-- upgrade only:              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+-- upgrade only:               AND c.relname OPERATOR(pg_catalog.=) 'jwt_revocations'
+-- upgrade only:             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt')
+-- upgrade only:        AND k.contype OPERATOR(pg_catalog.=) 'p';
+-- upgrade only:     EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I, ADD PRIMARY KEY (kind, value, provider)', tab, key);
+-- upgrade only: END
+-- upgrade only: $pg_jwt_pkey$;
 COMMENT ON COLUMN jwt_revocations.provider IS 'The provider (pg_jwt.providers name, or default) whose tokens the row revokes; empty: every provider';
 -- upgrade 0.3.0 end
 REVOKE ALL ON jwt_revocations FROM PUBLIC;
@@ -850,6 +907,10 @@ COMMENT ON FUNCTION pg_jwt_not_null(text, text) IS 'Internal: value, or 22004 pg
 CREATE FUNCTION pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_timestamptz';
 COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
+-- A revocation's provider: '' (every provider) for NULL, default or a listed name; else 22023.
+CREATE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), default or a name listed in pg_jwt.providers; else 22023 (the revoking functions'' guard)';
 
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
@@ -873,7 +934,7 @@ BEGIN ATOMIC
     -- provider NULL: every provider ('').
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, expires, provider)
     VALUES ('sid', @extschema@.pg_jwt_not_null(sid, 'jwt_revoke_session needs a session id, not NULL'::pg_catalog.text), expires,
-            COALESCE(provider, ''::pg_catalog.text))
+            @extschema@.pg_jwt_provider_scope(provider))
     ON CONFLICT (kind, value, provider) DO UPDATE
     SET expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL
                        ELSE GREATEST(r.expires, excluded.expires) END,
@@ -888,7 +949,7 @@ BEGIN ATOMIC
     INSERT INTO @extschema@.jwt_revocations AS r (kind, value, issued_before, expires, provider)
     VALUES ('sub', @extschema@.pg_jwt_not_null(sub, 'jwt_revoke_subject needs a subject, not NULL'::pg_catalog.text),
             @extschema@.pg_jwt_not_null(issued_before, 'jwt_revoke_subject needs issued_before, not NULL'::pg_catalog.text),
-            expires, COALESCE(provider, ''::pg_catalog.text))
+            expires, @extschema@.pg_jwt_provider_scope(provider))
     ON CONFLICT (kind, value, provider) DO UPDATE
     SET issued_before = GREATEST(r.issued_before, excluded.issued_before),
         expires = CASE WHEN r.expires IS NULL OR excluded.expires IS NULL THEN NULL

@@ -590,6 +590,7 @@ fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result
     let listed_keys;
     let listed_policy;
     let listed_keyer;
+    let listed_required: Vec<String>;
     let (keys, keyer, policy, validation, provider, leeway) = match &chosen {
         Chosen::Default => {
             let keys = config
@@ -620,13 +621,27 @@ fn verify_token(config: &Config, token: &[u8], signin: Option<Chosen>) -> Result
                 ..config.policy.clone()
             };
             let leeway = p.leeway.unwrap_or(config.leeway);
+            // A provider's `required_claims` adds to `pg_jwt.required_claims`, never replaces
+            // it: a list naming the claims a provider needs (`sub`) must not drop `exp`.
+            let required: &[String] = match &p.required_claims {
+                None => &config.required,
+                Some(own) => {
+                    listed_required = config
+                        .required
+                        .iter()
+                        .chain(own.iter().filter(|c| !config.required.contains(c)))
+                        .cloned()
+                        .collect();
+                    &listed_required
+                }
+            };
             let validation = Validation {
                 leeway,
                 audience: None,
                 audiences: &p.audience,
                 issuer: Some(iss.as_str()),
                 session_claim: Some(&config.session_claim),
-                ..Validation::new(now_s, p.required_claims.as_deref().unwrap_or(&config.required))
+                ..Validation::new(now_s, required)
             };
             (
                 &*listed_keys,
@@ -862,8 +877,11 @@ v1_function! {
 
 extension_sql!(
     r#"
+-- upgrade 0.3.0 begin
+-- PARALLEL RESTRICTED: the figures are the calling backend's, never a parallel worker's.
 CREATE FUNCTION jwt_cache_stats() RETURNS jsonb
-    VOLATILE STRICT PARALLEL SAFE LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_cache_stats_wrapper';
+    VOLATILE STRICT PARALLEL RESTRICTED LANGUAGE c AS 'MODULE_PATHNAME', 'jwt_cache_stats_wrapper';
+-- upgrade 0.3.0 end
 COMMENT ON FUNCTION jwt_cache_stats() IS 'This backend''s verification cache: verifications, cached_tokens, capacity';
 "#,
     name = "jwt_cache_stats"

@@ -159,16 +159,20 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
         *authn_id = pg_sys::pstrdup(c.as_ptr());
     }
     if delegated {
-        // pg_jwt decides the role: the token's role claim, listed in pg_jwt.allowed_roles. Its
-        // privileges through membership are checked before the first statement (no catalog is
-        // open yet; a forbidden role ends the session there).
+        // pg_jwt decides the role: the token's role claim, listed in pg_jwt.allowed_roles (a
+        // listed provider's: its own role_claim and allowed_roles). Its privileges through
+        // membership are checked before the first statement (no catalog is open yet; a
+        // forbidden role ends the session there).
         let requested = text(role).unwrap_or_default();
-        let named = crate::roles::claim_at(claims, &gucs::role_claim()).and_then(Json::as_str);
+        let rules = crate::roles::role_rules(&verified.provider);
+        let named = crate::roles::claim_at(claims, &rules.claim).and_then(Json::as_str);
         if named != Some(requested) {
-            return refuse("the requested role is not the token's role claim (pg_jwt.role_claim)");
+            return refuse(
+                "the requested role is not the token's role claim (pg_jwt.role_claim, or its provider's role_claim)",
+            );
         }
-        if !gucs::allowed_roles().iter().any(|r| r == requested) {
-            return refuse("the requested role is not in pg_jwt.allowed_roles");
+        if !rules.allowed.iter().any(|r| r == requested) {
+            return refuse(&format!("the requested role is not in {}", rules.source));
         }
         // Its own attributes now (pg_authid is a shared catalog, read through the syscache as
         // password authentication reads it), before anything the session could run; its
@@ -221,14 +225,17 @@ fn enforce() {
         return;
     }
     let _reset = ResetOnDrop;
-    match session::current_claims() {
-        Ok(Some(claims)) => arm_idle_end(claims.times.window(claims.leeway).until),
+    let provider = match session::current_claims() {
+        Ok(Some(claims)) => {
+            arm_idle_end(claims.times.window(claims.leeway).until);
+            claims.provider.clone()
+        }
         Ok(None) => end_session("the session's token is missing"),
         Err(report) => end_session(&match report.detail() {
             Some(d) => format!("{}: {d}", report.message()),
             None => report.message().to_owned(),
         }),
-    }
+    };
     if role_unchecked() {
         // Read before the checks: a change meanwhile makes the next statement check again.
         let at = crate::generations::config_generation().wrapping_add(1);
@@ -236,13 +243,14 @@ fn enforce() {
         let user = unsafe { pg_sys::GetSessionUserId() };
         // SAFETY: as above; NULL (noerr) when the role no longer exists.
         let name = unsafe { pg_sys::GetUserNameFromId(user, true) };
+        let rules = crate::roles::role_rules(&provider);
         let listed = !name.is_null() && {
             // SAFETY: a NUL-terminated name PostgreSQL made (not null: checked above).
             let name = unsafe { CStr::from_ptr(name) }.to_bytes();
-            gucs::allowed_roles().iter().any(|r| r.as_bytes() == name)
+            rules.allowed.iter().any(|r| r.as_bytes() == name)
         };
         if !listed {
-            end_session("the session's role is no longer in pg_jwt.allowed_roles");
+            end_session(&format!("the session's role is no longer in {}", rules.source));
         }
         match crate::roles::forbidden_role(user) {
             Ok(None) => ROLE_CHECKED_AT.store(at, Ordering::Release),

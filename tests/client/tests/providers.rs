@@ -743,3 +743,149 @@ fn pv11_a_provider_s_typ_rule_refuses_other_token_types() {
     assert_eq!(who(&mut next, &access).unwrap().1, Some("api".into()));
     finish(&mut su);
 }
+
+/// Review of 0.3.0's providers (S33 to S36): a listed provider's tokens switch only to the
+/// roles of its own `allowed_roles` (found at its own `role_claim`), never to those
+/// `pg_jwt.allowed_roles` lists for the provider `default`'s users (S33); a token of a provider
+/// whose fetch failed is refused without the provider's hidden `jwks_uri` or the fetch's error
+/// (S34); a revocation for a provider that is neither `default` nor listed is refused (S35); a
+/// provider's `required_claims` adds to `pg_jwt.required_claims`, so `exp` stays required (S36).
+#[test]
+fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() {
+    let mut su = connect_fetch("postgres");
+    let (a_private, a_public) = key(&mut su, Some("a"));
+    let (b_private, b_public) = key(&mut su, Some("b"));
+    let list = format!(
+        r#"[{{"name":"a","issuer":"https://a.test","jwks":{{"keys":[{a_public}]}},"allowed_roles":["pv12_a"],"role_claim":"/app/role"}},
+            {{"name":"b","issuer":"https://b.test","jwks":{{"keys":[{b_public}]}},"required_claims":["sub"]}},
+            {{"name":"c","issuer":"https://c.test","jwks_uri":"https://127.0.0.1:1/tenant-secret-path/jwks.json?api_key=SECRET123"}}]"#
+    );
+    let mut su = start("", &list);
+    configure(
+        &mut su,
+        &[("pg_jwt.allowed_roles", "pv12_b"), ("pg_jwt.required_claims", "exp")],
+    );
+    su.batch_execute(
+        "DO $$ BEGIN CREATE ROLE pv12_a; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         DO $$ BEGIN CREATE ROLE pv12_b; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         GRANT pv12_a, pv12_b TO app;",
+    )
+    .unwrap();
+    let mut app = connect_fetch("app");
+    let set_role = |c: &mut Client, t: &str| -> Result<String, postgres::Error> {
+        let mut tx = c.transaction()?;
+        tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])?;
+        let set: String = tx.query_one("SELECT jwt_set_role()", &[])?.get(0);
+        let user: String = tx.query_one("SELECT current_user::text", &[])?.get(0);
+        assert_eq!(set, user);
+        tx.rollback()?;
+        Ok(set)
+    };
+    let forbidden = |r: Result<String, postgres::Error>, words: &str| {
+        assert_eq!(sqlstate(&r), "42501", "{r:?}");
+        assert!(message(&r).contains(words), "{} (wanted {words})", message(&r));
+    };
+    // S33: provider a, at its own role_claim, among its own roles only.
+    let a = sign(
+        &mut su,
+        &a_private,
+        "ann",
+        r#"{"iss":"https://a.test","app":{"role":"pv12_a"}}"#,
+    );
+    assert_eq!(set_role(&mut app, &a).unwrap(), "pv12_a");
+    let a_top = sign(
+        &mut su,
+        &a_private,
+        "ann",
+        r#"{"iss":"https://a.test","role":"pv12_a"}"#,
+    );
+    forbidden(set_role(&mut app, &a_top), "role claim");
+    let a_other = sign(
+        &mut su,
+        &a_private,
+        "ann",
+        r#"{"iss":"https://a.test","app":{"role":"pv12_b"}}"#,
+    );
+    forbidden(
+        set_role(&mut app, &a_other),
+        "the allowed_roles of the token's provider",
+    );
+    // Provider b has no allowed_roles: no role at all, not pg_jwt.allowed_roles's.
+    for role in ["pv12_b", "pv12_a"] {
+        let b = sign(
+            &mut su,
+            &b_private,
+            "ben",
+            &format!(r#"{{"iss":"https://b.test","role":"{role}"}}"#),
+        );
+        forbidden(set_role(&mut app, &b), "the allowed_roles of the token's provider");
+    }
+    // S36: b requires sub in addition to exp, not instead of it.
+    let no_exp: String = su
+        .query_one(
+            r#"SELECT jwt_sign('{"iss":"https://b.test","sub":"ben"}'::jsonb, $1::text::jsonb)"#,
+            &[&b_private],
+        )
+        .unwrap()
+        .get(0);
+    refused(&who(&mut app, &no_exp), "missing required claim");
+    let no_sub: String = su
+        .query_one(
+            r#"SELECT jwt_sign(jsonb_build_object('iss', 'https://b.test', 'exp', extract(epoch FROM now())::bigint + 600), $1::text::jsonb)"#,
+            &[&b_private],
+        )
+        .unwrap()
+        .get(0);
+    refused(&who(&mut app, &no_sub), "missing required claim");
+    let b = sign(&mut su, &b_private, "ben", r#"{"iss":"https://b.test"}"#);
+    assert_eq!(who(&mut app, &b).unwrap(), (Some("ben".into()), Some("b".into())));
+    // S34: c's fetch failed; its token is refused without c's URL or the fetch's error, which
+    // the superuser's jwt_jwks_status() shows.
+    let status = refresh(&mut su, Some("c"));
+    assert_eq!(status["in_force"], false, "{status}");
+    let c = sign(&mut su, &a_private, "cy", r#"{"iss":"https://c.test"}"#);
+    let r = who(&mut app, &c);
+    assert_eq!(sqlstate(&r), "22023", "{r:?}");
+    let shown = format!("{r:?}");
+    assert!(message(&r).contains("its last fetch failed"), "{shown}");
+    for secret in ["SECRET123", "tenant-secret-path", "127.0.0.1"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let uri: String = su
+        .query_one("SELECT uri FROM jwt_jwks_status() WHERE provider = 'c'", &[])
+        .unwrap()
+        .get(0);
+    assert!(uri.contains("SECRET123"));
+    // S35: a revocation's provider is default, a listed one, or NULL (every provider).
+    su.batch_execute("TRUNCATE jwt_revocations").unwrap();
+    for bad in ["ACME", "nope", ""] {
+        for call in [
+            "SELECT jwt_revoke_subject('ben', provider => $1)",
+            "SELECT jwt_revoke_session('s-1', provider => $1)",
+        ] {
+            let r = su.execute(call, &[&bad]);
+            assert_eq!(sqlstate(&r), "22023", "{bad}: {r:?}");
+            assert!(message(&r).starts_with("pg_jwt: no provider of that name"), "{r:?}");
+        }
+    }
+    for good in [Some("b"), Some("default"), None] {
+        // Issued before a minute from now: the token's iat is rounded to a second.
+        su.execute(
+            "SELECT jwt_revoke_subject('ben', now() + interval '1 minute', provider => $1)",
+            &[&good],
+        )
+        .unwrap();
+    }
+    let scopes: Vec<String> = su
+        .query("SELECT provider FROM jwt_revocations ORDER BY provider", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(scopes, ["", "b", "default"]);
+    refused(&who(&mut app, &b), "token revoked");
+    su.batch_execute("TRUNCATE jwt_revocations; REVOKE pv12_a, pv12_b FROM app")
+        .unwrap();
+    configure(&mut su, &[("pg_jwt.allowed_roles", "")]);
+    finish(&mut su);
+}

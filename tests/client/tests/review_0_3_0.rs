@@ -1,14 +1,16 @@
-//! Regression tests for the review of the 0.3.0 surfaces (docs/security.md rows S19-S24, named
+//! Regression tests for the review of the 0.3.0 surfaces (docs/security.md rows S19-S39, named
 //! after them). Each failed before its fix:
 //! - S20: an accessor called per element of an array cast returned a freed copy (another
 //!   claim's value, or a crash);
 //! - S21: a token whose session claim was a number escaped `jwt_revoke_session`;
 //! - S22: `ALTER DATABASE/ROLE ... SET pg_jwt.token` gave every session a default token, kept
 //!   where every role can read it;
-//! - S24: `jwt_set_role()` switched into a role with the privileges of the database's owner.
+//! - S24: `jwt_set_role()` switched into a role with the privileges of the database's owner;
+//! - S39: an open cursor kept a token's claims past its expiry after a caught error.
 //!
 //! Elsewhere: S19 (scripts/signin-test.sh: fast-path calls of a signed-in session), S23
-//! (tests/providers.rs pv10: a fetched key set with a secret key).
+//! (tests/providers.rs pv10: a fetched key set with a secret key), S33 to S36 (providers.rs
+//! pv12), S37 and S38 (scripts/replica-test.sh), S40 (revocation.rs r12).
 
 use pg_jwt_client_tests::*;
 
@@ -321,4 +323,37 @@ fn s4_a_conversion_that_merges_two_characters_is_refused() {
         .unwrap();
     let r = tx.query_one("SELECT jwt_claims()::text", &[]);
     assert_eq!(sqlstate(&r), "22P05", "{}", message(&r));
+}
+
+/// S39: an error recovered from at the top level (`SAVEPOINT s; SELECT 1/0; ROLLBACK TO s`)
+/// disables every timeout, the expiry timer included; an open cursor's call site, armed before,
+/// kept returning the token's claims after its expiry for the rest of the transaction.
+#[test]
+fn s39_a_cursor_kept_across_a_caught_error_stops_at_the_token_s_expiry() {
+    setup();
+    let mut su = superuser();
+    let leeway: i64 = su
+        .query_one(
+            "SELECT setting::bigint FROM pg_settings WHERE name = 'pg_jwt.leeway'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    // Valid (leeway included) for 4 more seconds.
+    let t = token(&mut su, 1, 4 - leeway, "{}");
+    let mut c = app();
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+        .unwrap();
+    tx.batch_execute("DECLARE s39 CURSOR FOR SELECT jwt_claim('sub'), g FROM generate_series(1, 100) g")
+        .unwrap();
+    let first = tx.query("FETCH 1 FROM s39", &[]).unwrap();
+    assert_eq!(first[0].get::<_, Option<String>>(0).as_deref(), Some("user-1"));
+    tx.batch_execute("SAVEPOINT s").unwrap();
+    assert!(tx.batch_execute("SELECT 1/0").is_err());
+    tx.batch_execute("ROLLBACK TO SAVEPOINT s").unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let r = tx.query("FETCH 2 FROM s39", &[]);
+    assert_eq!(sqlstate(&r), "28000", "{r:?}");
+    assert!(message(&r).contains("expired"), "{}", message(&r));
 }

@@ -439,3 +439,70 @@ fn r11_the_background_worker_purges_expired_revocations() {
         "the worker purged nothing, or too much"
     );
 }
+
+/// S40: a role that owns a schema holds a lock on `pg_namespace` (an open `ALTER SCHEMA ...
+/// RENAME`): the purge worker, which locks `pg_namespace` in SHARE mode, waited behind it for
+/// as long as it was held, and a new one started every interval, each keeping a worker slot.
+/// It now gives up after a second and tries again at the next interval.
+#[test]
+fn r12_a_held_lock_on_pg_namespace_does_not_pile_up_purge_workers() {
+    setup();
+    let mut su = superuser();
+    let db: String = su.query_one("SELECT current_database()::text", &[]).unwrap().get(0);
+    su.batch_execute(&format!(
+        "GRANT CREATE ON DATABASE {db} TO app;
+         SELECT jwt_revoke_token('rv12-old', now() - interval '2 hours');"
+    ))
+    .unwrap();
+    let t = token(&mut su, 1, 600, r#"{"sub": "rv12", "jti": "rv12-other"}"#);
+    assert_eq!(count_docs(&mut app(), &t).unwrap(), 1000);
+    let mut owner = app();
+    owner
+        .batch_execute("DROP SCHEMA IF EXISTS rv12_held; DROP SCHEMA IF EXISTS rv12_renamed; CREATE SCHEMA rv12_held")
+        .unwrap();
+    owner
+        .batch_execute("BEGIN; ALTER SCHEMA rv12_held RENAME TO rv12_renamed")
+        .unwrap();
+    su.batch_execute("ALTER SYSTEM SET pg_jwt.revocation_purge_interval = 1")
+        .unwrap();
+    su.batch_execute("SELECT pg_reload_conf()").unwrap();
+    // Sampled for 6 s: no purge worker older than 3 s (each gives up after its 1 s lock wait).
+    let mut oldest = Vec::new();
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_millis(500));
+        let row = su
+            .query_one(
+                "SELECT count(*), coalesce(max(extract(epoch FROM now() - backend_start)), 0)::float8
+                 FROM pg_stat_activity WHERE backend_type = 'pg_jwt revocation purge'",
+                &[],
+            )
+            .unwrap();
+        oldest.push((row.get::<_, i64>(0), row.get::<_, f64>(1)));
+    }
+    owner.batch_execute("ROLLBACK").unwrap();
+    // Released: the next purge deletes the expired row.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let purged = loop {
+        let n: i64 = su
+            .query_one("SELECT count(*) FROM jwt_revocations WHERE value = 'rv12-old'", &[])
+            .unwrap()
+            .get(0);
+        if n == 0 || Instant::now() > deadline {
+            break n == 0;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    su.batch_execute("ALTER SYSTEM RESET pg_jwt.revocation_purge_interval")
+        .unwrap();
+    su.batch_execute(&format!(
+        "SELECT pg_reload_conf();
+         DELETE FROM jwt_revocations WHERE value LIKE 'rv12-%';
+         DROP SCHEMA IF EXISTS rv12_held; REVOKE CREATE ON DATABASE {db} FROM app;"
+    ))
+    .unwrap();
+    assert!(
+        oldest.iter().all(|&(n, age)| n <= 2 && age < 3.0),
+        "purge workers (count, oldest age in s) every 0.5 s: {oldest:?}"
+    );
+    assert!(purged, "the purge ran again once the lock was released");
+}
