@@ -202,6 +202,16 @@ short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')
 out=$(client app "$short" "SELECT jwt_claim('sub')" "SELECT 1/0" "SLEEP 5" "SELECT 1")
 check "a session whose token expires after an error is ended too" \
     "$(echo "$out" | sed -n 2p | grep -q '^ERROR 22012' && echo "$out" | sed -n 3p | grep -q '^GONE' && echo 0 || echo 1)" "$out"
+# An error inside a savepoint aborts only the subtransaction (after error recovery disabled
+# every timeout): the idle session still ends at its token's expiry, not at its next statement.
+short=$(token '{"sub": "alice@example.com", "exp": '"$(($(date +%s) + 3))"'}')
+(client app "$short" "BEGIN" "SAVEPOINT s" "SELECT 1/0" "SLEEP 7" "SELECT 1" >"$work/savepoint.out") &
+held=$!
+sleep 5.5
+left=$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' AND datname = 'app'")
+wait "$held"
+check "an idle session whose error was inside a savepoint is ended at its token's expiry" \
+    "$([ "$left" = 0 ] && echo 0 || echo 1)" "sessions left: $left; $(cat "$work/savepoint.out")"
 # 6. Revocation ends a live session at its next statement.
 bob=$(token '{"sub": "bob@example.com", "jti": "bob-1"}')
 (SIGNIN_USER=bob client app "$bob" "SELECT jwt_claim('sub')" "SLEEP 3" "SELECT count(*) FROM notes" >"$work/revoked.out") &

@@ -31,7 +31,7 @@ CHANGES = [
     "jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.",
     "jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).",
     "pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().",
-    "pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider that is neither default nor listed (was: a row that matched nothing).",
+    "pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider name no provider can have, and warn about one not listed (was: a row that matched nothing, silently).",
     "jwt_cache_stats(): PARALLEL RESTRICTED (its figures are the calling backend's, never a parallel worker's).",
     "privileges: the update takes back every privilege that default privileges gave another role on pg_jwt's tables and functions.",
     "jwt_revocations: the primary key is found by its table, not by its name, to be replaced.",

@@ -79,9 +79,11 @@ for old in tests/upgrade/pg_jwt--*.sql; do
         echo "the catalog after upgrading from $from differs from a fresh install (- fresh, + upgraded)" >&2
         failed=$((failed + 1))
     fi
-    # The same with default privileges of the installing role (tables and functions for another
-    # role and for pg_monitor) and a relation that took the primary key's name before the
-    # table was created: upgraded and fresh, the catalog is still the plain fresh one.
+    # The same with default privileges of the installing role (hardened: PUBLIC's EXECUTE on
+    # functions revoked, tables and functions granted to another role and to pg_monitor) and a
+    # relation that took the primary key's name before the table was created: upgraded and
+    # fresh, the catalogs agree; the privileged members hold no default privilege; the
+    # functions for everyone keep what default privileges gave.
     psql -X -q -d postgres -c "DROP DATABASE IF EXISTS upgrade_dp" -c "DROP DATABASE IF EXISTS upgrade_dpnew" \
         -c "CREATE DATABASE upgrade_dp" -c "CREATE DATABASE upgrade_dpnew" \
         -c "DO \$\$ BEGIN CREATE ROLE upgrade_app; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" \
@@ -89,6 +91,7 @@ for old in tests/upgrade/pg_jwt--*.sql; do
     for db in upgrade_dp upgrade_dpnew; do
         psql -X -q -v ON_ERROR_STOP=1 -d "$db" \
             -c "ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO upgrade_app, pg_monitor" \
+            -c "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC" \
             -c "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON FUNCTIONS TO upgrade_app, pg_monitor" \
             -c "CREATE TABLE decoy (a int CONSTRAINT jwt_revocations_pkey PRIMARY KEY)"
     done
@@ -110,11 +113,29 @@ for old in tests/upgrade/pg_jwt--*.sql; do
         failed=$((failed + 1))
     fi
     psql -X -q -v ON_ERROR_STOP=1 -d upgrade_dpnew -c "CREATE EXTENSION pg_jwt"
+    if diff -u <(catalog upgrade_dpnew) <(catalog upgrade_dp); then
+        passed=$((passed + 1))
+    else
+        echo "with default privileges and a planted key name, the catalog after upgrading from $from differs from a fresh install (- fresh, + upgraded)" >&2
+        failed=$((failed + 1))
+    fi
     for db in upgrade_dp upgrade_dpnew; do
-        if diff -u <(printf '%s\n' "$fresh") <(catalog "$db"); then
+        privileges=$(psql -X -At -d "$db" <<'SQL'
+SELECT string_agg(format('%s=%s', priv, ok), ' ' ORDER BY priv) FROM (VALUES
+    ('revocations-delete', has_table_privilege('upgrade_app', 'jwt_revocations', 'DELETE')),
+    ('revocations-select-monitor', has_table_privilege('pg_monitor', 'jwt_revocations', 'SELECT')),
+    ('revoke', has_function_privilege('upgrade_app', 'jwt_revoke_token(text, timestamptz)', 'EXECUTE')),
+    ('reset', has_function_privilege('upgrade_app', 'jwt_stats_reset()', 'EXECUTE')),
+    ('stats', has_function_privilege('upgrade_app', 'jwt_stats()', 'EXECUTE')),
+    ('stats-monitor', has_function_privilege('pg_monitor', 'jwt_stats()', 'EXECUTE')),
+    ('claim', has_function_privilege('upgrade_app', 'jwt_claim(text)', 'EXECUTE'))) v(priv, ok)
+SQL
+)
+        want="claim=t reset=f revocations-delete=f revocations-select-monitor=f revoke=f stats=f stats-monitor=t"
+        if [ "$privileges" = "$want" ]; then
             passed=$((passed + 1))
         else
-            echo "with default privileges and a planted key name, the catalog of $db ($from) differs from a plain fresh install (- fresh, + $db)" >&2
+            echo "default privileges on $db ($from): got $privileges, want $want" >&2
             failed=$((failed + 1))
         fi
     done

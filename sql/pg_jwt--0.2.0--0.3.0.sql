@@ -8,7 +8,7 @@
 -- jwt_revocations_changing: a BEFORE statement trigger marks a revoking transaction before any row changes.
 -- jwt_stats(), jwt_stats_reset(), pg_jwt_stats_counts(): new, cluster-wide counts of verifications by provider, outcome and reason (pg_monitor).
 -- pg_jwt.providers (several identity providers, chosen by the token's iss): jwt_provider() new; jwt_jwks_status() has a first column provider and a row per provider that fetches; jwt_jwks_refresh(provider text DEFAULT NULL) replaces jwt_jwks_refresh().
--- pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider that is neither default nor listed (was: a row that matched nothing).
+-- pg_jwt_provider_scope(text): new; jwt_revoke_session and jwt_revoke_subject refuse (22023) a provider name no provider can have, and warn about one not listed (was: a row that matched nothing, silently).
 -- jwt_cache_stats(): PARALLEL RESTRICTED (its figures are the calling backend's, never a parallel worker's).
 -- privileges: the update takes back every privilege that default privileges gave another role on pg_jwt's tables and functions.
 -- jwt_revocations: the primary key is found by its table, not by its name, to be replaced.
@@ -84,10 +84,10 @@ COMMENT ON FUNCTION pg_jwt_not_null(text, text) IS 'Internal: value, or 22004 pg
 CREATE OR REPLACE FUNCTION pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_timestamptz';
 COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
--- A revocation's provider: '' (every provider) for NULL, default or a listed name; else 22023.
+-- A revocation's provider: '' (every provider) for NULL, else the name (22023 if no provider can have it).
 CREATE OR REPLACE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
-COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), default or a name listed in pg_jwt.providers; else 22023 (the revoking functions'' guard)';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here (the revoking functions'' guard)';
 
 CREATE OR REPLACE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE
@@ -190,11 +190,11 @@ COMMENT ON FUNCTION jwt_stats_reset() IS 'Superuser: every counter of jwt_stats(
 REVOKE ALL ON FUNCTION pg_jwt_stats_counts(), jwt_stats(), jwt_stats_reset() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION pg_jwt_stats_counts(), jwt_stats() TO pg_monitor;
 
--- Default privileges never reach pg_jwt's members (src/privileges.rs): each role that a default
--- privilege of the member's owner names (for its schema, or everywhere) loses every privilege
--- on the member, PUBLIC too for the table (functions keep PUBLIC's EXECUTE where the script
--- left it); then pg_monitor gets back what the script grants it. Members are found through
--- pg_depend. A grant made by hand to a role no default privilege names is kept.
+-- Default privileges never reach pg_jwt's privileged members (src/privileges.rs): on each
+-- member the scripts keep from PUBLIC, each role that a default privilege of the member's owner
+-- names (for its schema, or everywhere) loses every privilege, except pg_monitor's EXECUTE on
+-- jwt_stats() and its counters. Members are found through pg_depend. A grant made by hand to a
+-- role no default privilege names is kept.
 DO $pg_jwt_privileges$
 DECLARE
     r record;
@@ -202,7 +202,7 @@ BEGIN
     FOR r IN
         WITH member AS (
             SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure) AS object,
-                   p.proowner AS owner, p.pronamespace AS schema, 'f'::pg_catalog."char" AS kind
+                   p.proname AS name, p.proowner AS owner, p.pronamespace AS schema, 'f'::pg_catalog."char" AS kind
               FROM pg_catalog.pg_extension e
               JOIN pg_catalog.pg_depend d
                 ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
@@ -210,9 +210,12 @@ BEGIN
                AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass
               JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
              WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt'
+               AND p.proname OPERATOR(pg_catalog.=) ANY (ARRAY['jwt_revoke_token', 'jwt_revoke_session',
+                   'jwt_revoke_subject', 'jwt_unrevoke', 'jwt_purge_revocations', 'jwt_stats', 'jwt_stats_reset',
+                   'pg_jwt_stats_counts', 'jwt_jwks_refresh', 'pg_jwt_revocations_changed']::pg_catalog.name[])
             UNION ALL
             SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass),
-                   c.relowner, c.relnamespace, 'r'::pg_catalog."char"
+                   c.relname, c.relowner, c.relnamespace, 'r'::pg_catalog."char"
               FROM pg_catalog.pg_extension e
               JOIN pg_catalog.pg_depend d
                 ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
@@ -221,7 +224,7 @@ BEGIN
               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
              WHERE e.extname OPERATOR(pg_catalog.=) 'pg_jwt' AND c.relkind OPERATOR(pg_catalog.=) 'r'
         )
-        SELECT DISTINCT m.object, a.grantee
+        SELECT DISTINCT m.object, m.name, a.grantee
           FROM member m
           JOIN pg_catalog.pg_default_acl da
             ON da.defaclrole OPERATOR(pg_catalog.=) m.owner
@@ -229,12 +232,12 @@ BEGIN
            AND da.defaclnamespace OPERATOR(pg_catalog.=) ANY (ARRAY[m.schema, 0::pg_catalog.oid])
          CROSS JOIN LATERAL pg_catalog.aclexplode(da.defaclacl) a
          WHERE a.grantee OPERATOR(pg_catalog.<>) m.owner
-           AND NOT (m.kind OPERATOR(pg_catalog.=) 'f' AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid)
+           AND NOT (a.grantee OPERATOR(pg_catalog.=) 'pg_monitor'::pg_catalog.regrole
+                    AND m.name OPERATOR(pg_catalog.=) ANY (ARRAY['jwt_stats', 'pg_jwt_stats_counts']::pg_catalog.name[]))
     LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', r.object,
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s CASCADE', r.object,
             CASE WHEN r.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
                  ELSE r.grantee::pg_catalog.regrole::pg_catalog.text END);
     END LOOP;
-    GRANT EXECUTE ON FUNCTION @extschema@.pg_jwt_stats_counts(), @extschema@.jwt_stats() TO pg_monitor;
 END
 $pg_jwt_privileges$;

@@ -96,7 +96,8 @@ pub struct Providers {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chosen(pub usize);
 
-fn valid_name(name: &str) -> bool {
+/// A provider name's form: `[a-z0-9_-]{1,63}`.
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name

@@ -798,22 +798,25 @@ crate::fmgr::v1_function! {
 
 crate::fmgr::v1_function! {
     /// `pg_jwt_provider_scope(provider text) RETURNS text`: the `provider` column of a
-    /// revocation scoped to `provider`: `''` (every provider) for NULL, the name itself when it
-    /// is `default` or listed in `pg_jwt.providers` now, else 22023: a mistyped name would
-    /// revoke nothing, silently (no token of it can exist).
+    /// revocation scoped to `provider`: `''` (every provider) for NULL, else the name itself. A
+    /// name no provider can have (`[a-z0-9_-]{1,63}`, e.g. `Acme`) is refused (22023): it would
+    /// revoke nothing, silently. A well-formed name this server does not list gets a WARNING
+    /// and is kept: a central database may revoke for providers its subscribers list.
     fn pg_jwt_provider_scope / pg_finfo_pg_jwt_provider_scope(fcinfo) {
         if crate::fmgr::arg_is_null(fcinfo, 0) {
             return crate::fmgr::text_datum("");
         }
-        let name = crate::fmgr::arg_bytes(fcinfo, 0);
-        let known = std::str::from_utf8(name).is_ok_and(|n| {
-            n == pg_jwt_core::provider::DEFAULT_NAME || crate::providers::list().by_name(n).is_some()
-        });
-        if !known {
+        let name = std::str::from_utf8(crate::fmgr::arg_bytes(fcinfo, 0)).unwrap_or("");
+        if name != pg_jwt_core::provider::DEFAULT_NAME && !pg_jwt_core::provider::valid_name(name) {
             return Err(errors::bad_argument(
-                "no provider of that name: a revocation's provider is default or a name listed in pg_jwt.providers",
+                "no provider can have that name: a revocation's provider is default or a name of pg_jwt.providers ([a-z0-9_-], 1 to 63 characters)",
             )
             .set_hint("To revoke for every provider, pass provider => NULL (the default)."));
+        }
+        if name != pg_jwt_core::provider::DEFAULT_NAME && crate::providers::list().by_name(name).is_none() {
+            pgrx::warning!(
+                "pg_jwt: no provider of that name is listed in pg_jwt.providers here: the revocation applies only where one is"
+            );
         }
         Ok(pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, 0))
     }
@@ -907,10 +910,10 @@ COMMENT ON FUNCTION pg_jwt_not_null(text, text) IS 'Internal: value, or 22004 pg
 CREATE FUNCTION pg_jwt_not_null(value timestamptz, what text) RETURNS timestamptz
     LANGUAGE c IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_not_null_timestamptz';
 COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 22004 pg_jwt: <what> when it is NULL (the revoking functions'' guard)';
--- A revocation's provider: '' (every provider) for NULL, default or a listed name; else 22023.
+-- A revocation's provider: '' (every provider) for NULL, else the name (22023 if no provider can have it).
 CREATE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
-COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), default or a name listed in pg_jwt.providers; else 22023 (the revoking functions'' guard)';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here (the revoking functions'' guard)';
 
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE

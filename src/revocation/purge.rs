@@ -50,12 +50,13 @@ pub extern "C-unwind" fn pg_jwt_revocation_purge_main(arg: pg_sys::Datum) {
         // as this superuser). The SHARE lock on pg_namespace holds every schema rename, creation
         // and drop of this database until the transaction ends, so the name resolved here is the
         // one the DELETE resolves. Same condition as jwt_purge_revocations().
-        // Bounded waits, whatever the database's settings say: any role that owns a schema can
-        // hold a lock on pg_namespace (an open ALTER SCHEMA ... RENAME) for as long as it likes,
-        // and a purge waiting behind it would stall every schema change queued after it and
-        // keep a worker slot. Past a second the worker gives up with an error in the log and
-        // the next interval tries again.
-        if pgrx::Spi::run("SET LOCAL lock_timeout = '1s'; SET LOCAL statement_timeout = '60s'").is_err()
+        // Bounded lock waits, whatever the database's settings say: any role that owns a schema
+        // can hold a lock on pg_namespace (an open ALTER SCHEMA ... RENAME) for as long as it
+        // likes, and a purge waiting behind it would stall every schema change queued after it
+        // and keep a worker slot. Past a second the lock wait raises an ERROR, which ends this
+        // worker (logged; its transaction aborted) and the next interval tries again. (No
+        // statement_timeout: only a client backend's statement start arms that timer.)
+        if pgrx::Spi::run("SET LOCAL lock_timeout = '1s'").is_err()
             || pgrx::Spi::run("LOCK TABLE pg_catalog.pg_namespace IN SHARE MODE").is_err()
         {
             return;

@@ -482,12 +482,34 @@ unsafe fn needs_no_check(node: *mut pg_sys::Node) -> bool {
 }
 
 /// Error recovery disables every timeout (`disable_all_timeouts`) before it aborts the
-/// transaction: the abort re-arms the idle timer, so an idle session whose last statement failed
-/// still ends at its token's expiry.
+/// transaction (or, inside a savepoint, only the subtransaction): the abort re-arms the idle
+/// timer, so an idle session whose last statement failed still ends at its token's expiry.
 #[pg_guard]
 // SAFETY (for callers): registered with RegisterXactCallback; PostgreSQL calls it in this backend.
 unsafe extern "C-unwind" fn on_transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut c_void) {
-    if event == pg_sys::XactEvent::XACT_EVENT_ABORT && IDLE_END.load(Ordering::Acquire) != 0 {
+    if event == pg_sys::XactEvent::XACT_EVENT_ABORT {
+        rearm_idle_end();
+    }
+}
+
+/// A subtransaction's abort: see `on_transaction_event` (`BEGIN; SAVEPOINT s; SELECT 1/0;`
+/// aborts only the subtransaction, after the timeouts were disabled).
+#[pg_guard]
+// SAFETY (for callers): registered with RegisterSubXactCallback; PostgreSQL calls it in this
+// backend.
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    _sub: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        rearm_idle_end();
+    }
+}
+
+fn rearm_idle_end() {
+    if IDLE_END.load(Ordering::Acquire) != 0 {
         arm_idle_end(f64::from_bits(IDLE_END.load(Ordering::Acquire)));
     }
 }
@@ -498,8 +520,11 @@ fn install_hooks() {
     if HOOKED.swap(true, Ordering::AcqRel) {
         return;
     }
-    // SAFETY: a callback of this backend, registered once.
-    unsafe { pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut()) };
+    // SAFETY: callbacks of this backend, registered once.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
+    }
     // SAFETY: in this backend, during its sign-in, before any statement; the previous hooks are
     // kept and called.
     unsafe {

@@ -748,7 +748,7 @@ fn pv11_a_provider_s_typ_rule_refuses_other_token_types() {
 /// roles of its own `allowed_roles` (found at its own `role_claim`), never to those
 /// `pg_jwt.allowed_roles` lists for the provider `default`'s users (S33); a token of a provider
 /// whose fetch failed is refused without the provider's hidden `jwks_uri` or the fetch's error
-/// (S34); a revocation for a provider that is neither `default` nor listed is refused (S35); a
+/// (S34); a revocation for a provider name no provider can have is refused (S35); a
 /// provider's `required_claims` adds to `pg_jwt.required_claims`, so `exp` stays required (S36).
 #[test]
 fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() {
@@ -858,17 +858,22 @@ fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() 
     assert!(uri.contains("SECRET123"));
     // S35: a revocation's provider is default, a listed one, or NULL (every provider).
     su.batch_execute("TRUNCATE jwt_revocations").unwrap();
-    for bad in ["ACME", "nope", ""] {
+    for bad in ["ACME", "", "has space", "ünï"] {
         for call in [
             "SELECT jwt_revoke_subject('ben', provider => $1)",
             "SELECT jwt_revoke_session('s-1', provider => $1)",
         ] {
             let r = su.execute(call, &[&bad]);
             assert_eq!(sqlstate(&r), "22023", "{bad}: {r:?}");
-            assert!(message(&r).starts_with("pg_jwt: no provider of that name"), "{r:?}");
+            assert!(
+                message(&r).starts_with("pg_jwt: no provider can have that name"),
+                "{r:?}"
+            );
         }
     }
-    for good in [Some("b"), Some("default"), None] {
+    // A well-formed name this server does not list: kept, with a warning (a central database
+    // may revoke for its subscribers' providers).
+    for good in [Some("b"), Some("default"), None, Some("elsewhere")] {
         // Issued before a minute from now: the token's iat is rounded to a second.
         su.execute(
             "SELECT jwt_revoke_subject('ben', now() + interval '1 minute', provider => $1)",
@@ -882,7 +887,7 @@ fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() 
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(scopes, ["", "b", "default"]);
+    assert_eq!(scopes, ["", "b", "default", "elsewhere"]);
     refused(&who(&mut app, &b), "token revoked");
     su.batch_execute("TRUNCATE jwt_revocations; REVOKE pv12_a, pv12_b FROM app")
         .unwrap();
