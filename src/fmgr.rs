@@ -76,13 +76,26 @@ pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> i32 {
 
 /// The text of jsonb argument `i` (through `jsonb_out`), as UTF-8. Not NULL.
 ///
+/// Text longer than `max` bytes (`what` names the argument) raises 22023 before any copy on the
+/// Rust heap: a Rust allocation that fails aborts the backend, which restarts the cluster.
+///
 /// # Safety
 /// `fcinfo` must be a valid call with a non-NULL jsonb argument `i`.
-pub unsafe fn arg_jsonb_text(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<String, ErrorReport> {
+pub unsafe fn arg_jsonb_text(
+    fcinfo: pg_sys::FunctionCallInfo,
+    i: usize,
+    max: usize,
+    what: &str,
+) -> Result<String, ErrorReport> {
     let raw = pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, i);
     match pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_out, &[Some(raw)]) {
         Some(out) => {
             let text = CStr::from_ptr(out.cast_mut_ptr::<std::ffi::c_char>());
+            if text.to_bytes().len() > max {
+                return Err(crate::errors::bad_argument(format!(
+                    "{what} is larger than {max} bytes"
+                )));
+            }
             let utf8 = crate::encoding::from_server(text.to_bytes())?.into_owned();
             pg_sys::pfree(out.cast_mut_ptr());
             Ok(utf8)

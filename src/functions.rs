@@ -28,6 +28,10 @@ thread_local! {
         RefCell::new(LruCache::new(NonZeroUsize::new(KEY_SET_CACHE).unwrap_or(NonZeroUsize::MIN)));
 }
 
+/// The largest claims `jwt_sign` signs: the largest `pg_jwt.max_token_bytes` (1 MiB), which
+/// the base64 text of a larger claim set exceeds anyway.
+const MAX_CLAIMS_BYTES: usize = 1024 * 1024;
+
 // SAFETY (for callers): fcinfo is a valid call whose argument i is a non-NULL jsonb.
 unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<Result<KeySet, KeyError>>, ErrorReport> {
     let raw = fmgr::arg_bytes(fcinfo, i);
@@ -41,7 +45,8 @@ unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<R
     if let Some(hit) = KEY_SETS.with(|c| c.borrow_mut().get(raw).cloned()) {
         return Ok(hit);
     }
-    let parsed = Rc::new(KeySet::parse(fmgr::arg_jsonb_text(fcinfo, i)?.as_bytes()));
+    let text = fmgr::arg_jsonb_text(fcinfo, i, jwk::MAX_KEY_SET_BYTES, "the key set")?;
+    let parsed = Rc::new(KeySet::parse(text.as_bytes()));
     KEY_SETS.with(|c| c.borrow_mut().put(raw.to_vec(), Rc::clone(&parsed)));
     Ok(parsed)
 }
@@ -114,9 +119,10 @@ v1_function! {
     /// VOLATILE: ECDSA and RSA-PSS signatures are randomized. STRICT. (The symbol names of these
     /// functions are the ones of the 0.1.0 release, so an installed catalog still finds them.)
     fn jwt_sign_wrapper / pg_finfo_jwt_sign_wrapper(fcinfo) {
-        let jwk = fmgr::arg_jsonb_text(fcinfo, 1)?;
+        let jwk = fmgr::arg_jsonb_text(fcinfo, 1, jwk::MAX_KEY_SET_BYTES, "the JWK")?;
         let key = SigningKey::parse(jwk.as_bytes()).map_err(|e| errors::bad_key(&e))?;
-        let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0)?.as_bytes())
+        // A token of more than the largest pg_jwt.max_token_bytes could never be verified.
+        let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0, MAX_CLAIMS_BYTES, "the claims")?.as_bytes())
             .map_err(|_| errors::bad_argument("claims must be a JSON object"))?;
         let token = token::sign(&claims, &key).map_err(|e| errors::bad_key(&e))?;
         fmgr::text_datum(&token)
@@ -127,7 +133,7 @@ v1_function! {
     /// `jwt_public_jwks(jwks jsonb)`: the publishable form of a key set, private members and
     /// secret keys removed. IMMUTABLE, STRICT.
     fn jwt_public_jwks_wrapper / pg_finfo_jwt_public_jwks_wrapper(fcinfo) {
-        let text = fmgr::arg_jsonb_text(fcinfo, 0)?;
+        let text = fmgr::arg_jsonb_text(fcinfo, 0, jwk::MAX_KEY_SET_BYTES, "the key set")?;
         let public = jwk::public_key_set(text.as_bytes()).map_err(|e| errors::bad_key(&e))?;
         fmgr::jsonb_from_text(&public.to_json_string())
     }

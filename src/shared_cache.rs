@@ -167,8 +167,8 @@ pub fn place(token: &[u8]) -> Place {
     Place(Some(b))
 }
 
-/// The record of a verified token: its header's algorithm (`None` in an entry that has none,
-/// which vouches for the signature only).
+/// The record of a verified token: its header's algorithm. (`lookup` never returns
+/// `Some(None)`: an entry without a valid algorithm reads as a miss.)
 pub type Record = Option<Algorithm>;
 
 /// What is on record for the token of `place`, whose key is `key` (not void at `now`): `None`
@@ -192,9 +192,11 @@ pub fn lookup(place: &Place, key: &[u8; 32], now: i64) -> Option<Record> {
                     && e.epoch.load(Ordering::Relaxed) == epoch
                     && now < e.not_after.load(Ordering::Relaxed)
             })
-            .map(|e| {
+            // An entry without a valid algorithm (no writer stores one) is a miss: fail closed,
+            // never a signature vouched for by an entry that cannot be read.
+            .and_then(|e| {
                 let alg = e.alg.load(Ordering::Relaxed) as usize;
-                alg.checked_sub(1).and_then(Algorithm::from_index)
+                alg.checked_sub(1).and_then(Algorithm::from_index).map(Some)
             });
         fence(Ordering::Acquire);
         // A writer came in meanwhile: what was read may be torn; a miss is always safe.

@@ -11,7 +11,7 @@
 //! | object | kind | owner | size |
 //! |---|---|---|---|
 //! | `pg_jwt fetched key set` | pgrx `PgLwLock<FetchState>` | `jwks::state` | about 260 KiB (a 256 KiB key set, three 1 KiB URLs, a 512-byte error, counters) |
-//! | `pg_jwt shared generation`, `pg_jwt shared cache epoch` | pgrx `PgAtomic<u64>`s | `generations` | 8 bytes each |
+//! | `pg_jwt shared generation`, `pg_jwt keys generation`, `pg_jwt shared cache epoch` | pgrx `PgAtomic<u64>`s | `generations` | 8 bytes each |
 //! | `pg_jwt fetch request ticket`, `... answered ticket`, `... request`, `pg_jwt last fetch request`, `pg_jwt worker proc` | pgrx `PgAtomic`s | `jwks::state` | 8 bytes each |
 //! | `pg_jwt revocation filter` | `Region` | `revocation::filter` | 4 slots of 2 MiB bits plus a 48-byte header each: about 8 MiB |
 //! | `pg_jwt shared verification cache` | `Region` | `shared_cache` | 320 bytes of counters plus one 400-byte bucket per 7 entries of `pg_jwt.shared_cache_size` (65,536: about 3.6 MiB) |

@@ -64,7 +64,21 @@ impl Algorithm {
 
     /// The algorithm's place in [`Algorithm::ALL`] (a compact code for caches).
     pub fn index(self) -> usize {
-        Algorithm::ALL.iter().position(|a| *a == self).unwrap_or(0)
+        // Exhaustive: a new variant must be given its place here and in `ALL`.
+        match self {
+            Algorithm::HS256 => 0,
+            Algorithm::HS384 => 1,
+            Algorithm::HS512 => 2,
+            Algorithm::RS256 => 3,
+            Algorithm::RS384 => 4,
+            Algorithm::RS512 => 5,
+            Algorithm::PS256 => 6,
+            Algorithm::PS384 => 7,
+            Algorithm::PS512 => 8,
+            Algorithm::ES256 => 9,
+            Algorithm::ES384 => 10,
+            Algorithm::EdDSA => 11,
+        }
     }
 
     /// The algorithm at `i` in [`Algorithm::ALL`]; `None` out of range.
@@ -103,6 +117,14 @@ impl Algorithm {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn index_is_the_place_in_all() {
+        for (i, a) in super::Algorithm::ALL.iter().enumerate() {
+            assert_eq!(a.index(), i);
+            assert_eq!(super::Algorithm::from_index(i), Some(*a));
+        }
+    }
+
     use super::*;
 
     #[test]

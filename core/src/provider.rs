@@ -19,6 +19,8 @@ use std::collections::HashMap;
 
 /// At most this many providers in one list.
 pub const MAX_PROVIDERS: usize = 10_000;
+/// The largest `pg_jwt.providers` text, in bytes.
+pub const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
 /// The implicit provider the single-provider settings (`pg_jwt.jwks`, `pg_jwt.jwks_uri`,
 /// `pg_jwt.issuer`, ...) describe. Reserved: no listed provider may take the name.
 pub const DEFAULT_NAME: &str = "default";
@@ -399,6 +401,11 @@ impl Providers {
     pub fn parse_with(text: &[u8], check_keys: bool) -> Result<Providers, String> {
         if text.iter().all(u8::is_ascii_whitespace) {
             return Ok(Providers::default());
+        }
+        // Before the parse, which every backend, the key fetcher and (at a reload) the
+        // postmaster run: its memory grows with the text.
+        if text.len() > MAX_LIST_BYTES {
+            return Err(format!("pg_jwt.providers is larger than {MAX_LIST_BYTES} bytes"));
         }
         let json = Json::parse(text)
             .map_err(|_| "pg_jwt.providers is not valid JSON (or has a duplicate member)".to_owned())?;

@@ -67,6 +67,11 @@ unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys:
         &mut n,
     );
     let n = usize::try_from(n).unwrap_or(0);
+    // No claims, or a path deeper than any verified claim set can be (the parser refuses more
+    // nesting): NULL, before a path of the caller's length is built on the Rust heap.
+    if claims.is_none() || n > pg_jwt_core::json::MAX_DEPTH {
+        return pgrx::fcinfo::pg_return_null(fcinfo);
+    }
     let mut path: Vec<Option<Cow<str>>> = Vec::with_capacity(n);
     for i in 0..n {
         // SAFETY: i < n, the length deconstruct_array reported for both arrays.

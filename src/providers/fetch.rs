@@ -228,6 +228,8 @@ fn follow_list(f: &mut Fetching, now: i64) {
                 }
                 w.clear_jwks(i);
             });
+            // Its fetch in flight, if any, will never count as finished.
+            slots::settle(i);
             changed = true;
         }
     }
@@ -300,6 +302,7 @@ fn follow_list(f: &mut Fetching, now: i64) {
         })
         .flatten();
         if let Some(i) = slot {
+            slots::settle(i);
             if let Some(saved) = persist::load_for(Some(&p.name), uri, source, now) {
                 let print = key_set_fingerprint(&[Some(saved.jwks.as_bytes())]);
                 slots::write(|w| {

@@ -173,7 +173,11 @@ fn peek_in(slots: &'static [Slot], key: u64, now: i64) -> Option<Reader> {
 /// The filter of this database's table, or what to do without one.
 pub fn find_or_claim(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
     let Some(slots) = slots() else { return Found::Probe };
-    find_in(slots, owner_key(db, table), now)
+    let found = find_in(slots, owner_key(db, table), now);
+    if let Found::Build(b) = &found {
+        release_at_exit(Some(b.slot));
+    }
+    found
 }
 
 fn find_in(slots: &'static [Slot], key: u64, now: i64) -> Found {
@@ -247,9 +251,13 @@ impl Reader {
             .get(word)
             .is_none_or(|w| w.load(Ordering::Acquire) & mask == mask);
         fence(Ordering::Acquire);
-        all || self.slot.epoch.load(Ordering::Acquire) != self.epoch
+        // The epoch last: a claim stores the owner before it moves the epoch, so a slot taken
+        // over meanwhile (even back by this reader's owner, after another owner's claim had
+        // kept a trigger from setting a bit here) shows a newer epoch. Checked first, the
+        // epoch could be the old one and the owner already back.
+        all || self.slot.state.load(Ordering::Acquire) != VALID
             || self.slot.owner.load(Ordering::Acquire) != self.owner
-            || self.slot.state.load(Ordering::Acquire) != VALID
+            || self.slot.epoch.load(Ordering::Acquire) != self.epoch
     }
 }
 
@@ -288,6 +296,7 @@ impl Builder {
         self.slot.last_used.store(now, Ordering::Relaxed);
         self.slot.state.store(VALID, Ordering::Release);
         self.done = true;
+        release_at_exit(None);
     }
 }
 
@@ -296,9 +305,43 @@ impl Drop for Builder {
     /// the slot is free again.
     fn drop(&mut self) {
         if !self.done {
-            self.slot.owner.store(0, Ordering::Release);
-            self.slot.state.store(EMPTY, Ordering::Release);
+            release(self.slot);
+            release_at_exit(None);
         }
+    }
+}
+
+fn release(slot: &Slot) {
+    slot.owner.store(0, Ordering::Release);
+    slot.state.store(EMPTY, Ordering::Release);
+}
+
+thread_local! {
+    /// The slot this backend is building, if any: a FATAL (`pg_terminate_backend`, a
+    /// shutdown) during the build scan exits the process without unwinding the Rust frames,
+    /// so `Builder`'s `Drop` never runs; `on_exit` frees the slot then (else it stayed
+    /// BUILDING for good, and its database never had a filter again until a restart).
+    static BUILDING_SLOT: std::cell::Cell<Option<&'static Slot>> = const { std::cell::Cell::new(None) };
+    static EXIT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Records the slot this process is building (`None`: none any more). Only a backend's main
+/// thread passes a slot (`find_or_claim`): registering the callback calls into PostgreSQL.
+fn release_at_exit(slot: Option<&'static Slot>) {
+    if slot.is_some() && !EXIT_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: registered once per process, in a backend (a build runs in a transaction);
+        // the callback only stores to atomics of shared memory, which is still attached when
+        // before_shmem_exit callbacks run.
+        unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0usize)) };
+    }
+    BUILDING_SLOT.with(|b| b.set(slot));
+}
+
+// SAFETY (for callers): registered with before_shmem_exit; PostgreSQL calls it on this
+// process's thread while it exits, shared memory still attached.
+unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    if let Some(slot) = BUILDING_SLOT.with(std::cell::Cell::take) {
+        release(slot);
     }
 }
 
@@ -315,6 +358,43 @@ mod tests {
     /// each database's filter holds its own value, so a reader handed another database's
     /// filter sees "certainly not" for its value. Threads touch only the atomics of a private
     /// copy of the slots (no PostgreSQL call), so this runs in any backend.
+    /// A build that never finishes nor unwinds (FATAL during its scan: `proc_exit` runs the
+    /// exit callbacks, not Rust's `Drop`) leaves no slot BUILDING: the exit callback frees it.
+    #[pg_test]
+    fn a_build_ended_by_fatal_frees_its_slot_at_exit() {
+        let slots: &'static [Slot] = {
+            let layout = std::alloc::Layout::array::<Slot>(SLOTS).unwrap();
+            // SAFETY: as in the test below: zeroed Slots, leaked.
+            unsafe {
+                let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+                assert!(!p.is_null());
+                std::slice::from_raw_parts(p, SLOTS)
+            }
+        };
+        let Found::Build(b) = find_in(slots, 7 << 32 | 1, 1_000) else {
+            panic!("an empty slot is claimed");
+        };
+        let slot = b.slot;
+        release_at_exit(Some(slot));
+        // As under FATAL: the Builder is never dropped.
+        std::mem::forget(b);
+        assert_eq!(slot.state.load(Ordering::Acquire), BUILDING);
+        // SAFETY: the callback only stores to the atomics of the slot recorded above.
+        unsafe { on_exit(1, pg_sys::Datum::from(0usize)) };
+        assert_eq!(slot.state.load(Ordering::Acquire), EMPTY);
+        assert_eq!(slot.owner.load(Ordering::Acquire), 0);
+        // A finished build leaves nothing to free.
+        let Found::Build(b) = find_in(slots, 7 << 32 | 1, 1_000) else {
+            panic!("the freed slot is claimed again");
+        };
+        let slot = b.slot;
+        release_at_exit(Some(slot));
+        b.finish(1, 1_000);
+        // SAFETY: as above.
+        unsafe { on_exit(1, pg_sys::Datum::from(0usize)) };
+        assert_eq!(slot.state.load(Ordering::Acquire), VALID);
+    }
+
     #[pg_test]
     fn filter_slots_are_never_read_as_another_databases() {
         let slots: &'static [Slot] = {

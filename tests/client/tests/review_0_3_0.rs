@@ -1,4 +1,4 @@
-//! Regression tests for the review of the 0.3.0 surfaces (docs/security.md rows S19-S39, named
+//! Regression tests for the review of the 0.3.0 surfaces (docs/security.md rows S19-S44, named
 //! after them). Each failed before its fix:
 //! - S20: an accessor called per element of an array cast returned a freed copy (another
 //!   claim's value, or a crash);
@@ -6,7 +6,8 @@
 //! - S22: `ALTER DATABASE/ROLE ... SET pg_jwt.token` gave every session a default token, kept
 //!   where every role can read it;
 //! - S24: `jwt_set_role()` switched into a role with the privileges of the database's owner;
-//! - S39: an open cursor kept a token's claims past its expiry after a caught error.
+//! - S39: an open cursor kept a token's claims past its expiry after a caught error;
+//! - S44: sizes taken from SQL arguments reached the Rust heap unbounded.
 //!
 //! Elsewhere: S19 (scripts/signin-test.sh: fast-path calls of a signed-in session), S23
 //! (tests/providers.rs pv10: a fetched key set with a secret key), S33 to S36 (providers.rs
@@ -356,4 +357,53 @@ fn s39_a_cursor_kept_across_a_caught_error_stops_at_the_token_s_expiry() {
     let r = tx.query("FETCH 2 FROM s39", &[]);
     assert_eq!(sqlstate(&r), "28000", "{r:?}");
     assert!(message(&r).contains("expired"), "{}", message(&r));
+}
+
+/// S44: sizes taken from SQL arguments are bounded before the Rust heap holds them (a Rust
+/// allocation that fails aborts the backend, which restarts the cluster): `jwt_sign`'s claims
+/// (nested empty objects cost the parser far more than their text), a VARIADIC path of any
+/// length, a key set whose jsonb text outgrows its binary form.
+#[test]
+fn s44_sizes_taken_from_sql_arguments_are_bounded() {
+    setup();
+    let mut c = app();
+    let r = c.query_one(
+        "SELECT jwt_sign((SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 400000)), jwt_generate_jwk('HS256'))",
+        &[],
+    );
+    assert_eq!(sqlstate(&r), "22023", "{r:?}");
+    assert!(message(&r).contains("the claims is larger than"), "{}", message(&r));
+    // Nested objects below the cap: signed.
+    let ok: String = c
+        .query_one(
+            "SELECT jwt_sign(jsonb_build_object('a', (SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 1000))), jwt_generate_jwk('HS256'))",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(ok.split('.').count(), 3);
+    // A path deeper than any claim set: NULL, with a token or without.
+    let deep = "SELECT jwt_claim(VARIADIC array_fill('a'::text, ARRAY[1000000]))";
+    let none: Option<String> = c.query_one(deep, &[]).unwrap().get(0);
+    assert_eq!(none, None);
+    let mut su = superuser();
+    let t = token(&mut su, 1, 600, "{}");
+    let mut tx = c.transaction().unwrap();
+    tx.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t])
+        .unwrap();
+    let none: Option<String> = tx.query_one(deep, &[]).unwrap().get(0);
+    assert_eq!(none, None);
+    let sub: Option<String> = tx
+        .query_one("SELECT jwt_claim(VARIADIC ARRAY['sub'])", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(sub.as_deref(), Some("user-1"));
+    tx.commit().unwrap();
+    // A key set whose numbers print far longer than they are stored.
+    let r = c.query_one(
+        "SELECT jwt_public_jwks(jsonb_build_object('keys', jsonb_build_array(jsonb_build_object('n', 1e100000::numeric, 'm', 1e100000::numeric, 'o', 1e100000::numeric))))",
+        &[],
+    );
+    assert_eq!(sqlstate(&r), "22023", "{r:?}");
+    assert!(message(&r).contains("larger than"), "{}", message(&r));
 }
