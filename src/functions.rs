@@ -28,9 +28,10 @@ thread_local! {
         RefCell::new(LruCache::new(NonZeroUsize::new(KEY_SET_CACHE).unwrap_or(NonZeroUsize::MIN)));
 }
 
-/// The largest claims `jwt_sign` signs: the largest `pg_jwt.max_token_bytes` (1 MiB), which
-/// the base64 text of a larger claim set exceeds anyway.
-const MAX_CLAIMS_BYTES: usize = 1024 * 1024;
+/// The largest claims `jwt_sign` signs, as jsonb prints them (a space after each `,` and `:`,
+/// which the signed text has not): twice the largest `pg_jwt.max_token_bytes` (1 MiB), so a
+/// claim set whose token could be verified is never refused.
+const MAX_CLAIMS_BYTES: usize = 2 * 1024 * 1024;
 
 // SAFETY (for callers): fcinfo is a valid call whose argument i is a non-NULL jsonb.
 unsafe fn key_set_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Rc<Result<KeySet, KeyError>>, ErrorReport> {
@@ -111,6 +112,13 @@ unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> Result<Option<
     if fmgr::arg_is_null(fcinfo, i) {
         return Ok(None);
     }
+    // An audience, issuer, algorithm or kid: never near this; refused before it is copied.
+    const MAX_TEXT_ARG: usize = 64 * 1024;
+    if fmgr::arg_bytes(fcinfo, i).len() > MAX_TEXT_ARG {
+        return Err(errors::bad_argument(format!(
+            "a text argument is larger than {MAX_TEXT_ARG} bytes"
+        )));
+    }
     Ok(Some(encoding::from_server(fmgr::arg_bytes(fcinfo, i))?.into_owned()))
 }
 
@@ -122,7 +130,7 @@ v1_function! {
         let jwk = fmgr::arg_jsonb_text(fcinfo, 1, jwk::MAX_KEY_SET_BYTES, "the JWK")?;
         let key = SigningKey::parse(jwk.as_bytes()).map_err(|e| errors::bad_key(&e))?;
         // A token of more than the largest pg_jwt.max_token_bytes could never be verified.
-        let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0, MAX_CLAIMS_BYTES, "the claims")?.as_bytes())
+        let claims = Json::parse(fmgr::arg_jsonb_text(fcinfo, 0, MAX_CLAIMS_BYTES, "the claim set")?.as_bytes())
             .map_err(|_| errors::bad_argument("claims must be a JSON object"))?;
         let token = token::sign(&claims, &key).map_err(|e| errors::bad_key(&e))?;
         fmgr::text_datum(&token)

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 /// At most this many providers in one list.
 pub const MAX_PROVIDERS: usize = 10_000;
 /// The largest `pg_jwt.providers` text, in bytes.
-pub const MAX_LIST_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
 /// The implicit provider the single-provider settings (`pg_jwt.jwks`, `pg_jwt.jwks_uri`,
 /// `pg_jwt.issuer`, ...) describe. Reserved: no listed provider may take the name.
 pub const DEFAULT_NAME: &str = "default";

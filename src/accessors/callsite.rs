@@ -236,6 +236,8 @@ unsafe fn fill_call_site(
     // Built in the caller's memory context: never freed by us.
     let result = match claims.as_deref().map(|c| converted(c, name, kind)) {
         Some(Some(kept)) => kept,
+        // Longer than the largest token: in no claim set (never copied or converted).
+        _ if !kind.no_argument() && name.len() > super::MAX_NAME_BYTES => None,
         _ => {
             let path: Vec<Option<Cow<str>>> = if kind.no_argument() {
                 Vec::new()

@@ -41,6 +41,10 @@ use pgrx::prelude::*;
 use std::borrow::Cow;
 use std::ptr::null_mut;
 
+/// A claim name (or path element) longer than the largest token (`pg_jwt.max_token_bytes` is at
+/// most 1 MiB) is in no claim set: the accessors answer NULL without copying it.
+pub(crate) const MAX_NAME_BYTES: usize = 1024 * 1024;
+
 /// A VARIADIC path accessor: `jwt_claim('app_metadata', 'tenant_id')`. No per-call-site cache
 /// (the verified claims are still cached per backend); the result lives in the caller's memory
 /// context. A NULL path element gives NULL.
@@ -80,6 +84,9 @@ unsafe fn path_accessor(fcinfo: pg_sys::FunctionCallInfo, kind: Kind) -> pg_sys:
         } else {
             let v = pg_sys::pg_detoast_datum_packed((*elems.add(i)).cast_mut_ptr());
             let len = pgrx::varlena::varsize_any_exhdr(v);
+            if len > MAX_NAME_BYTES {
+                return pgrx::fcinfo::pg_return_null(fcinfo);
+            }
             let bytes = std::slice::from_raw_parts(pgrx::varlena::vardata_any(v).cast::<u8>(), len);
             path.push(Some(Cow::Owned(
                 encoding::from_server(bytes).unwrap_or_report().into_owned(),

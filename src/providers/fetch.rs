@@ -271,6 +271,8 @@ fn follow_list(f: &mut Fetching, now: i64) {
                 h.next_refresh = now;
             }
         });
+        // The predecessor's fetch in flight, if any, ended with it.
+        slots::settle(i);
         log!("pg_jwt: key fetcher: the key set in force for provider \"{name}\" stays");
         f.tracked.insert(
             name,

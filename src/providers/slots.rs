@@ -311,8 +311,6 @@ pub fn request(i: usize, kind: u64, now: i64, min_interval: i64) -> Option<u64> 
     Some(started)
 }
 
-/// Waits (interruptibly, at most `wait_ms`) until a fetch of slot `i` that started after
-/// `started` was read has finished.
 /// No fetch of slot `i` is outstanding any more (its provider was dropped with a fetch in
 /// flight, or the slot is given to another): every request made so far counts as answered, so
 /// that the next provider's waits end at its own fetches, not one fetch later.
@@ -323,6 +321,8 @@ pub fn settle(i: usize) {
     }
 }
 
+/// Waits (interruptibly, at most `wait_ms`) until a fetch of slot `i` that started after
+/// `started` was read has finished.
 pub fn wait(i: usize, started: u64, wait_ms: i64) {
     let Some(s) = signals(i) else { return };
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0));

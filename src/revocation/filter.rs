@@ -13,8 +13,8 @@
 //!   that wrote rows, whose triggers may have set bits in a slot that was cleared) and scans it
 //!   with a snapshot taken after the lock; only then is the slot VALID;
 //! - a reader uses a slot only while it is VALID for this database and table, and rechecks the
-//!   slot's epoch (bumped by every claim, after the claim stored its owner) and owner after
-//!   reading the bits: a slot taken over meanwhile answers "maybe";
+//!   slot's state, owner and, last, epoch (bumped by every claim, after the claim stored its
+//!   owner) after reading the bits: a slot taken over meanwhile answers "maybe";
 //! - on a hot standby the primary's rows arrive by replay, without triggers: the filter is never
 //!   used there (every check probes the index).
 //!
@@ -173,9 +173,12 @@ fn peek_in(slots: &'static [Slot], key: u64, now: i64) -> Option<Reader> {
 /// The filter of this database's table, or what to do without one.
 pub fn find_or_claim(db: pg_sys::Oid, table: pg_sys::Oid, now: i64) -> Found {
     let Some(slots) = slots() else { return Found::Probe };
+    // Before any claim: registering can fail (FATAL), which must not leave a slot claimed.
+    register_exit_callback();
     let found = find_in(slots, owner_key(db, table), now);
     if let Found::Build(b) = &found {
-        release_at_exit(Some(b.slot));
+        // Nothing else moves the epoch of a slot this backend holds BUILDING.
+        record_building(Some((b.slot, b.slot.epoch.load(Ordering::Acquire))));
     }
     found
 }
@@ -292,11 +295,11 @@ impl Builder {
 
     /// The scan is complete (it ran under the SHARE lock, with a snapshot taken after it).
     pub fn finish(mut self, rows: u64, now: i64) {
+        record_building(None);
         self.slot.built_rows.store(rows.max(1), Ordering::Release);
         self.slot.last_used.store(now, Ordering::Relaxed);
         self.slot.state.store(VALID, Ordering::Release);
         self.done = true;
-        release_at_exit(None);
     }
 }
 
@@ -305,8 +308,10 @@ impl Drop for Builder {
     /// the slot is free again.
     fn drop(&mut self) {
         if !self.done {
+            // The record first: the exit callback must never release a slot released here
+            // (and perhaps claimed by another backend since).
+            record_building(None);
             release(self.slot);
-            release_at_exit(None);
         }
     }
 }
@@ -321,27 +326,35 @@ thread_local! {
     /// shutdown) during the build scan exits the process without unwinding the Rust frames,
     /// so `Builder`'s `Drop` never runs; `on_exit` frees the slot then (else it stayed
     /// BUILDING for good, and its database never had a filter again until a restart).
-    static BUILDING_SLOT: std::cell::Cell<Option<&'static Slot>> = const { std::cell::Cell::new(None) };
+    /// With the epoch its claim gave it.
+    static BUILDING_SLOT: std::cell::Cell<Option<(&'static Slot, u64)>> = const { std::cell::Cell::new(None) };
     static EXIT_CALLBACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Records the slot this process is building (`None`: none any more). Only a backend's main
-/// thread passes a slot (`find_or_claim`): registering the callback calls into PostgreSQL.
-fn release_at_exit(slot: Option<&'static Slot>) {
-    if slot.is_some() && !EXIT_CALLBACK.with(|c| c.replace(true)) {
-        // SAFETY: registered once per process, in a backend (a build runs in a transaction);
-        // the callback only stores to atomics of shared memory, which is still attached when
+/// Registers `on_exit` once per process. Only a backend's main thread calls it
+/// (`find_or_claim`): it calls into PostgreSQL.
+fn register_exit_callback() {
+    if !EXIT_CALLBACK.with(|c| c.replace(true)) {
+        // SAFETY: once per process, in a backend (a build runs in a transaction); the callback
+        // only touches atomics of shared memory, which is still attached when
         // before_shmem_exit callbacks run.
         unsafe { pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(0usize)) };
     }
+}
+
+/// Records the slot this process is building, with its claim's epoch (`None`: none any more).
+fn record_building(slot: Option<(&'static Slot, u64)>) {
     BUILDING_SLOT.with(|b| b.set(slot));
 }
 
 // SAFETY (for callers): registered with before_shmem_exit; PostgreSQL calls it on this
 // process's thread while it exits, shared memory still attached.
 unsafe extern "C-unwind" fn on_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    if let Some(slot) = BUILDING_SLOT.with(std::cell::Cell::take) {
-        release(slot);
+    if let Some((slot, epoch)) = BUILDING_SLOT.with(std::cell::Cell::take) {
+        // Still this process's claim (the same epoch, still BUILDING): free it.
+        if slot.epoch.load(Ordering::Acquire) == epoch && slot.state.load(Ordering::Acquire) == BUILDING {
+            release(slot);
+        }
     }
 }
 
@@ -375,7 +388,7 @@ mod tests {
             panic!("an empty slot is claimed");
         };
         let slot = b.slot;
-        release_at_exit(Some(slot));
+        record_building(Some((slot, slot.epoch.load(Ordering::Acquire))));
         // As under FATAL: the Builder is never dropped.
         std::mem::forget(b);
         assert_eq!(slot.state.load(Ordering::Acquire), BUILDING);
@@ -388,10 +401,27 @@ mod tests {
             panic!("the freed slot is claimed again");
         };
         let slot = b.slot;
-        release_at_exit(Some(slot));
+        record_building(Some((slot, slot.epoch.load(Ordering::Acquire))));
         b.finish(1, 1_000);
         // SAFETY: as above.
         unsafe { on_exit(1, pg_sys::Datum::from(0usize)) };
+        assert_eq!(slot.state.load(Ordering::Acquire), VALID);
+        // A stale record (its slot released, then claimed by another backend) frees nothing.
+        let Found::Build(b) = find_in(slots, 8 << 32 | 1, 1_000) else {
+            panic!("an empty slot is claimed");
+        };
+        let slot = b.slot;
+        record_building(Some((slot, slot.epoch.load(Ordering::Acquire))));
+        release(slot);
+        std::mem::forget(b);
+        let Found::Build(other) = find_in(slots, 9 << 32 | 1, 1_000) else {
+            panic!("the released slot is claimed again");
+        };
+        assert!(std::ptr::eq(other.slot, slot));
+        // SAFETY: as above.
+        unsafe { on_exit(1, pg_sys::Datum::from(0usize)) };
+        assert_eq!(slot.state.load(Ordering::Acquire), BUILDING);
+        other.finish(1, 1_000);
         assert_eq!(slot.state.load(Ordering::Acquire), VALID);
     }
 

@@ -831,7 +831,9 @@ unsafe fn not_null(fcinfo: pg_sys::FunctionCallInfo) -> Result<pg_sys::Datum, Er
         let what = if crate::fmgr::arg_is_null(fcinfo, 1) {
             "a value is NULL".to_owned()
         } else {
-            String::from_utf8_lossy(crate::fmgr::arg_bytes(fcinfo, 1)).into_owned()
+            // The reason is the revoking functions' own constant; at most 1 KiB of any other.
+            let what = crate::fmgr::arg_bytes(fcinfo, 1);
+            String::from_utf8_lossy(what.get(..1024).unwrap_or(what)).into_owned()
         };
         return Err(errors::null_value(&what));
     }

@@ -223,7 +223,15 @@ fn s22_a_token_is_never_a_stored_default() {
         .unwrap();
     let sub: Option<String> = tx.query_one("SELECT jwt_claim('sub')", &[]).unwrap().get(0);
     assert_eq!(sub.as_deref(), Some("user-1"));
+    // A claim name longer than the largest token: NULL, never copied.
+    let long: Option<String> = tx
+        .query_one("SELECT jwt_claim(repeat('a', 1100000))", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(long, None);
     tx.commit().unwrap();
+    let r = c.query_one("SELECT jwt_generate_jwk('ES256', repeat('k', 70000))", &[]);
+    assert_eq!(sqlstate(&r), "22023", "{r:?}");
 }
 
 #[test]
@@ -368,11 +376,11 @@ fn s44_sizes_taken_from_sql_arguments_are_bounded() {
     setup();
     let mut c = app();
     let r = c.query_one(
-        "SELECT jwt_sign((SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 400000)), jwt_generate_jwk('HS256'))",
+        "SELECT jwt_sign((SELECT jsonb_agg('{}'::jsonb) FROM generate_series(1, 800000)), jwt_generate_jwk('HS256'))",
         &[],
     );
     assert_eq!(sqlstate(&r), "22023", "{r:?}");
-    assert!(message(&r).contains("the claims is larger than"), "{}", message(&r));
+    assert!(message(&r).contains("the claim set is larger than"), "{}", message(&r));
     // Nested objects below the cap: signed.
     let ok: String = c
         .query_one(
