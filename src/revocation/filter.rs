@@ -366,24 +366,23 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    /// More databases than slots, slots taken over all the time (a clock that jumps past the
-    /// eviction age), and readers that check that the filter they were handed is their own:
-    /// each database's filter holds its own value, so a reader handed another database's
-    /// filter sees "certainly not" for its value. Threads touch only the atomics of a private
-    /// copy of the slots (no PostgreSQL call), so this runs in any backend.
+    /// `SLOTS` zeroed slots of the test's own (leaked), not the shared ones.
+    fn private_slots() -> &'static [Slot] {
+        let layout = std::alloc::Layout::array::<Slot>(SLOTS).unwrap();
+        // SAFETY: all-zero is a valid Slot (atomics of zero); the memory is leaked, so
+        // 'static holds; the layout is that of SLOTS Slots.
+        unsafe {
+            let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+            assert!(!p.is_null());
+            std::slice::from_raw_parts(p, SLOTS)
+        }
+    }
+
     /// A build that never finishes nor unwinds (FATAL during its scan: `proc_exit` runs the
     /// exit callbacks, not Rust's `Drop`) leaves no slot BUILDING: the exit callback frees it.
     #[pg_test]
     fn a_build_ended_by_fatal_frees_its_slot_at_exit() {
-        let slots: &'static [Slot] = {
-            let layout = std::alloc::Layout::array::<Slot>(SLOTS).unwrap();
-            // SAFETY: as in the test below: zeroed Slots, leaked.
-            unsafe {
-                let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
-                assert!(!p.is_null());
-                std::slice::from_raw_parts(p, SLOTS)
-            }
-        };
+        let slots = private_slots();
         let Found::Build(b) = find_in(slots, 7 << 32 | 1, 1_000) else {
             panic!("an empty slot is claimed");
         };
@@ -425,18 +424,14 @@ mod tests {
         assert_eq!(slot.state.load(Ordering::Acquire), VALID);
     }
 
+    /// More databases than slots, slots taken over all the time (a clock that jumps past the
+    /// eviction age), and readers that check that the filter they were handed is their own:
+    /// each database's filter holds its own value, so a reader handed another database's
+    /// filter sees "certainly not" for its value. Threads touch only the atomics of a private
+    /// copy of the slots (no PostgreSQL call), so this runs in any backend.
     #[pg_test]
     fn filter_slots_are_never_read_as_another_databases() {
-        let slots: &'static [Slot] = {
-            let layout = std::alloc::Layout::array::<Slot>(SLOTS).unwrap();
-            // SAFETY: all-zero is a valid Slot (atomics of zero); the memory is leaked, so
-            // 'static holds; the layout is that of SLOTS Slots.
-            unsafe {
-                let p = std::alloc::alloc_zeroed(layout).cast::<Slot>();
-                assert!(!p.is_null());
-                std::slice::from_raw_parts(p, SLOTS)
-            }
-        };
+        let slots = private_slots();
         const DATABASES: u64 = 2 * SLOTS as u64 + 1;
         let value = |db: u64| format!("value-of-{db}").into_bytes();
         let stop = Arc::new(AtomicBool::new(false));
