@@ -98,11 +98,16 @@ pub fn arm(until: f64, now: f64) -> bool {
             id
         }
     };
-    // Re-arm unless this exact deadline is pending. Error recovery disables every timeout
-    // (disable_all_timeouts), hence the check that it is still active.
+    // Re-arm unless a deadline at or before this one is pending: a timer that fires early only
+    // sends every call site through the checked path once, which arms it again for the token
+    // then current. Moving a pending deadline costs a `setitimer` call whenever the new one is
+    // the earlier, and tokens of a pool's users expire at different times: keeping the earlier
+    // deadline makes that once per deadline reached instead of about every other token change.
+    // Error recovery disables every timeout (disable_all_timeouts), hence the check that it is
+    // still active.
     // SAFETY: `id` was returned by RegisterTimeout in this process.
     let active = unsafe { get_timeout_active(id) };
-    if !active || ARMED_AT.with(Cell::get) != fire_at {
+    if !active || !(ARMED_AT.with(Cell::get) <= fire_at) {
         let at = ((fire_at - crate::clock::POSTGRES_EPOCH_UNIX as f64) * 1_000_000.0) as i64;
         // SAFETY: as above; enable_timeout_at replaces any earlier deadline of this id.
         unsafe { enable_timeout_at(id, at) };

@@ -611,6 +611,47 @@ fn f12b_a_token_expiring_during_a_statement_stops_working_at_once() {
         .unwrap();
 }
 
+/// The timer stays armed for the earliest deadline it was given (src/expiry.rs keeps a pending
+/// deadline that comes first): a token expiring sooner than the one before it in the same
+/// session must move the timer earlier, or the per-row path would skip the clock past its
+/// expiry. The first token lives an hour; the second expires after 2 to 3 s in the middle of a
+/// 6 s statement, which must fail.
+#[test]
+fn f12c_a_sooner_expiring_token_after_a_later_one_still_stops_at_once() {
+    setup();
+    let mut su = superuser();
+    su.batch_execute("ALTER ROLE app IN DATABASE app SET pg_jwt.leeway = 0")
+        .unwrap();
+    let long = token(&mut su, 1, 3600, "");
+    let short = token(&mut su, 1, 3, "");
+    let mut c = app();
+    c.batch_execute("BEGIN").unwrap();
+    set_local(&mut c, &long);
+    assert_eq!(visible_tenants(&mut c), BTreeSet::from([tenant(1)]));
+    c.batch_execute("COMMIT").unwrap();
+    c.batch_execute("BEGIN").unwrap();
+    set_local(&mut c, &short);
+    let r = c.query_one(
+        "SELECT count(*) FROM generate_series(1, 600) g
+         WHERE (jwt_claim('sub') || pg_sleep(0.01)::text || g) IS NOT NULL",
+        &[],
+    );
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "the statement outlived the token: {}",
+        message(&r)
+    );
+    c.batch_execute("ROLLBACK").unwrap();
+    // And the other way round: after the short token's deadline passed, the long one works.
+    c.batch_execute("BEGIN").unwrap();
+    set_local(&mut c, &long);
+    assert_eq!(visible_tenants(&mut c), BTreeSet::from([tenant(1)]));
+    c.batch_execute("COMMIT").unwrap();
+    su.batch_execute("ALTER ROLE app IN DATABASE app RESET pg_jwt.leeway")
+        .unwrap();
+}
+
 #[test]
 fn f12_long_transaction_past_exp_loses_its_claims() {
     setup();
