@@ -5,11 +5,11 @@
 //! | counter | where | bumped by | voids |
 //! |---|---|---|---|
 //! | token generation | this backend | the assign hook of `pg_jwt.token` (SET, SET LOCAL, RESET, restore at COMMIT/ROLLBACK/ROLLBACK TO SAVEPOINT, parallel workers) | the session's current claims |
-//! | config generation | this backend | the assign hooks of every validation setting | the session's key set, settings and verification cache |
+//! | config generation | this backend | the assign hooks of every validation setting (a reload assigns them all, changed or not) | the session's key set and settings; its verification cache only when a value a verification reads changed (`session`) |
 //! | local generation | this backend | both of the above, the expiry timer (`expiry`), and a rolled-back change of the revocation list (`revocation`) | every call site's cached result (`accessors`) |
 //! | shared generation | shared memory | a new fetched key set (`key_set_changed`), a committed change of the revocation list, standby replay progress | what the per-row path compares: every backend's current claims and call sites are checked again at their next access |
 //! | keys generation | shared memory | `key_set_changed` only | every backend's key sets and cached verifications (signatures and claims) |
-//! | shared cache epoch | shared memory | `key_set_changed` and a reload | the shared verification cache's entries |
+//! | shared cache epoch | shared memory | `key_set_changed` only (a reload does not: each hit checks the settings again) | the shared verification cache's entries |
 //!
 //! So a revocation (or standby replay) costs each backend one revocation check per token it
 //! meets again (the filter, at most a few B-tree probes), never a re-import of its key sets or a
@@ -129,7 +129,7 @@ pub fn shared_cache_epoch() -> u64 {
     SHARED_CACHE_EPOCH.get().load(Ordering::Acquire)
 }
 
-/// Every entry of the shared verification cache is void (a reload: settings may have changed).
+/// Every entry of the shared verification cache is void (a key set in force changed).
 pub fn bump_shared_cache_epoch() {
     SHARED_CACHE_EPOCH.get().fetch_add(1, Ordering::AcqRel);
 }

@@ -20,8 +20,11 @@
 //!   `Signature::KnownGood` against the record's).
 //! - An entry is void once `not_after` (the token's `exp` plus the inserting backend's leeway)
 //!   has passed, and whenever the shared cache epoch (`generations`) moved: the key fetcher bumps
-//!   it at every reload (SIGHUP) and whenever the fetched key set changes. A changed key set also
-//!   changes the fingerprint, so entries made under the old set are unreachable at once.
+//!   it whenever a fetched key set changes. A changed key set also changes the fingerprint, so
+//!   entries made under the old set are unreachable at once. A reload does not void it: what a
+//!   record vouches for depends on the key set only, and every setting is checked again at each
+//!   hit (voiding it at every reload sent every backend through a new signature check of every
+//!   token it met).
 //! - The bucket is chosen by the token's bytes (`token::tail_hash` of its length and last 16
 //!   bytes, with a seed drawn at random by the first backend to use the cache), not by the
 //!   SHA-256: so the caller can start fetching the bucket (`place`) before it computes the

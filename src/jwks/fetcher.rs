@@ -87,10 +87,9 @@ pub extern "C-unwind" fn pg_jwt_key_fetcher_main(_arg: pg_sys::Datum) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to reread its configuration.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-            // Not needed for correctness (a record is keyed by its key set's fingerprint, and
-            // every setting it does not depend on is checked again at each hit), but a reload
-            // is the operator's way to empty the shared cache (benches use it): void it.
-            crate::generations::bump_shared_cache_epoch();
+            // The shared cache is not voided: a record is keyed by its key set's fingerprint,
+            // and every setting it does not depend on is checked again at each hit. Voiding it
+            // at every reload sent every backend through a new signature check of every token.
             crate::providers::fetch::reloaded(&mut turn.providers);
         }
         one_turn(&mut turn);

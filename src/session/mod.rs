@@ -169,6 +169,9 @@ struct Config {
     /// `pg_jwt.session_claim` (a validation setting: a change reloads this), read here once
     /// rather than copied out of the setting at every verification.
     session_claim: String,
+    /// A fingerprint of everything above and of every other setting a verification reads
+    /// (`settings_fingerprint`): two loads with the same one verify every token alike.
+    settings: [u8; 32],
 }
 
 /// The key set in force: `pg_jwt.jwks`, the set fetched from `pg_jwt.jwks_uri`, or both merged
@@ -232,18 +235,50 @@ fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
 impl Config {
     fn load() -> Config {
         let (keys, fingerprint) = load_keys();
+        let audience = gucs::audience();
+        let issuer = gucs::issuer();
+        let required = gucs::required_claims();
+        let leeway = gucs::leeway();
+        let max_token_bytes = gucs::max_token_bytes();
+        let session_claim = gucs::session_claim();
+        let required_list: Vec<u8> = required
+            .iter()
+            .flat_map(|c| (c.len() as u64).to_le_bytes().into_iter().chain(c.bytes()))
+            .collect();
+        let jwks_uri = gucs::jwks_uri();
+        // SAFETY: read at once (hashed below), before anything can change the setting.
+        let providers = unsafe { gucs::providers_bytes() };
+        // Every input of a verification that a setting gives, apart from the keys generation
+        // (compared on its own): the key set's sources (and whether it imported), where its
+        // fetched part comes from, the implicit provider's rules, the provider list (each
+        // listed provider's rules and pinned keys), and the size of the cache itself.
+        let settings = token::key_set_fingerprint(&[
+            Some(b"pg_jwt session settings v1"),
+            Some(&fingerprint),
+            Some(&[u8::from(keys.is_ok())]),
+            jwks_uri.as_deref().map(str::as_bytes),
+            audience.as_deref().map(str::as_bytes),
+            issuer.as_deref().map(str::as_bytes),
+            Some(&required_list),
+            Some(&leeway.to_le_bytes()),
+            Some(&(max_token_bytes as u64).to_le_bytes()),
+            Some(session_claim.as_bytes()),
+            providers,
+            Some(&(gucs::cache_size() as u64).to_le_bytes()),
+        ]);
         Config {
             keys,
             keyer: token::CacheKeyer::new(&fingerprint),
-            audience: gucs::audience(),
-            issuer: gucs::issuer(),
-            required: gucs::required_claims(),
-            leeway: gucs::leeway(),
+            audience,
+            issuer,
+            required,
+            leeway,
             policy: HeaderPolicy {
-                max_token_bytes: gucs::max_token_bytes(),
+                max_token_bytes,
                 ..HeaderPolicy::default()
             },
-            session_claim: gucs::session_claim(),
+            session_claim,
+            settings,
         }
     }
 }
@@ -278,11 +313,19 @@ struct State {
 }
 
 impl State {
-    /// New key set or settings (`loaded`: the configuration and keys generations): every cached
-    /// verification is void. An empty cache of the configured size, with a new seed (and no
-    /// misses remembered).
+    /// A validation setting was assigned, or a key set changed (`loaded`: the configuration and
+    /// keys generations). A new key set, or a setting whose value changed, voids every cached
+    /// verification: an empty cache of the configured size, with a new seed (and no misses
+    /// remembered). A reload assigns every setting of the configuration files again, changed
+    /// or not: when nothing a verification reads changed (the same settings fingerprint, the
+    /// same keys generation), the cache is kept, so that an unrelated reload does not send every
+    /// backend through a new verification of every token it meets.
     fn reload(&mut self, config: Config, loaded: (u64, u64)) {
-        self.cache = Table::new(gucs::cache_size());
+        let unchanged =
+            self.loaded_at.1 == loaded.1 && self.config.as_ref().is_some_and(|c| c.settings == config.settings);
+        if !unchanged {
+            self.cache = Table::new(gucs::cache_size());
+        }
         self.config = Some(config);
         self.loaded_at = loaded;
     }

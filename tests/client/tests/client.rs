@@ -672,6 +672,88 @@ fn f12_long_transaction_past_exp_loses_its_claims() {
         .unwrap();
 }
 
+/// A reload assigns every setting of the configuration files again, changed or not. One that
+/// changes no validation setting keeps the backend's verified tokens (no new verification) and
+/// the shared cache; one that changes a validation setting voids the backend's (the token is
+/// verified again under the new value), and the shared cache's record still vouches for the
+/// signature (each hit checks the settings again).
+#[test]
+fn d19b_a_reload_that_changes_no_validation_setting_keeps_the_caches() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 1, 600, "");
+    let mut c = superuser();
+    let read = |c: &mut Client| {
+        c.batch_execute("BEGIN").unwrap();
+        set_local(c, &t);
+        let sub: Option<String> = c.query_one("SELECT jwt_claim('sub')", &[]).unwrap().get(0);
+        assert!(sub.is_some());
+        c.batch_execute("COMMIT").unwrap();
+    };
+    let stats = |c: &mut Client| -> serde_json::Value {
+        serde_json::from_str(
+            &c.query_one("SELECT jwt_cache_stats()::text", &[])
+                .unwrap()
+                .get::<_, String>(0),
+        )
+        .unwrap()
+    };
+    let count = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    // Sets `name` server-wide (`None`: resets it) and waits until the session `c` shows `want`.
+    let reload = |su: &mut Client, c: &mut Client, name: &str, value: Option<&str>, want: &str| {
+        match value {
+            Some(v) => su.batch_execute(&format!("ALTER SYSTEM SET {name} = {v}")).unwrap(),
+            None => su.batch_execute(&format!("ALTER SYSTEM RESET {name}")).unwrap(),
+        }
+        su.batch_execute("SELECT pg_reload_conf()").unwrap();
+        for _ in 0..200 {
+            let now: String = c
+                .query_one(&format!("SELECT current_setting('{name}')"), &[])
+                .unwrap()
+                .get(0);
+            if now == want {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the reload of {name} did not reach the session");
+    };
+    let setting = |c: &mut Client, name: &str| -> String {
+        c.query_one(&format!("SELECT current_setting('{name}')"), &[])
+            .unwrap()
+            .get(0)
+    };
+    let (leeway, per_second) = (
+        setting(&mut c, "pg_jwt.leeway"),
+        setting(&mut c, "pg_jwt.log_refusals_per_second"),
+    );
+    read(&mut c);
+    let before = stats(&mut c);
+    reload(&mut su, &mut c, "pg_jwt.log_refusals_per_second", Some("11"), "11");
+    read(&mut c);
+    let unrelated = stats(&mut c);
+    assert_eq!(
+        count(&unrelated, "verifications"),
+        count(&before, "verifications"),
+        "a reload that changed no validation setting voided the backend's cache: {before} then {unrelated}"
+    );
+    reload(&mut su, &mut c, "pg_jwt.leeway", Some("29"), "29s");
+    read(&mut c);
+    let changed = stats(&mut c);
+    assert_eq!(
+        count(&changed, "verifications"),
+        count(&before, "verifications") + 1,
+        "a changed validation setting must void the backend's cache: {unrelated} then {changed}"
+    );
+    assert_eq!(
+        count(&changed, "shared_record_hits"),
+        count(&unrelated, "shared_record_hits") + 1,
+        "the shared cache's record vouches for the signature after a reload: {unrelated} then {changed}"
+    );
+    reload(&mut su, &mut c, "pg_jwt.leeway", None, &leeway);
+    reload(&mut su, &mut c, "pg_jwt.log_refusals_per_second", None, &per_second);
+}
+
 #[test]
 fn d19_key_rotation_by_reload_invalidates_cached_verifications_at_once() {
     setup();
