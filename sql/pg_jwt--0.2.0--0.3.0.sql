@@ -87,7 +87,7 @@ COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 2
 -- A revocation's provider: '' (every provider) for NULL, else the name (22023 if no provider can have it).
 CREATE OR REPLACE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
-COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here (the revoking functions'' guard)';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here to roles that may read pg_jwt.providers (the revoking functions'' guard)';
 
 CREATE OR REPLACE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE

@@ -77,7 +77,7 @@ static OAUTH_IDENTITY_CLAIM: StringSetting = GucSetting::<Option<CString>>::new(
 static MAX_PROVIDERS: GucSetting<i32> = GucSetting::<i32>::new(16);
 static PROVIDER_JWKS_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(64 * 1024);
 
-/// `pg_jwt.log_verified`: whether to log the first verification of each token per backend.
+/// `pg_jwt.log_verified`: whether to log each change of the token whose claims a backend serves.
 #[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum LogVerified {
     #[name = c"off"]
@@ -171,6 +171,22 @@ fn nonempty_string(setting: &StringSetting) -> Option<String> {
     unsafe { raw_str(setting) }
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// Whether the current role may read the hidden settings (`pg_jwt.providers`,
+/// `pg_jwt.jwks_uri`: names and URLs, whose query strings may hold a credential) and what is
+/// derived from them (the URL and fetch errors in `jwt_jwks_status()`, whether a name is
+/// listed): as for `SHOW`, superusers and members of `pg_read_all_settings` (`pg_monitor`
+/// includes it).
+pub fn may_read_hidden_settings() -> bool {
+    // SAFETY: plain catalog lookups for the current role, inside a transaction.
+    unsafe {
+        pg_sys::superuser()
+            || pg_sys::has_privs_of_role(
+                pg_sys::GetUserId(),
+                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_SETTINGS),
+            )
+    }
 }
 
 /// `pg_jwt.providers`'s text, without copying; `None` when unset or empty.
@@ -649,7 +665,7 @@ pub fn init() {
             c"pg_jwt.jwks_uri",
             c"Where the key fetcher gets the identity provider's JWKS: an https URL, or 'discover' (OpenID Connect discovery from pg_jwt.issuer).",
             &JWKS_URI,
-            GucFlags::empty(),
+            GucFlags::SUPERUSER_ONLY,
             Some(check_jwks_uri),
         );
         GucRegistry::define_string_guc_with_hooks(
@@ -741,7 +757,7 @@ pub fn init() {
         );
         GucRegistry::define_enum_guc(
             c"pg_jwt.log_verified",
-            c"first: log the first verification of each token in each backend (provider, sub, jti, sid, exp).",
+            c"first: log a line (provider, sub, jti, sid, exp) whenever a backend starts serving the claims of another token than the one it last logged.",
             c"",
             &LOG_VERIFIED,
             GucContext::Sighup,

@@ -111,20 +111,37 @@ pub unsafe fn lookup_as_datum<S: AsRef<str>>(
     })
 }
 
-/// A one-dimensional text[] datum in the current memory context.
+/// A one-dimensional text[] datum in the current memory context; `None` items are NULL
+/// elements.
 ///
 /// # Safety
 /// As `lookup_as_datum`.
-unsafe fn text_array_datum(items: &[String]) -> Result<pg_sys::Datum, ErrorReport> {
+unsafe fn text_array_datum(items: &[Option<String>]) -> Result<pg_sys::Datum, ErrorReport> {
     let mut elems = Vec::with_capacity(items.len());
+    let mut nulls = Vec::with_capacity(items.len());
     for item in items {
-        elems.push(crate::fmgr::text_datum(item)?);
+        match item {
+            Some(text) => {
+                elems.push(crate::fmgr::text_datum(text)?);
+                nulls.push(false);
+            }
+            None => {
+                elems.push(pg_sys::Datum::null());
+                nulls.push(true);
+            }
+        }
     }
-    let n = i32::try_from(elems.len()).map_err(|_| crate::errors::internal("array too long"))?;
-    // SAFETY: elems holds n valid text datums; text is varlena (-1), not by value, int-aligned.
-    let array = pg_sys::construct_array(
+    let mut dims = [i32::try_from(elems.len()).map_err(|_| crate::errors::internal("array too long"))?];
+    let mut lower_bounds = [1];
+    // SAFETY: elems and nulls hold dims[0] entries each (a valid text datum wherever the null
+    // flag is false); text is varlena (-1), not by value, int-aligned. No element: an empty
+    // array (construct_md_array's own rule).
+    let array = pg_sys::construct_md_array(
         elems.as_mut_ptr(),
-        n,
+        nulls.as_mut_ptr(),
+        1,
+        dims.as_mut_ptr(),
+        lower_bounds.as_mut_ptr(),
         pg_sys::TEXTOID,
         -1,
         false,
@@ -188,10 +205,14 @@ fn bigint_of(text: Option<&str>) -> Result<Option<i64>, ErrorReport> {
     })
 }
 
-pub fn to_array(v: &Json) -> Result<Option<Vec<String>>, ErrorReport> {
+/// An array claim's elements as text (a JSON null element: a NULL element, as `jwt_claim` gives
+/// NULL for a null claim; an array or object element: its JSON text); a scalar claim: a
+/// one-element array.
+pub fn to_array(v: &Json) -> Result<Option<Vec<Option<String>>>, ErrorReport> {
+    let element = |v: &Json| (!matches!(v, Json::Null)).then(|| as_text(v));
     Ok(Some(match v {
-        Json::Array(items) => items.iter().map(as_text).collect(),
-        other => vec![as_text(other)],
+        Json::Array(items) => items.iter().map(element).collect(),
+        other => vec![element(other)],
     }))
 }
 

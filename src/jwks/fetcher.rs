@@ -303,9 +303,7 @@ fn collect(turn: &mut Turn, uri: &str, result: Result<http::Fetched, String>) {
             state::update(|s| {
                 if s.jwks().is_none() && s.last_success > 0 {
                     // The set was dropped as stale: keep saying so, with the latest failure.
-                    s.set_error(&format!(
-                        "the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale; the last attempt: {reason}"
-                    ));
+                    s.set_error(&format!("{}; the last attempt: {reason}", persist::STALE));
                 } else {
                     s.set_error(&reason);
                 }
@@ -324,7 +322,7 @@ fn drop_if_stale(now: i64) {
         let from = state::read(|s| s.from());
         state::update(|s| {
             s.clear_jwks();
-            s.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
+            s.set_error(persist::STALE);
         });
         warning!(
             "pg_jwt: the key set from {from} is stale (no successful fetch within pg_jwt.jwks_max_stale) and no longer in force"

@@ -344,8 +344,23 @@ fn get(client: &Client, url: &str) -> Result<(Vec<u8>, Option<Duration>), String
 
 fn transport_error(t: &ureq::Transport) -> String {
     // ureq's messages name the kind (DNS, connection, TLS, insecure redirect, timeout) without
-    // any of the body; keep them on one line.
-    t.to_string().replace('\n', " ")
+    // any of the body, but may quote a few bytes the server sent (a status line it could not
+    // parse): control characters are escaped, so the line reaches the log and jwt_jwks_status()
+    // on one line and with no terminal escape in it.
+    printable_line(&t.to_string())
+}
+
+/// `s` with every control character (newlines included) escaped as `\u{..}`; nothing cut.
+fn printable_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The caching lifetime a response allows: `Cache-Control: max-age` first (`no-cache` or
@@ -374,6 +389,14 @@ pub fn max_age(cache_control: Option<&str>, expires: Option<&str>, date: Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transport_error_reaches_the_log_on_one_line_without_control_characters() {
+        // What ureq quoted of a status line a hostile provider sent: ESC c (a terminal reset), CR.
+        let line = printable_line("unable to parse status as u16 (\u{1b}c\r)\nnext");
+        assert_eq!(line, "unable to parse status as u16 (\\u{1b}c\\u{d})\\u{a}next");
+        assert!(!line.chars().any(char::is_control));
+    }
 
     #[test]
     fn cache_control_and_expires() {

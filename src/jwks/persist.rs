@@ -16,6 +16,10 @@ pub const FILE: &str = "pg_jwt_jwks.json";
 /// back (NTP's small corrections stay under it).
 pub const CLOCK_SKEW: i64 = 60;
 
+/// The error a set dropped as stale records (`jwt_jwks_status()`); a token's error says
+/// "stale" when the recorded error starts with it (it names no URL).
+pub const STALE: &str = "the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale";
+
 /// Whether a key set last fetched at `fetched_at` (Unix seconds) is stale at `now`: no
 /// successful fetch within `max_stale`.
 pub fn stale(now: i64, fetched_at: i64, max_stale: i64) -> bool {

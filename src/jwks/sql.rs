@@ -58,9 +58,26 @@ fn kids_of(text: Option<&[u8]>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The implicit provider's row (none when `pg_jwt.jwks_uri` is not set).
+/// The implicit provider's row (none when `pg_jwt.jwks_uri` is not set). For a role that may
+/// not read the hidden settings (`gucs::may_read_hidden_settings`), without the URL, the source
+/// and the fetch error (which names the URL): a URL's query string may hold a credential.
 fn status() -> Option<Status> {
-    state::read(status_of)
+    // The set's text is copied under the shared lock and parsed after it is released: this
+    // function is PUBLIC's, and a parse of a large set under the lock, called in a loop by a few
+    // sessions, kept the key fetcher from ever taking it exclusively (its whole loop, standby
+    // replay signalling included, waited behind them).
+    let (mut s, text) = state::read(|st| status_of(st).map(|s| (s, st.jwks().map(<[u8]>::to_vec))))?;
+    s.kids = kids_of(text.as_deref());
+    if !crate::gucs::may_read_hidden_settings() {
+        s.uri.clear();
+        s.source.clear();
+        if !s.last_error.is_empty() {
+            s.last_error =
+                "the last fetch failed (the reason is shown to members of pg_read_all_settings and in the server log)"
+                    .to_owned();
+        }
+    }
+    Some(s)
 }
 
 fn status_of(s: &state::FetchState) -> Option<Status> {
@@ -72,7 +89,8 @@ fn status_of(s: &state::FetchState) -> Option<Status> {
         provider: pg_jwt_core::provider::DEFAULT_NAME.to_owned(),
         uri: ascii(&uri),
         source: ascii(&s.from()),
-        kids: kids_of(s.jwks()),
+        // Filled by the caller, from a copy parsed outside the lock.
+        kids: Vec::new(),
         in_force: s.jwks().is_some(),
         last_success: s.last_success,
         last_attempt: s.last_attempt,
@@ -83,24 +101,11 @@ fn status_of(s: &state::FetchState) -> Option<Status> {
     })
 }
 
-/// Whether the current role may see the listed providers (names and URLs of a hidden setting):
-/// as for `SHOW pg_jwt.providers`, superusers and members of `pg_read_all_settings`.
-fn may_see_list() -> bool {
-    // SAFETY: plain catalog lookups for the current role, inside a transaction.
-    unsafe {
-        pg_sys::superuser()
-            || pg_sys::has_privs_of_role(
-                pg_sys::GetUserId(),
-                pg_sys::Oid::from(pg_sys::ROLE_PG_READ_ALL_SETTINGS),
-            )
-    }
-}
-
 /// The rows of listed providers that fetch, in list order: from their slots, or, for one
 /// without a slot, a row that says why it fails closed. None for a role that may not read
-/// `pg_jwt.providers` (see `may_see_list`).
+/// `pg_jwt.providers` (see `gucs::may_read_hidden_settings`).
 fn listed_statuses(only: Option<&str>) -> Vec<Status> {
-    if !may_see_list() {
+    if !crate::gucs::may_read_hidden_settings() {
         return Vec::new();
     }
     let list = providers::list();
@@ -115,21 +120,29 @@ fn listed_statuses(only: Option<&str>) -> Vec<Status> {
             let i = r.find(&p.name, uri, &issuer)?;
             let h = r.head(i)?;
             let text = r.jwks(i);
-            Some(Status {
-                provider: p.name.clone(),
-                uri: ascii(uri),
-                source: ascii(&h.from()),
-                kids: kids_of(text),
-                in_force: text.is_some(),
-                last_success: h.last_success,
-                last_attempt: h.last_attempt,
-                next_refresh: h.next_refresh,
-                last_error: ascii(&h.error()),
-                fetches: h.fetches,
-                failures: h.failures,
-            })
+            Some((
+                Status {
+                    provider: p.name.clone(),
+                    uri: ascii(uri),
+                    source: ascii(&h.from()),
+                    kids: Vec::new(),
+                    in_force: text.is_some(),
+                    last_success: h.last_success,
+                    last_attempt: h.last_attempt,
+                    next_refresh: h.next_refresh,
+                    last_error: ascii(&h.error()),
+                    fetches: h.fetches,
+                    failures: h.failures,
+                },
+                // Parsed after the lock is released (see `status`).
+                text.map(<[u8]>::to_vec),
+            ))
         })
-        .flatten();
+        .flatten()
+        .map(|(mut status, text)| {
+            status.kids = kids_of(text.as_deref());
+            status
+        });
         rows.push(found.unwrap_or_else(|| Status {
             provider: p.name.clone(),
             uri: ascii(uri),
@@ -162,7 +175,7 @@ fn jwt_jwks_status() -> Result<
         'static,
         (
             name!(provider, String),
-            name!(uri, String),
+            name!(uri, Option<String>),
             name!(source, Option<String>),
             name!(kids, Vec<String>),
             name!(in_force, bool),
@@ -183,7 +196,7 @@ fn jwt_jwks_status() -> Result<
         .map(|s| {
             (
                 s.provider,
-                s.uri,
+                (!s.uri.is_empty()).then_some(s.uri),
                 (!s.source.is_empty()).then_some(s.source),
                 s.kids,
                 s.in_force,

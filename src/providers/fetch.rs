@@ -489,7 +489,7 @@ fn drop_stale(f: &mut Fetching, now: i64) {
         slots::write(|w| {
             w.clear_jwks(slot);
             if let Some(h) = w.head(slot) {
-                h.set_error("the fetched key set is stale: no successful fetch within pg_jwt.jwks_max_stale");
+                h.set_error(persist::STALE);
             }
         });
         warning!("pg_jwt: the key set of provider \"{name}\" is stale and no longer in force");

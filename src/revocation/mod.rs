@@ -801,7 +801,9 @@ crate::fmgr::v1_function! {
     /// revocation scoped to `provider`: `''` (every provider) for NULL, else the name itself. A
     /// name no provider can have (`[a-z0-9_-]{1,63}`, e.g. `Acme`) is refused (22023): it would
     /// revoke nothing, silently. A well-formed name this server does not list gets a WARNING
-    /// and is kept: a central database may revoke for providers its subscribers list.
+    /// and is kept: a central database may revoke for providers its subscribers list. The
+    /// WARNING only for roles that may read `pg_jwt.providers` (hidden: the function is
+    /// PUBLIC's, and would otherwise tell the list name by name).
     fn pg_jwt_provider_scope / pg_finfo_pg_jwt_provider_scope(fcinfo) {
         if crate::fmgr::arg_is_null(fcinfo, 0) {
             return crate::fmgr::text_datum("");
@@ -813,7 +815,12 @@ crate::fmgr::v1_function! {
             )
             .set_hint("To revoke for every provider, pass provider => NULL (the default)."));
         }
-        if name != pg_jwt_core::provider::DEFAULT_NAME && crate::providers::list().by_name(name).is_none() {
+        // Only to a role that may read the list: to others, whether a name is listed would
+        // tell the hidden `pg_jwt.providers` name by name.
+        if name != pg_jwt_core::provider::DEFAULT_NAME
+            && crate::gucs::may_read_hidden_settings()
+            && crate::providers::list().by_name(name).is_none()
+        {
             pgrx::warning!(
                 "pg_jwt: no provider of that name is listed in pg_jwt.providers here: the revocation applies only where one is"
             );
@@ -915,7 +922,7 @@ COMMENT ON FUNCTION pg_jwt_not_null(timestamptz, text) IS 'Internal: value, or 2
 -- A revocation's provider: '' (every provider) for NULL, else the name (22023 if no provider can have it).
 CREATE FUNCTION pg_jwt_provider_scope(provider text) RETURNS text
     LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pg_jwt_provider_scope';
-COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here (the revoking functions'' guard)';
+COMMENT ON FUNCTION pg_jwt_provider_scope(text) IS 'Internal: the provider column of a revocation: empty for NULL (every provider), else the name; 22023 for a name no provider can have, a WARNING for one not listed here to roles that may read pg_jwt.providers (the revoking functions'' guard)';
 
 CREATE FUNCTION jwt_revoke_token(jti text, expires timestamptz DEFAULT NULL) RETURNS void
     LANGUAGE sql VOLATILE PARALLEL UNSAFE

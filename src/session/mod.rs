@@ -204,8 +204,8 @@ fn load_keys() -> (Result<KeySet, KeyError>, [u8; 32]) {
     (keys, print)
 }
 
-/// The set the key fetcher holds for `uri`, if it holds one (imported under the shared lock:
-/// no copy of the buffer), with a fingerprint of its text.
+/// The set the key fetcher holds for `uri`, if it holds one (its text copied under the shared
+/// lock, imported after), with a fingerprint of its text.
 fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
     let issuer = state::source_issuer(uri, gucs::issuer().as_deref());
     state::read(|state| {
@@ -215,20 +215,31 @@ fn fetched_keys(uri: &str) -> Result<(KeySet, [u8; 32]), String> {
                     .into(),
             );
         }
+        // Never the URL nor the fetch's error (which names it): the message reaches any role
+        // that sets a token, and a URL's query string may hold a credential. `jwt_jwks_status()`
+        // shows both to those who may read the setting, and the key fetcher logs them.
         let Some(text) = state.jwks() else {
             let error = state.error();
             return Err(if error.is_empty() {
-                format!("no key set from {uri} is in force yet")
+                "no key set of provider default (pg_jwt.jwks_uri) is in force yet".to_owned()
+            } else if error.starts_with(crate::jwks::persist::STALE) {
+                "no key set of provider default (pg_jwt.jwks_uri) is in force: the fetched set is stale, no fetch succeeded within pg_jwt.jwks_max_stale (see jwt_jwks_status() or the server log)".to_owned()
             } else {
-                format!("no key set from {uri} is in force: {error}")
+                "no key set of provider default (pg_jwt.jwks_uri) is in force: its last fetch failed (see jwt_jwks_status() or the server log)".to_owned()
             });
         };
-        let set = KeySet::parse(text).map_err(|e| format!("the key set fetched from {uri} does not import: {e}"))?;
+        // Copied under the shared lock, imported after it is released: the key fetcher takes
+        // it exclusively after every fetch, and waits behind every holder.
+        Ok(text.to_vec())
+    })
+    .and_then(|text| {
+        let set = KeySet::parse(&text)
+            .map_err(|e| format!("the key set fetched for provider default (pg_jwt.jwks_uri) does not import: {e}"))?;
         if set.holds_secrets {
             // The key fetcher refuses such a set (`http::fetch`); a saved file could still hold one.
-            return Err(format!("the key set fetched from {uri} holds a secret (oct) key"));
+            return Err("the key set fetched for provider default (pg_jwt.jwks_uri) holds a secret (oct) key".to_owned());
         }
-        Ok((set, token::key_set_fingerprint(&[Some(text)])))
+        Ok((set, token::key_set_fingerprint(&[Some(&text)])))
     })
 }
 
@@ -483,6 +494,9 @@ fn choose(config: &Config, token: &[u8]) -> Result<(Chosen, Option<token::Peeked
 
 fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionError> {
     SIGNED.with(|v| v.set(false));
+    // A refusal before a provider is chosen (the size cap) is the implicit provider's, never
+    // the provider of the token verified before.
+    REFUSED_BY.with(|r| *r.borrow_mut() = DEFAULT_NAME.with(Rc::clone));
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         // Through a plain reference, the fields borrow apart (the settings while counting).
@@ -509,6 +523,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         if let Some(hit) = s.cache.get_mut(token) {
             let claims = Rc::clone(&hit.claims);
             SIGNED.with(|v| v.set(true));
+            // A refusal from here (revoked) is counted and logged for this token's provider.
+            REFUSED_BY.with(|r| *r.borrow_mut() = Rc::clone(&claims.provider));
             if hit.checked != now.shared {
                 // The revocation list changed (or a standby replayed) since this token was last
                 // found not revoked: check that again, nothing else (keys and settings are as
@@ -524,12 +540,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 }
                 if !lookup.fresh {
                     // Good for this statement only (see below).
+                    log_identity(&claims);
                     return Ok(Some(claims));
                 }
                 if let Some(hit) = s.cache.get_mut(token) {
                     hit.checked = now.shared;
                 }
             }
+            log_identity(&claims);
             s.current = Some(Current {
                 generations: now,
                 claims: Some(claims.clone()),
@@ -562,14 +580,18 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
             converted: RefCell::new(Converted::EMPTY),
         });
         s.verifications += 1;
-        crate::stats::count(crate::stats::row_of(&claims.provider), crate::stats::ACCEPTED);
+        // Counted by the backend that serves the session: a parallel worker verifies the token
+        // again (it has no cache of its own), which is not another acceptance.
+        if !in_parallel_worker() {
+            crate::stats::count(crate::stats::row_of(&claims.provider), crate::stats::ACCEPTED);
+        }
+        log_identity(&claims);
         if !lookup.fresh {
             // Found in parallel mode, or by a transaction that changed the revocation list itself:
             // good for this statement (each call site caches it for the query), never kept
             // beyond it.
             return Ok(Some(claims));
         }
-        crate::stats::log::verified(&claims.provider, &claims.body);
         // Kept unless the cache is full and the token did not miss before (`Table::keep`).
         s.cache.keep(
             token,
@@ -584,6 +606,34 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         });
         Ok(Some(claims))
     })
+}
+
+thread_local! {
+    /// The claims of the last "verified token" line this backend wrote (`log_identity`). A weak
+    /// reference keeps the allocation, so a later token's claims never take its address.
+    static LOGGED: RefCell<std::rc::Weak<Claims>> = const { RefCell::new(std::rc::Weak::new()) };
+}
+
+/// Whether this process is a parallel worker (it serves a leader's query, not a session).
+fn in_parallel_worker() -> bool {
+    // SAFETY: a plain read of a backend global (-1 outside parallel workers).
+    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
+}
+
+/// `pg_jwt.log_verified = first`: one line whenever this backend starts serving claims of
+/// another token than the one it last logged, whether it verified the token now or found it in
+/// its cache, so that the lines of a pooled backend (pgaudit, `log_statement`) that follow are
+/// tied to the right person. Not in parallel workers (their leader logs).
+fn log_identity(claims: &Rc<Claims>) {
+    if !gucs::log_verified_first() || in_parallel_worker() {
+        return;
+    }
+    let this = Rc::downgrade(claims);
+    if LOGGED.with(|l| l.borrow().ptr_eq(&this)) {
+        return;
+    }
+    crate::stats::log::verified(&claims.provider, &claims.body);
+    LOGGED.with(|l| *l.borrow_mut() = this);
 }
 
 /// A token whose signature and claims its provider's rules accept (revocation not checked).

@@ -194,7 +194,7 @@ pub fn refused(provider: &str, outcome: usize, token: Option<&[u8]>, signed: boo
     ));
 }
 
-/// A token verified and entering this backend's cache (its first verification here).
+/// The backend starts serving another token's claims (`session::log_identity`).
 pub fn verified(provider: &str, claims: &pg_jwt_core::claims::Body) {
     if !gucs::log_verified_first() {
         return;

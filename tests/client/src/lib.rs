@@ -55,6 +55,25 @@ pub fn connect_fetch(user: &str) -> Client {
         .unwrap_or_else(|e| panic!("connect as {user} to the key-fetcher cluster: {e}"))
 }
 
+/// Messages of the notices (WARNING, NOTICE, ...) a client received.
+pub type Notices = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// As `connect_fetch`, with the notices the server sends the session collected.
+pub fn connect_fetch_with_notices(user: &str) -> (Client, Notices) {
+    let notices = Notices::default();
+    let seen = notices.clone();
+    let mut cfg = postgres::Config::new();
+    cfg.host_path(env("PGJWT_FETCH_HOST"))
+        .port(env("PGJWT_FETCH_PORT").parse().unwrap())
+        .user(user)
+        .dbname("app")
+        .notice_callback(move |n| seen.lock().unwrap().push(n.message().to_owned()));
+    let c = cfg
+        .connect(NoTls)
+        .unwrap_or_else(|e| panic!("connect as {user} to the key-fetcher cluster: {e}"));
+    (c, notices)
+}
+
 /// Restarts the key-fetcher cluster (fast shutdown), as its OS user.
 pub fn restart_fetch_cluster() {
     let data = env("PGJWT_FETCH_DATA");

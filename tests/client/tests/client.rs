@@ -828,3 +828,41 @@ fn d19_key_rotation_by_reload_invalidates_cached_verifications_at_once() {
     su.batch_execute("ALTER SYSTEM RESET pg_jwt.jwks").unwrap();
     su.batch_execute("SELECT pg_reload_conf()").unwrap();
 }
+
+/// `jwt_claim_array`: a JSON null element is a NULL element (as `jwt_claim` gives NULL for a
+/// null claim), never the string `'null'`, which a token may hold too; a null claim is NULL;
+/// an array or object element is its JSON text.
+#[test]
+fn f13_claim_array_null_elements_are_sql_nulls() {
+    setup();
+    let mut su = superuser();
+    let t = token(
+        &mut su,
+        1,
+        600,
+        r#"{"roles": ["a", null, "null", 1.0, {"x": 1}, ["b"]], "none": null, "lone": null}"#,
+    );
+    let mut c = app();
+    c.batch_execute("BEGIN").unwrap();
+    set_local(&mut c, &t);
+    let row = c
+        .query_one(
+            "SELECT a[1], a[2] IS NULL, a[3], a[4], a[5]::jsonb = '{\"x\": 1}', a[6]::jsonb = '[\"b\"]',
+                    array_position(a, NULL), array_position(a, 'null'), cardinality(a),
+                    jwt_claim_array('none') IS NULL
+             FROM (SELECT jwt_claim_array('roles') AS a) s",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "a");
+    assert!(row.get::<_, bool>(1), "a JSON null element is a NULL element");
+    assert_eq!(row.get::<_, String>(2), "null");
+    assert_eq!(row.get::<_, String>(3), "1.0");
+    assert!(row.get::<_, bool>(4));
+    assert!(row.get::<_, bool>(5));
+    assert_eq!(row.get::<_, i32>(6), 2);
+    assert_eq!(row.get::<_, i32>(7), 3);
+    assert_eq!(row.get::<_, i32>(8), 6);
+    assert!(row.get::<_, bool>(9), "a null claim is NULL");
+    c.batch_execute("ROLLBACK").unwrap();
+}

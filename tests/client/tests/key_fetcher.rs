@@ -105,7 +105,8 @@ fn k1_initial_fetch_status_and_session_tokens() {
     let t = sign(&mut su, &private, "alice", "");
     let mut app = connect_fetch("app");
     assert_eq!(sub_of(&mut app, &t).unwrap(), Some("alice".into()));
-    // Refreshing is for superusers; the status is for everyone (a URL and public kids).
+    // Refreshing is for superusers; the status is for everyone (public kids; the URL only for
+    // roles that may read the setting: k14).
     let r = app.query_one("SELECT jwt_jwks_refresh()", &[]);
     assert_eq!(sqlstate(&r), "42501", "{}", message(&r));
     assert_eq!(app.query("SELECT * FROM jwt_jwks_status()", &[]).unwrap().len(), 1);
@@ -553,4 +554,47 @@ fn k13_a_trickling_server_cannot_hold_a_fetch() {
         "{:?}: {error}",
         started.elapsed()
     );
+}
+
+/// The default provider's URL (whose query string may hold a credential) and its fetch errors
+/// (which name the URL) are hidden from roles that may not read the setting, as S34 hid a
+/// listed provider's: `SHOW`, `jwt_jwks_status()` and a token's error. The superuser sees them.
+#[test]
+fn k14_the_default_providers_url_and_fetch_error_are_hidden_from_other_roles() {
+    let server = JwksServer::start();
+    let mut su = connect_fetch("postgres");
+    let (private, _) = key(&mut su, "a");
+    let secret_url = server.url("/missing?api_key=SECRET123");
+    let mut su = start(&server, &[("pg_jwt.jwks_uri", &secret_url)]);
+    let status = refresh(&mut su);
+    assert_eq!(status["in_force"], false, "{status}");
+    assert!(
+        status["last_error"].as_str().unwrap_or("").contains("SECRET123"),
+        "the superuser sees the fetch's error: {status}"
+    );
+    let t = sign(&mut su, &private, "alice", "");
+    let mut app = connect_fetch("app");
+    let r = sub_of(&mut app, &t);
+    assert_eq!(sqlstate(&r), "22023", "{r:?}");
+    let shown = format!("{r:?}");
+    assert!(message(&r).contains("its last fetch failed"), "{shown}");
+    for secret in ["SECRET123", "127.0.0.1", "missing"] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let show = app.query_one("SHOW pg_jwt.jwks_uri", &[]);
+    assert_eq!(sqlstate(&show), "42501", "{show:?}");
+    let row = app
+        .query_one("SELECT uri, source, last_error FROM jwt_jwks_status()", &[])
+        .unwrap();
+    assert_eq!(row.get::<_, Option<String>>(0), None);
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    let error: Option<String> = row.get(2);
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("the last fetch failed") && !e.contains("SECRET123")),
+        "{error:?}"
+    );
+    let uri: Option<String> = su.query_one("SELECT uri FROM jwt_jwks_status()", &[]).unwrap().get(0);
+    assert_eq!(uri.as_deref(), Some(secret_url.as_str()));
 }

@@ -888,6 +888,20 @@ fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() 
         .map(|r| r.get(0))
         .collect();
     assert_eq!(scopes, ["", "b", "default", "elsewhere"]);
+    // The WARNING for a name not listed, only to a role that may read pg_jwt.providers: to
+    // others (the function is PUBLIC's) it would tell the hidden list name by name.
+    for (user, warned) in [("postgres", true), ("app", false)] {
+        let (mut c, notices) = connect_fetch_with_notices(user);
+        for name in ["b", "elsewhere"] {
+            c.execute("SELECT pg_jwt_provider_scope($1)", &[&name]).unwrap();
+        }
+        let notices = notices.lock().unwrap();
+        let listed_not = notices
+            .iter()
+            .filter(|m| m.contains("no provider of that name is listed"))
+            .count();
+        assert_eq!(listed_not, usize::from(warned), "{user}: {notices:?}");
+    }
     refused(&who(&mut app, &b), "token revoked");
     su.batch_execute("TRUNCATE jwt_revocations; REVOKE pv12_a, pv12_b FROM app")
         .unwrap();

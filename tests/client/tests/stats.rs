@@ -1,6 +1,6 @@
 //! Statistics and the refusal log (src/stats): jwt_stats() counts exactly by reason from several
 //! backends, its privileges, one log line per refusal with its fields and no token bytes, the
-//! cluster-wide rate limit under a flood, and log_verified = first once per token per backend.
+//! cluster-wide rate limit under a flood, and log_verified = first at each change of token per backend.
 //! (The Prometheus recipe: scripts/exporter-test.sh.)
 
 use pg_jwt_client_tests::*;
@@ -274,8 +274,11 @@ fn st4_the_rate_limit_holds_under_a_flood_of_bad_tokens() {
     configure(&mut su, &[("pg_jwt.log_refusals_per_second", "10")]);
 }
 
+/// `log_verified = first`: one line when a backend starts serving another token's claims, not
+/// at every statement; also when the token comes back from the backend's cache after another
+/// (a pooled backend's later lines belong to whoever the last line names).
 #[test]
-fn st5_log_verified_first_logs_once_per_token_per_backend() {
+fn st5_log_verified_first_logs_each_change_of_token_per_backend() {
     setup();
     let mut su = superuser();
     configure(&mut su, &[("pg_jwt.log_verified", "first")]);
@@ -286,6 +289,7 @@ fn st5_log_verified_first_logs_once_per_token_per_backend() {
         600,
         r#"{"sub": "stats-verified", "jti": "stats-verified-jti", "sid": "stats-sid"}"#,
     );
+    let other = token(&mut su, 3, 600, r#"{"sub": "stats-other", "jti": "stats-other-jti"}"#);
     let mut c = app();
     for _ in 0..5 {
         assert_eq!(attempt(&mut c, &t), "ok");
@@ -296,6 +300,25 @@ fn st5_log_verified_first_logs_once_per_token_per_backend() {
     let log = server_log()[before..].to_owned();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("pg_jwt: verified token:")).collect();
     assert_eq!(lines.len(), 2, "once per backend: {log}");
+    // c serves another user, then the first again (found in its cache): a line each time.
+    let before_switch = server_log().len();
+    assert_eq!(attempt(&mut c, &other), "ok");
+    assert_eq!(attempt(&mut c, &t), "ok");
+    assert_eq!(attempt(&mut c, &t), "ok");
+    std::thread::sleep(Duration::from_millis(300));
+    let switched = server_log()[before_switch..].to_owned();
+    let subs: Vec<&str> = switched
+        .lines()
+        .filter(|l| l.contains("pg_jwt: verified token:"))
+        .map(|l| {
+            if l.contains("sub=\"stats-other\"") {
+                "other"
+            } else {
+                "t"
+            }
+        })
+        .collect();
+    assert_eq!(subs, ["other", "t"], "{switched}");
     for part in [
         "provider=default",
         "sub=\"stats-verified\"",
@@ -448,5 +471,35 @@ fn st8_refusal_lines_show_only_signed_claims_and_stay_in_the_server_log() {
     assert!(
         notices.iter().all(|m| !m.contains("pg_jwt: refused token")),
         "a log line reached the client: {notices:?}"
+    );
+}
+
+/// A token read in a parallel plan is verified again by each worker (it has no cache of its
+/// own): counted once, by the backend that serves the session.
+#[test]
+fn st9_parallel_workers_do_not_count_acceptances_again() {
+    setup();
+    let mut su = superuser();
+    let t = token(&mut su, 2, 600, r#"{"jti": "stats-parallel"}"#);
+    let accepted = |su: &mut Client| stats(su).get("accepted").copied().unwrap_or(0);
+    let mut c = app();
+    c.batch_execute("BEGIN").unwrap();
+    c.execute("SELECT set_config('pg_jwt.token', $1, true)", &[&t]).unwrap();
+    let force = force_parallel(&mut c);
+    c.batch_execute(&format!(
+        "{force}; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+         SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2"
+    ))
+    .unwrap();
+    let before = accepted(&mut su);
+    for _ in 0..3 {
+        let n: i64 = c.query_one("SELECT count(*) FROM docs", &[]).unwrap().get(0);
+        assert!(n > 0);
+    }
+    c.batch_execute("COMMIT").unwrap();
+    assert_eq!(
+        accepted(&mut su) - before,
+        1,
+        "one acceptance for one token in one session"
     );
 }
