@@ -149,7 +149,7 @@ for round in 1 2 3 4 5; do
         say "round $round, $n provider(s)"
         use_list "$work/list$n"
         per_row | awk '{ printf "%.2f\n", $1 * 1e6 / 2000000 }' >>"$work/row$n"
-        verify_range 1 5000 >/dev/null # fills the shared cache (after the reload voided it)
+        verify_range 1 5000 >/dev/null # fills the shared cache (with this list's key sets)
         verify_range 1 5000 | awk '{ printf "%.3f\n", $1 * 1000 / 5000 }' >>"$work/hit$n"
         verify_range "$next" $((next + 1999)) | awk '{ printf "%.3f\n", $1 * 1000 / 2000 }' >>"$work/fresh$n"
         next=$((next + 2000))

@@ -107,6 +107,13 @@ alice=$(token '{"sub": "alice@example.com"}')
 out=$(client app "$alice" "SELECT current_user, system_user, jwt_claim('sub'), jwt_provider()" "SELECT count(*), min(body) FROM notes")
 check "a good token signs in; identity through pg_ident.conf; claims for policies" \
     "$([ "$(echo "$out" | head -1)" = "OK alice|oauth:alice@example.com|alice@example.com|default" ] && [ "$(echo "$out" | sed -n 2p)" = "OK 1|for alice" ] && echo 0 || echo 1)" "$out"
+# A sign-in counts one acceptance in jwt_stats(), however many statements follow.
+accepted() { psql -X -At -d app -c "SELECT coalesce(sum(count), 0) FROM jwt_stats() WHERE provider = 'default' AND outcome = 'accepted'"; }
+before=$(accepted)
+out=$(client app "$alice" "SELECT jwt_claim('sub')" "SELECT jwt_claim('sub')")
+after=$(accepted)
+check "a sign-in counts one acceptance in jwt_stats()" \
+    "$([ "$((after - before))" = 1 ] && echo 0 || echo 1)" "$before -> $after: $out"
 # 2. The session cannot replace its claims.
 out=$(client app "$alice" "SELECT set_config('pg_jwt.token', 'x.y.z', true)" "SET pg_jwt.token = 'x.y.z'" "SELECT jwt_claim('sub')")
 check "pg_jwt.token cannot be set in a signed-in session (42501)" \

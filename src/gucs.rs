@@ -373,15 +373,26 @@ unsafe fn check_hook_value<'a>(newval: *mut *mut c_char) -> &'a [u8] {
 }
 
 /// `pg_jwt.jwks_uri` must be empty, `discover` or an https URL: refused at SET/ALTER SYSTEM
-/// time rather than found by the worker.
+/// time rather than found by the worker. A URL is hidden (its query string may hold a
+/// credential): never stored per database, per role or in a function's `SET` clause, whose
+/// values every role can read in `pg_db_role_setting` or `pg_proc` (and a session's value must
+/// be the key fetcher's anyway, which reads the server's).
 #[pg_guard]
 // SAFETY (for callers): a GUC check hook; newval points to PostgreSQL's value (or is null).
 unsafe extern "C-unwind" fn check_jwks_uri(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
     let text = check_hook_value(newval);
+    if stored_in_readable_catalog(source) && !text.is_empty() && text != b"discover" {
+        set_check_message(
+            "pg_jwt: pg_jwt.jwks_uri cannot be stored per database, per role or in a function's SET clause (the value is not shown)",
+        );
+        set_check_detail("pg_jwt: those values are kept in pg_db_role_setting or pg_proc, which every role can read; a URL may hold a credential.");
+        set_check_hint("Set it in postgresql.conf or with ALTER SYSTEM, then reload.");
+        return false;
+    }
     if text.is_empty() || text == b"discover" || (crate::jwks::http::is_https(text) && text.len() < 1000) {
         return true;
     }

@@ -350,11 +350,12 @@ fn transport_error(t: &ureq::Transport) -> String {
     printable_line(&t.to_string())
 }
 
-/// `s` with every control character (newlines included) escaped as `\u{..}`; nothing cut.
+/// `s` with every character but printable ASCII and the space (control characters, newlines,
+/// bidirectional overrides) escaped as `\u{..}`; nothing cut.
 fn printable_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_control() {
+        if !(c.is_ascii_graphic() || c == ' ') {
             out.push_str(&format!("\\u{{{:x}}}", c as u32));
         } else {
             out.push(c);
@@ -396,6 +397,7 @@ mod tests {
         let line = printable_line("unable to parse status as u16 (\u{1b}c\r)\nnext");
         assert_eq!(line, "unable to parse status as u16 (\\u{1b}c\\u{d})\\u{a}next");
         assert!(!line.chars().any(char::is_control));
+        assert_eq!(printable_line("a\u{202e}b"), "a\\u{202e}b");
     }
 
     #[test]

@@ -58,6 +58,39 @@ fn kids_of(text: Option<&[u8]>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+thread_local! {
+    /// The `kid`s of each provider's fetched set as this backend last listed them, with the keys
+    /// generation they were read at: while it stays, no key set in force changed
+    /// (`generations::key_set_changed`), so the set is neither copied nor parsed again.
+    static KIDS: std::cell::RefCell<std::collections::HashMap<String, (u64, Vec<String>)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The `kid`s listed for `provider` at keys generation `generation`, if this backend has them.
+fn known_kids(provider: &str, generation: u64) -> Option<Vec<String>> {
+    KIDS.with(|k| {
+        k.borrow()
+            .get(provider)
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, kids)| kids.clone())
+    })
+}
+
+/// The `kid`s of `text` (a copy made under the lock, parsed here, after it), remembered for
+/// `provider` at `generation`.
+fn kids_now(provider: &str, generation: u64, text: Option<&[u8]>) -> Vec<String> {
+    let kids = kids_of(text);
+    KIDS.with(|k| {
+        let mut k = k.borrow_mut();
+        // Bounded: names of lists long gone do not pile up.
+        if k.len() >= 256 {
+            k.clear();
+        }
+        k.insert(provider.to_owned(), (generation, kids.clone()));
+    });
+    kids
+}
+
 /// The implicit provider's row (none when `pg_jwt.jwks_uri` is not set). For a role that may
 /// not read the hidden settings (`gucs::may_read_hidden_settings`), without the URL, the source
 /// and the fetch error (which names the URL): a URL's query string may hold a credential.
@@ -66,8 +99,13 @@ fn status() -> Option<Status> {
     // function is PUBLIC's, and a parse of a large set under the lock, called in a loop by a few
     // sessions, kept the key fetcher from ever taking it exclusively (its whole loop, standby
     // replay signalling included, waited behind them).
-    let (mut s, text) = state::read(|st| status_of(st).map(|s| (s, st.jwks().map(<[u8]>::to_vec))))?;
-    s.kids = kids_of(text.as_deref());
+    // Read before the state: a set that changes after is seen with a newer generation.
+    let generation = crate::generations::keys_generation();
+    let default = pg_jwt_core::provider::DEFAULT_NAME;
+    let known = known_kids(default, generation);
+    let copy = known.is_none();
+    let (mut s, text) = state::read(|st| status_of(st).map(|s| (s, st.jwks().filter(|_| copy).map(<[u8]>::to_vec))))?;
+    s.kids = known.unwrap_or_else(|| kids_now(default, generation, text.as_deref()));
     if !crate::gucs::may_read_hidden_settings() {
         s.uri.clear();
         s.source.clear();
@@ -116,6 +154,9 @@ fn listed_statuses(only: Option<&str>) -> Vec<Status> {
             continue;
         }
         let issuer = providers::fetch::source_issuer(uri, &p.issuer);
+        let generation = crate::generations::keys_generation();
+        let known = known_kids(&p.name, generation);
+        let copy = known.is_none();
         let found = slots::read(|r| {
             let i = r.find(&p.name, uri, &issuer)?;
             let h = r.head(i)?;
@@ -134,13 +175,15 @@ fn listed_statuses(only: Option<&str>) -> Vec<Status> {
                     fetches: h.fetches,
                     failures: h.failures,
                 },
-                // Parsed after the lock is released (see `status`).
-                text.map(<[u8]>::to_vec),
+                // Parsed after the lock is released (see `status`), unless known.
+                text.filter(|_| copy).map(<[u8]>::to_vec),
             ))
         })
         .flatten()
         .map(|(mut status, text)| {
-            status.kids = kids_of(text.as_deref());
+            status.kids = known
+                .clone()
+                .unwrap_or_else(|| kids_now(&p.name, generation, text.as_deref()));
             status
         });
         rows.push(found.unwrap_or_else(|| Status {

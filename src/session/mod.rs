@@ -503,7 +503,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         let s = &mut *s;
         let loaded = (now.config, crate::generations::keys_generation());
         if s.loaded_at != loaded || s.config.is_none() {
-            // New key set or settings: every cached verification is void (checklist D19). A
+            // A setting assigned or a key set changed: a new key set, or a value a verification
+            // reads that changed, voids every cached verification (checklist D19; `reload`). A
             // change of the revocation list alone keeps them (each is re-checked below).
             s.reload(Config::load(), loaded);
         }
@@ -540,14 +541,14 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
                 }
                 if !lookup.fresh {
                     // Good for this statement only (see below).
-                    log_identity(&claims);
+                    log_identity(&claims, token);
                     return Ok(Some(claims));
                 }
                 if let Some(hit) = s.cache.get_mut(token) {
                     hit.checked = now.shared;
                 }
             }
-            log_identity(&claims);
+            log_identity(&claims, token);
             s.current = Some(Current {
                 generations: now,
                 claims: Some(claims.clone()),
@@ -585,7 +586,7 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         if !in_parallel_worker() {
             crate::stats::count(crate::stats::row_of(&claims.provider), crate::stats::ACCEPTED);
         }
-        log_identity(&claims);
+        log_identity(&claims, token);
         if !lookup.fresh {
             // Found in parallel mode, or by a transaction that changed the revocation list itself:
             // good for this statement (each call site caches it for the query), never kept
@@ -609,9 +610,8 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
 }
 
 thread_local! {
-    /// The claims of the last "verified token" line this backend wrote (`log_identity`). A weak
-    /// reference keeps the allocation, so a later token's claims never take its address.
-    static LOGGED: RefCell<std::rc::Weak<Claims>> = const { RefCell::new(std::rc::Weak::new()) };
+    /// The token of the last "verified token" line this backend wrote (`log_identity`).
+    static LOGGED: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this process is a parallel worker (it serves a leader's query, not a session).
@@ -620,20 +620,25 @@ fn in_parallel_worker() -> bool {
     unsafe { pg_sys::ParallelWorkerNumber >= 0 }
 }
 
-/// `pg_jwt.log_verified = first`: one line whenever this backend starts serving claims of
-/// another token than the one it last logged, whether it verified the token now or found it in
-/// its cache, so that the lines of a pooled backend (pgaudit, `log_statement`) that follow are
-/// tied to the right person. Not in parallel workers (their leader logs).
-fn log_identity(claims: &Rc<Claims>) {
+/// `pg_jwt.log_verified = first`: one line whenever this backend starts serving the claims of
+/// another token (`token`, compared byte for byte) than the one it last logged, whether it
+/// verified the token now or found it in its cache, so that the lines of a pooled backend
+/// (pgaudit, `log_statement`) that follow are tied to the right person. The same token verified
+/// again (its cache voided, a statement of a transaction that changed the revocation list)
+/// writes no second line. Not in parallel workers (their leader logs).
+fn log_identity(claims: &Claims, token: &[u8]) {
     if !gucs::log_verified_first() || in_parallel_worker() {
         return;
     }
-    let this = Rc::downgrade(claims);
-    if LOGGED.with(|l| l.borrow().ptr_eq(&this)) {
+    if LOGGED.with(|l| l.borrow().as_slice() == token) {
         return;
     }
     crate::stats::log::verified(&claims.provider, &claims.body);
-    LOGGED.with(|l| *l.borrow_mut() = this);
+    LOGGED.with(|l| {
+        let mut l = l.borrow_mut();
+        l.clear();
+        l.extend_from_slice(token);
+    });
 }
 
 /// A token whose signature and claims its provider's rules accept (revocation not checked).
@@ -842,6 +847,8 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         .and_then(|()| chosen)
         .and_then(|c| verify_token(&config, token, Some(c)));
     if let Ok(v) = &result {
+        // Counted here: the session's first statement finds the token in its cache.
+        crate::stats::count(crate::stats::row_of(&v.provider), crate::stats::ACCEPTED);
         // The session starts with this configuration and this verification in its cache, so its
         // first statement does not verify the token again; it does check revocation (no table
         // could be read at sign-in): `checked` matches no shared generation.

@@ -729,6 +729,17 @@ fn d19b_a_reload_that_changes_no_validation_setting_keeps_the_caches() {
     );
     read(&mut c);
     let before = stats(&mut c);
+    // A validation setting written to the file at the value in force: every reload from now on
+    // assigns it again (the assign hook runs, the configuration generation moves), unchanged.
+    let required = setting(&mut c, "pg_jwt.required_claims");
+    reload(
+        &mut su,
+        &mut c,
+        "pg_jwt.required_claims",
+        Some(&lit(&required)),
+        &required,
+    );
+    read(&mut c);
     reload(&mut su, &mut c, "pg_jwt.log_refusals_per_second", Some("11"), "11");
     read(&mut c);
     let unrelated = stats(&mut c);
@@ -752,6 +763,7 @@ fn d19b_a_reload_that_changes_no_validation_setting_keeps_the_caches() {
     );
     reload(&mut su, &mut c, "pg_jwt.leeway", None, &leeway);
     reload(&mut su, &mut c, "pg_jwt.log_refusals_per_second", None, &per_second);
+    reload(&mut su, &mut c, "pg_jwt.required_claims", None, &required);
 }
 
 #[test]

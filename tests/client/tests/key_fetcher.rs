@@ -597,4 +597,17 @@ fn k14_the_default_providers_url_and_fetch_error_are_hidden_from_other_roles() {
     );
     let uri: Option<String> = su.query_one("SELECT uri FROM jwt_jwks_status()", &[]).unwrap().get(0);
     assert_eq!(uri.as_deref(), Some(secret_url.as_str()));
+    // Nor is a URL ever stored where every role reads it (pg_db_role_setting, pg_proc).
+    for stmt in [
+        format!("ALTER DATABASE app SET pg_jwt.jwks_uri = {}", lit(&secret_url)),
+        format!("ALTER ROLE app SET pg_jwt.jwks_uri = {}", lit(&secret_url)),
+        format!(
+            "CREATE FUNCTION k14_f() RETURNS int LANGUAGE sql SET pg_jwt.jwks_uri = {} AS 'SELECT 1'",
+            lit(&secret_url)
+        ),
+    ] {
+        let r = su.batch_execute(&stmt);
+        assert_eq!(sqlstate(&r), "22023", "{stmt}: {r:?}");
+        assert!(!format!("{r:?}").contains("SECRET123"), "{r:?}");
+    }
 }

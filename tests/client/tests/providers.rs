@@ -908,3 +908,46 @@ fn pv12_roles_fetch_errors_revocation_scopes_and_required_claims_per_provider() 
     configure(&mut su, &[("pg_jwt.allowed_roles", "")]);
     finish(&mut su);
 }
+
+/// S50: a refusal is counted (and logged) for the provider of the token refused, never for the
+/// provider of the token the backend verified before it: a listed provider's token found
+/// revoked in the backend's cache, after another provider's token; an oversized token (refused
+/// before any provider is chosen: `default`) after a listed provider's.
+#[test]
+fn pv13_refusals_are_counted_for_the_refused_token_s_provider() {
+    let mut su = connect_fetch("postgres");
+    let (a_private, a_public) = key(&mut su, Some("a"));
+    let (b_private, b_public) = key(&mut su, Some("b"));
+    let both = format!(
+        r#"[{{"name":"a","issuer":"https://a.test","jwks":{{"keys":[{a_public}]}}}},
+            {{"name":"b","issuer":"https://b.test","jwks":{{"keys":[{b_public}]}}}}]"#
+    );
+    let mut su = start("", &both);
+    let a = sign(&mut su, &a_private, "ann", r#"{"iss":"https://a.test","jti":"pv13-a"}"#);
+    let b = sign(&mut su, &b_private, "ben", r#"{"iss":"https://b.test"}"#);
+    let refusals = |su: &mut Client, provider: &str| -> i64 {
+        su.query_one(
+            "SELECT coalesce(sum(count), 0)::bigint FROM jwt_stats() WHERE provider = $1 AND outcome = 'refused'",
+            &[&provider],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before: Vec<i64> = ["a", "b", "default"].iter().map(|p| refusals(&mut su, p)).collect();
+    let mut app = connect_fetch("app");
+    assert_eq!(who(&mut app, &a).unwrap().1, Some("a".into()));
+    assert_eq!(who(&mut app, &b).unwrap().1, Some("b".into()));
+    su.batch_execute("SELECT jwt_revoke_token('pv13-a')").unwrap();
+    refused(&who(&mut app, &a), "token revoked");
+    assert_eq!(who(&mut app, &b).unwrap().1, Some("b".into()));
+    let oversized = format!("{}.{}.x", "a".repeat(9000), "b".repeat(9000));
+    refused(&who(&mut app, &oversized), "");
+    let after: Vec<i64> = ["a", "b", "default"].iter().map(|p| refusals(&mut su, p)).collect();
+    assert_eq!(
+        [after[0] - before[0], after[1] - before[1], after[2] - before[2]],
+        [1, 0, 1],
+        "refusals by provider a, b, default"
+    );
+    su.batch_execute("SELECT jwt_unrevoke('jti', 'pv13-a')").unwrap();
+    finish(&mut su);
+}
