@@ -512,6 +512,9 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         // SAFETY: the token is only read within this call, which assigns no setting; what is
         // kept (the cache key) is copied.
         let Some(token) = (unsafe { gucs::token_bytes() }) else {
+            // The next token's line is written even if it is the one logged last: the
+            // statements in between ran without claims.
+            LOGGED.with(|l| l.borrow_mut().clear());
             s.current = Some(Current {
                 generations: now,
                 claims: None,
@@ -582,8 +585,10 @@ fn verify_current_token(now: Generations) -> Result<Option<Rc<Claims>>, SessionE
         });
         s.verifications += 1;
         // Counted by the backend that serves the session: a parallel worker verifies the token
-        // again (it has no cache of its own), which is not another acceptance.
-        if !in_parallel_worker() {
+        // again (it has no cache of its own), which is not another acceptance; nor is a
+        // signed-in session's verification of its login token (counted once, at the sign-in's
+        // end: `signin`), which a setting of its database or role may void after the sign-in.
+        if !in_parallel_worker() && gucs::login_token().is_none() {
             crate::stats::count(crate::stats::row_of(&claims.provider), crate::stats::ACCEPTED);
         }
         log_identity(&claims, token);
@@ -847,8 +852,6 @@ pub fn verify_for_signin(token: &[u8], issuer: &str) -> Result<Verified, String>
         .and_then(|()| chosen)
         .and_then(|c| verify_token(&config, token, Some(c)));
     if let Ok(v) = &result {
-        // Counted here: the session's first statement finds the token in its cache.
-        crate::stats::count(crate::stats::row_of(&v.provider), crate::stats::ACCEPTED);
         // The session starts with this configuration and this verification in its cache, so its
         // first statement does not verify the token again; it does check revocation (no table
         // could be read at sign-in): `checked` matches no shared generation.

@@ -191,6 +191,9 @@ pub unsafe extern "C-unwind" fn pg_jwt_signin_validate(
             }
         }
     }
+    // Accepted: counted once, here (the session's own verifications of this token are not
+    // counted again: `session`).
+    crate::stats::count(crate::stats::row_of(&verified.provider), crate::stats::ACCEPTED);
     remember(token, delegated);
     install_hooks();
     // pg_jwt.token holds it too, for the session's parallel workers (which receive the leader's

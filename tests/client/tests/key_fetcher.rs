@@ -598,6 +598,8 @@ fn k14_the_default_providers_url_and_fetch_error_are_hidden_from_other_roles() {
     let uri: Option<String> = su.query_one("SELECT uri FROM jwt_jwks_status()", &[]).unwrap().get(0);
     assert_eq!(uri.as_deref(), Some(secret_url.as_str()));
     // Nor is a URL ever stored where every role reads it (pg_db_role_setting, pg_proc).
+    let clean = "ALTER DATABASE app RESET pg_jwt.jwks_uri; ALTER ROLE app RESET pg_jwt.jwks_uri; DROP FUNCTION IF EXISTS k14_f()";
+    su.batch_execute(clean).unwrap();
     for stmt in [
         format!("ALTER DATABASE app SET pg_jwt.jwks_uri = {}", lit(&secret_url)),
         format!("ALTER ROLE app SET pg_jwt.jwks_uri = {}", lit(&secret_url)),
@@ -607,7 +609,9 @@ fn k14_the_default_providers_url_and_fetch_error_are_hidden_from_other_roles() {
         ),
     ] {
         let r = su.batch_execute(&stmt);
+        su.batch_execute(clean).unwrap();
         assert_eq!(sqlstate(&r), "22023", "{stmt}: {r:?}");
+        assert!(message(&r).contains("cannot be stored"), "{r:?}");
         assert!(!format!("{r:?}").contains("SECRET123"), "{r:?}");
     }
 }
