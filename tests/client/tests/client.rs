@@ -580,6 +580,23 @@ fn f11_100k_distinct_tokens_keep_the_cache_and_rss_bounded() {
     );
 }
 
+/// A statement of about 6 s that calls the accessor (constant name: the fastest path) for each
+/// row, run under a token that expires during it: it must fail (28000), not finish.
+fn outlive_the_token(c: &mut Client) -> Result<postgres::Row, postgres::Error> {
+    let r = c.query_one(
+        "SELECT count(*) FROM generate_series(1, 600) g
+         WHERE (jwt_claim('sub') || pg_sleep(0.01)::text || g) IS NOT NULL",
+        &[],
+    );
+    assert_eq!(
+        sqlstate(&r),
+        "28000",
+        "the statement outlived the token: {}",
+        message(&r)
+    );
+    r
+}
+
 /// The per-row path skips the clock while a timer covers the token (src/expiry.rs): a token
 /// that expires in the middle of one statement must still stop working at once. The statement
 /// runs about 6 s, calling the accessor (constant name: the fastest path) for each row; the
@@ -594,17 +611,7 @@ fn f12b_a_token_expiring_during_a_statement_stops_working_at_once() {
     let mut c = app();
     c.batch_execute("BEGIN").unwrap();
     set_local(&mut c, &t);
-    let r = c.query_one(
-        "SELECT count(*) FROM generate_series(1, 600) g
-         WHERE (jwt_claim('sub') || pg_sleep(0.01)::text || g) IS NOT NULL",
-        &[],
-    );
-    assert_eq!(
-        sqlstate(&r),
-        "28000",
-        "the statement outlived the token: {}",
-        message(&r)
-    );
+    let r = outlive_the_token(&mut c);
     assert!(message(&r).starts_with("pg_jwt: token expired"), "{}", message(&r));
     c.batch_execute("ROLLBACK").unwrap();
     su.batch_execute("ALTER ROLE app IN DATABASE app RESET pg_jwt.leeway")
@@ -631,17 +638,7 @@ fn f12c_a_sooner_expiring_token_after_a_later_one_still_stops_at_once() {
     c.batch_execute("COMMIT").unwrap();
     c.batch_execute("BEGIN").unwrap();
     set_local(&mut c, &short);
-    let r = c.query_one(
-        "SELECT count(*) FROM generate_series(1, 600) g
-         WHERE (jwt_claim('sub') || pg_sleep(0.01)::text || g) IS NOT NULL",
-        &[],
-    );
-    assert_eq!(
-        sqlstate(&r),
-        "28000",
-        "the statement outlived the token: {}",
-        message(&r)
-    );
+    outlive_the_token(&mut c).ok();
     c.batch_execute("ROLLBACK").unwrap();
     // And the other way round: after the short token's deadline passed, the long one works.
     c.batch_execute("BEGIN").unwrap();
